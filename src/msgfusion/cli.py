@@ -1,0 +1,169 @@
+"""The command line: thin wrappers around the Python API with clear one-line errors.
+
+Every user error (missing or unreadable file, images of different sizes, unknown method or
+modality, an output that exists) prints one line ``msgfusion: error: ...`` on stderr and exits
+with code 2, with no traceback and no partial output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tqdm import tqdm
+
+from msgfusion.data.datasets import PairFolder, sample_folders
+from msgfusion.errors import MsgFusionError, OutputExistsError
+from msgfusion.io.color import COLOR_MODES, restore_color
+from msgfusion.io.figures import side_by_side
+from msgfusion.io.images import check_writable, write_image
+from msgfusion.methods.registry import DEFAULT_METHOD, fuse_pairs, get_method, list_methods
+from msgfusion.pair import MODALITIES
+
+EXIT_USAGE = 2
+
+
+def _add_method_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", default=DEFAULT_METHOD,
+                   help=f"fusion method (default: {DEFAULT_METHOD}; list: `msgfusion methods`)")
+    p.add_argument("--color", default="hsv", choices=COLOR_MODES,
+                   help="how PET/SPECT colour is restored: hsv (keep hue and saturation, default), "
+                        "ycbcr (keep chroma), gray (fused intensity only), viridis (the paper's "
+                        "rendering). CT results are grey.")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
+
+
+def cmd_fuse(args: argparse.Namespace) -> int:
+    from msgfusion.api import make_pair
+
+    method = get_method(args.method)
+    out = check_writable(args.output, args.overwrite)
+    pair = make_pair(Path(args.mr), Path(args.func), args.modality)
+    (intensity,) = fuse_pairs(method, [pair])
+    write_image(out, restore_color(intensity, pair.func, args.color), overwrite=args.overwrite)
+    print(f"wrote {out} ({pair.modality}-MRI, method {method.name}, colour {args.color})")
+    return 0
+
+
+def _fuse_folder(folder: PairFolder, method_name: str, color: str, out_dir: Path,
+                 overwrite: bool, batch_size: int, desc: str) -> list[Path]:
+    """Fuse every pair of a folder, writing each result under the pair's file name."""
+    method = get_method(method_name)
+    outputs = [check_writable(out_dir / f.name, overwrite) for f in folder.files]
+    with tqdm(total=len(folder), desc=desc, unit="pair", disable=None) as bar:
+        for start in range(0, len(folder), batch_size):
+            stop = min(start + batch_size, len(folder))
+            pairs = [folder[i] for i in range(start, stop)]
+            for pair, fused, out in zip(pairs, fuse_pairs(method, pairs, batch_size),
+                                        outputs[start:stop]):
+                write_image(out, restore_color(fused, pair.func, color), overwrite=overwrite)
+            bar.update(len(pairs))
+    return outputs
+
+
+def cmd_fuse_dir(args: argparse.Namespace) -> int:
+    folder = PairFolder(args.pairs_dir)
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExistsError(f"{out_dir}: exists and is not a folder")
+    written = _fuse_folder(folder, args.method, args.color, out_dir, args.overwrite,
+                           args.batch_size, desc=f"{folder.modality}-MRI {args.method}")
+    print(f"wrote {len(written)} fused {folder.modality}-MRI images to {out_dir}")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    methods = list_methods()
+    width = max(len(m.name) for m in methods)
+    for m in methods:
+        default = " (default)" if m.name == DEFAULT_METHOD else ""
+        print(f"{m.name:<{width}}  {m.description}{default}")
+        print(f"{'':<{width}}  reference: {m.reference}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out_dir = Path(args.output)
+    method = get_method(args.method)
+    jobs = []
+    for folder in sample_folders():
+        for f in folder.files:
+            stem = f"{folder.root.name}_{f.stem}"
+            jobs.append((folder, f, check_writable(out_dir / f"{stem}_fused.png", args.overwrite),
+                         check_writable(out_dir / f"{stem}_figure.png", args.overwrite)))
+    for folder, f, fused_path, figure_path in jobs:
+        pair = folder[folder.files.index(f)]
+        (intensity,) = fuse_pairs(method, [pair])
+        fused = restore_color(intensity, pair.func, args.color)
+        write_image(fused_path, fused, overwrite=args.overwrite)
+        figure = side_by_side([pair.mr, pair.func, fused],
+                              ["MR", pair.modality, f"fused ({method.name})"])
+        write_image(figure_path, figure, overwrite=args.overwrite)
+        print(f"{pair.modality}-MRI {f.stem}: wrote {fused_path} and {figure_path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="msgfusion",
+        description="Fuse an MR slice with a CT, PET or SPECT slice of the same brain into one "
+                    "image that keeps the MR anatomy and the CT bone or PET/SPECT function; "
+                    "evaluate and compare fusion methods. Images: PNG, JPEG, TIFF, BMP; grey or "
+                    "RGB pseudo-colour; pairs must be co-registered and of the same size.",
+        epilog="Errors (missing files, size mismatch, unknown method, existing output) exit with "
+               "code 2 and one line on stderr.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_: str,
+                **kw: object) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_, **kw)  # type: ignore[arg-type]
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("fuse", cmd_fuse, "fuse one MR image with one CT/PET/SPECT image")
+    p.add_argument("--mr", required=True, help="the MR image (grey)")
+    p.add_argument("--func", required=True,
+                   help="the CT (grey) or PET/SPECT (RGB pseudo-colour) image of the same slice")
+    p.add_argument("--modality", type=str.upper, choices=MODALITIES,
+                   help="modality of --func; inferred when omitted: grey is CT, colour is PET "
+                        "(PET and SPECT are processed alike, the name labels the output)")
+    p.add_argument("-o", "--output", required=True, help="output image (.png, .tif, .jpg, .bmp)")
+    _add_method_options(p)
+
+    p = command("fuse-dir", cmd_fuse_dir, "fuse every pair of a folder of pairs")
+    p.add_argument("pairs_dir", metavar="PAIRS_DIR",
+                   help="folder with MRI/ beside one of CT/, PET/, SPECT/ (the folder name is the "
+                        "modality); partners share a file name, e.g. one split of the atlas data")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
+                   help="folder for the fused images, written under the pairs' file names")
+    p.add_argument("--batch-size", type=int, default=16, help="pairs per batch (default 16)")
+    _add_method_options(p)
+
+    command("methods", cmd_methods, "list the fusion methods with their references")
+
+    p = command("demo", cmd_demo, "fuse the bundled CT-, PET- and SPECT-MRI sample pairs and write "
+                                  "the fused images and side-by-side figures")
+    p.add_argument("-o", "--output", default="msgfusion-demo", metavar="DIR",
+                   help="output folder (default: ./msgfusion-demo)")
+    _add_method_options(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except MsgFusionError as exc:
+        print(f"msgfusion: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("msgfusion: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

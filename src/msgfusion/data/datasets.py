@@ -1,0 +1,175 @@
+"""Folders of image pairs: the AANLIB layout, and any user folder laid out the same way.
+
+A *folder of pairs* (one split of the atlas data) holds an ``MRI/`` folder beside exactly one of
+``CT/``, ``PET/``, ``SPECT/``; the folder's name gives the modality and partners share a file name::
+
+    PAIRS_DIR/MRI/16009.png   PAIRS_DIR/CT/16009.png
+
+The AANLIB root nests these as ``<pair>/<split>/`` (``CT-MRI/test/``, ``PET-MRI/train/``, ...).
+A missing partner or a size mismatch is an error naming the files; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from msgfusion.errors import DatasetError
+from msgfusion.io.images import READ_EXTENSIONS, image_size
+from msgfusion.pair import MODALITIES, FusionPair, load_pair
+
+MR_FOLDERS = ("MRI", "MR")
+AANLIB_PAIRS = ("CT-MRI", "PET-MRI", "SPECT-MRI")
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class PairFiles:
+    """The two files of one pair, before reading."""
+
+    name: str  # the shared file name, e.g. "16009.png"
+    mr_path: Path
+    func_path: Path
+    modality: str
+
+    @property
+    def stem(self) -> str:
+        return Path(self.name).stem
+
+
+def _subdir(root: Path, names: Sequence[str]) -> list[Path]:
+    wanted = {n.upper() for n in names}
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.upper() in wanted)
+
+
+def _images(folder: Path) -> dict[str, Path]:
+    return {
+        p.name: p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in READ_EXTENSIONS and not p.name.startswith(".")
+    }
+
+
+def _listing(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def is_pair_folder(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    return path.is_dir() and bool(_subdir(path, MR_FOLDERS)) and bool(_subdir(path, MODALITIES))
+
+
+class PairFolder(Sequence[FusionPair]):
+    """A folder of pairs; indexing reads a :class:`FusionPair` lazily.
+
+    Construction checks the layout, that every MR file has its partner and vice versa, and
+    (with ``check_sizes``) that partners have the same size, reading image headers only.
+    """
+
+    def __init__(self, root: str | os.PathLike, check_sizes: bool = True) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: not a folder")
+        mr_dirs = _subdir(self.root, MR_FOLDERS)
+        func_dirs = _subdir(self.root, MODALITIES)
+        if len(mr_dirs) != 1 or len(func_dirs) != 1:
+            raise DatasetError(
+                f"{self.root}: a folder of pairs needs one MRI/ folder and exactly one of "
+                f"{'/, '.join(MODALITIES)}/ beside it (found: "
+                f"{', '.join(p.name for p in mr_dirs + func_dirs) or 'none'})"
+            )
+        mr_dir, func_dir = mr_dirs[0], func_dirs[0]
+        self.modality = func_dir.name.upper()
+        mr_files, func_files = _images(mr_dir), _images(func_dir)
+        no_func = sorted(set(mr_files) - set(func_files))
+        no_mr = sorted(set(func_files) - set(mr_files))
+        problems = []
+        if no_func:
+            problems.append(f"{len(no_func)} file(s) in {mr_dir} have no partner in {func_dir}: "
+                            f"{_listing(no_func)}")
+        if no_mr:
+            problems.append(f"{len(no_mr)} file(s) in {func_dir} have no partner in {mr_dir}: "
+                            f"{_listing(no_mr)}")
+        if problems:
+            raise DatasetError("; ".join(problems))
+        if not mr_files:
+            raise DatasetError(f"{self.root}: no image files in {mr_dir} and {func_dir}")
+        self.files = [
+            PairFiles(n, mr_files[n], func_files[n], self.modality) for n in sorted(mr_files)
+        ]
+        if check_sizes:
+            bad = [
+                f"{f.mr_path} is {'x'.join(map(str, a))}, {f.func_path} is {'x'.join(map(str, b))}"
+                for f in self.files
+                if (a := image_size(f.mr_path)) != (b := image_size(f.func_path))
+            ]
+            if bad:
+                raise DatasetError(f"{len(bad)} pair(s) differ in size: {_listing(bad, 3)}")
+
+    @property
+    def label(self) -> str:
+        """E.g. ``PET-MRI/test`` for an AANLIB split, else the folder name."""
+        parent = self.root.parent.name
+        return f"{parent}/{self.root.name}" if parent in AANLIB_PAIRS else self.root.name
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> FusionPair:  # type: ignore[override]
+        f = self.files[index]
+        return load_pair(f.mr_path, f.func_path, modality=self.modality, name=f.stem)
+
+    def __iter__(self) -> Iterator[FusionPair]:
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"PairFolder({str(self.root)!r}, {self.modality}, {len(self)} pairs)"
+
+
+def find_pair_folders(root: str | os.PathLike, split: str | None = None) -> list[PairFolder]:
+    """All folders of pairs at ``root``: ``root`` itself, or the AANLIB ``<pair>/<split>`` tree.
+
+    ``split`` (``train``/``test``) restricts an AANLIB tree to one split.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder")
+    if is_pair_folder(root):
+        return [PairFolder(root)]
+    folders = []
+    for pair_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        candidates = [pair_dir] + sorted(p for p in pair_dir.iterdir() if p.is_dir())
+        for cand in candidates:
+            if is_pair_folder(cand) and (split is None or cand.name == split):
+                folders.append(PairFolder(cand))
+    if not folders:
+        raise DatasetError(
+            f"{root}: no folder of pairs found (expected MRI/ beside CT/, PET/ or SPECT/, "
+            f"directly or as <pair>/<split>/ like the AANLIB data)"
+        )
+    return folders
+
+
+def load_aanlib(
+    root: str | os.PathLike, split: str = "test", pairs: Sequence[str] = AANLIB_PAIRS
+) -> list[PairFolder]:
+    """The AANLIB splits ``<root>/<pair>/<split>`` for the chosen modality pairs, in that order."""
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    root = Path(root)
+    out = []
+    for p in pairs:
+        folder = root / p / split
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: missing (expected the AANLIB layout <pair>/<split>/)")
+        out.append(PairFolder(folder))
+    return out
+
+
+def sample_folders() -> list[PairFolder]:
+    """The bundled sample pairs (one CT-MRI, one PET-MRI, one SPECT-MRI from the atlas test split)."""
+    root = Path(__file__).resolve().parent / "samples"
+    return [PairFolder(root / p) for p in AANLIB_PAIRS]

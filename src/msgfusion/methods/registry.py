@@ -1,0 +1,115 @@
+"""The registry of fusion methods: every method, ours and the baselines, behind one signature.
+
+A method is a :class:`FusionMethod` subclass with a ``name``, a one-line ``description``, a
+``reference`` (the paper it implements) and ``fuse(pairs) -> N x H x W`` float32 intensities in
+[0, 1] for a batch of same-size :class:`FusionPair`. Methods fuse intensity only; colour is
+restored afterwards by :func:`msgfusion.io.color.restore_color`, the same for every method.
+
+Methods register themselves with :func:`register`; the modules that hold the built-in methods
+are imported on first use of the registry, so ``import msgfusion`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from typing import ClassVar, TypeVar
+
+import numpy as np
+
+from msgfusion.errors import ShapeMismatchError, UnknownMethodError
+from msgfusion.pair import FusionPair
+
+# Modules whose import registers built-in methods (in listing order).
+BUILTIN_MODULES: tuple[str, ...] = ("msgfusion.methods.classical.pixel",)
+DEFAULT_METHOD = "average"
+
+
+class FusionMethod(ABC):
+    """Base class of all fusion methods."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    reference: ClassVar[str]
+
+    @abstractmethod
+    def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
+        """Fuse a batch of same-size pairs into N x H x W float32 intensities in [0, 1]."""
+
+
+M = TypeVar("M", bound=type[FusionMethod])
+_REGISTRY: dict[str, type[FusionMethod]] = {}
+_INSTANCES: dict[str, FusionMethod] = {}
+_loaded = False
+
+
+def register(cls: M) -> M:
+    """Class decorator: add a method to the registry under ``cls.name``."""
+    for attr in ("name", "description", "reference"):
+        if not getattr(cls, attr, ""):
+            raise TypeError(f"{cls.__name__} must define a non-empty class attribute {attr!r}")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"a method named {cls.name!r} is already registered")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if not _loaded:
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+
+
+def list_methods() -> list[type[FusionMethod]]:
+    """All registered method classes, in registration order."""
+    _load_builtins()
+    return list(_REGISTRY.values())
+
+
+def get_method(name: str) -> FusionMethod:
+    """The (cached) instance of the method registered as ``name``."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise UnknownMethodError(
+            f"unknown method {name!r}; available: {', '.join(_REGISTRY)} (see `msgfusion methods`)"
+        )
+    if name not in _INSTANCES:
+        _INSTANCES[name] = _REGISTRY[name]()
+    return _INSTANCES[name]
+
+
+def stack_sources(pairs: Sequence[FusionPair]) -> tuple[np.ndarray, np.ndarray]:
+    """(MR, functional grey) of a batch of same-size pairs, each N x H x W float32."""
+    shapes = {p.shape for p in pairs}
+    if len(shapes) != 1:
+        raise ShapeMismatchError(f"a batch must hold pairs of one size, got {sorted(shapes)}")
+    return np.stack([p.mr for p in pairs]), np.stack([p.func_gray for p in pairs])
+
+
+def fuse_pairs(
+    method: FusionMethod,
+    pairs: Iterable[FusionPair],
+    batch_size: int = 16,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[np.ndarray]:
+    """Fuse any number of pairs in batches of same-size pairs; results in input order.
+
+    ``on_batch(n)`` is called after each batch with the number of pairs fused (for progress bars).
+    """
+    pairs = list(pairs)
+    out: list[np.ndarray | None] = [None] * len(pairs)
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for i, p in enumerate(pairs):
+        by_shape.setdefault(p.shape, []).append(i)
+    for indices in by_shape.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            fused = np.asarray(method.fuse([pairs[i] for i in chunk]), dtype=np.float32)
+            for i, f in zip(chunk, fused):
+                out[i] = np.clip(f, 0.0, 1.0)
+            if on_batch:
+                on_batch(len(chunk))
+    return out  # type: ignore[return-value]

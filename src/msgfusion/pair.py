@@ -1,0 +1,121 @@
+"""FusionPair: the one data type that flows from reading to fusing to evaluating (DESIGN.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from msgfusion.errors import ShapeMismatchError, UnknownModalityError
+from msgfusion.io.color import luminance, v_prime
+from msgfusion.io.images import read_image
+
+MODALITIES: tuple[str, ...] = ("CT", "PET", "SPECT")
+
+
+def check_modality(modality: str) -> str:
+    """Normalise a modality name (case-insensitive) or raise :class:`UnknownModalityError`."""
+    upper = str(modality).upper()
+    if upper not in MODALITIES:
+        raise UnknownModalityError(
+            f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}"
+        )
+    return upper
+
+
+def infer_modality(func: np.ndarray) -> str:
+    """A grey functional image is CT, a colour one PET (PET and SPECT are processed alike)."""
+    return "PET" if func.ndim == 3 else "CT"
+
+
+@dataclass(frozen=True)
+class FusionPair:
+    """An MR slice and the co-registered functional/structural slice of the same brain.
+
+    Attributes:
+        mr: H x W float32 in [0, 1].
+        func: the other modality as read: grey H x W (CT) or RGB H x W x 3 (PET/SPECT), in [0, 1].
+        modality: "CT", "PET" or "SPECT".
+        name: optional identifier (the file stem), used to name outputs.
+        meta: optional spatial metadata (affine, spacing) for slices of volumes.
+
+    Derived views are computed once, here: :attr:`func_gray` (BT.601 luminance, identical to
+    OpenCV's Y on 8-bit input) and :attr:`v_prime` (MsgFusion's brightness feature V').
+    """
+
+    mr: np.ndarray
+    func: np.ndarray
+    modality: str
+    name: str = ""
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modality", check_modality(self.modality))
+        mr = np.asarray(self.mr, dtype=np.float32)
+        func = np.asarray(self.func, dtype=np.float32)
+        label = f"{self.name}: " if self.name else ""
+        if mr.ndim == 3 and mr.shape[2] == 3:
+            mr = luminance(mr)
+        if mr.ndim != 2:
+            raise ShapeMismatchError(f"{label}MR image must be 2-D (H x W), got shape {mr.shape}")
+        if not (func.ndim == 2 or (func.ndim == 3 and func.shape[2] == 3)):
+            raise ShapeMismatchError(
+                f"{label}functional image must be H x W or H x W x 3, got shape {func.shape}"
+            )
+        if func.shape[:2] != mr.shape:
+            raise ShapeMismatchError(
+                f"{label}MR is {mr.shape[0]}x{mr.shape[1]} but the {self.modality} image is "
+                f"{func.shape[0]}x{func.shape[1]} (height x width); the pair must be co-registered "
+                "to the same size"
+            )
+        object.__setattr__(self, "mr", mr)
+        object.__setattr__(self, "func", func)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.mr.shape  # type: ignore[return-value]
+
+    @property
+    def is_color(self) -> bool:
+        return self.func.ndim == 3
+
+    @cached_property
+    def func_gray(self) -> np.ndarray:
+        """Luminance of the functional image (the image itself when it is grey), H x W float32."""
+        return luminance(self.func) if self.is_color else self.func
+
+    @cached_property
+    def v_prime(self) -> np.ndarray:
+        """MsgFusion's brightness V' of the functional image (MSGFUSION.md section 2), H x W."""
+        return v_prime(self.func)
+
+
+def load_pair(
+    mr_path: str | os.PathLike,
+    func_path: str | os.PathLike,
+    modality: str | None = None,
+    name: str | None = None,
+) -> FusionPair:
+    """Read an MR file and a CT/PET/SPECT file into a :class:`FusionPair`.
+
+    The modality is inferred when not given (grey -> CT, colour -> PET). A CT given as colour is
+    reduced to its luminance. Size mismatches raise :class:`ShapeMismatchError` naming both files.
+    """
+    mr = read_image(mr_path)
+    func = read_image(func_path)
+    modality = check_modality(modality) if modality else infer_modality(func)
+    if mr.ndim == 3:
+        mr = luminance(mr)
+    if modality == "CT" and func.ndim == 3:
+        func = luminance(func)
+    if mr.shape[:2] != func.shape[:2]:
+        raise ShapeMismatchError(
+            f"{mr_path} is {mr.shape[0]}x{mr.shape[1]} but {func_path} is "
+            f"{func.shape[0]}x{func.shape[1]} (height x width); the pair must be co-registered "
+            "to the same size"
+        )
+    stem = name if name is not None else os.path.splitext(os.path.basename(mr_path))[0]
+    return FusionPair(mr=mr, func=func, modality=modality, name=stem)
