@@ -20,9 +20,23 @@ from msgfusion.io.color import COLOR_MODES, restore_color
 from msgfusion.io.figures import side_by_side
 from msgfusion.io.images import check_writable, write_image
 from msgfusion.methods.registry import DEFAULT_METHOD, fuse_pairs, get_method, list_methods
-from msgfusion.pair import MODALITIES
+from msgfusion.pair import MODALITIES, check_modality
 
 EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit code 2), like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _modality(value: str) -> str:
+    try:
+        return check_modality(value)
+    except MsgFusionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_method_options(p: argparse.ArgumentParser) -> None:
@@ -106,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="msgfusion",
         description="Fuse an MR slice with a CT, PET or SPECT slice of the same brain into one "
                     "image that keeps the MR anatomy and the CT bone or PET/SPECT function; "
@@ -127,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mr", required=True, help="the MR image (grey)")
     p.add_argument("--func", required=True,
                    help="the CT (grey) or PET/SPECT (RGB pseudo-colour) image of the same slice")
-    p.add_argument("--modality", type=str.upper, choices=MODALITIES,
+    p.add_argument("--modality", type=_modality, metavar="|".join(MODALITIES),
                    help="modality of --func; inferred when omitted: grey is CT, colour is PET "
                         "(PET and SPECT are processed alike, the name labels the output)")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .tif, .jpg, .bmp)")
@@ -154,7 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed as one line
+        return int(exc.code or 0)
     try:
         return args.handler(args)
     except MsgFusionError as exc:

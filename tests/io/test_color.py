@@ -1,0 +1,99 @@
+"""Colour spaces, luminance, V' and colour restoration."""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from msgfusion.io.color import (
+    apply_colormap,
+    hsv_to_rgb,
+    luminance,
+    restore_color,
+    rgb_to_hsv,
+    rgb_to_ycbcr,
+    to_uint8,
+    v_prime,
+    ycbcr_to_rgb,
+)
+
+
+@pytest.fixture(scope="module")
+def all_8bit_colours() -> np.ndarray:
+    """Every 4th level of each channel plus 255: 65^3 colours on the 1/255 grid."""
+    levels = np.r_[np.arange(0, 256, 4), 255] / 255.0
+    r, g, b = np.meshgrid(levels, levels, levels, indexing="ij")
+    return np.stack([r, g, b], axis=-1).reshape(-1, 1, 3)
+
+
+def test_hsv_round_trip_exact_to_8_bits(all_8bit_colours):
+    back = hsv_to_rgb(rgb_to_hsv(all_8bit_colours))
+    np.testing.assert_array_equal(to_uint8(back), to_uint8(all_8bit_colours))
+
+
+def test_ycbcr_round_trip_exact_to_8_bits(all_8bit_colours):
+    back = ycbcr_to_rgb(rgb_to_ycbcr(all_8bit_colours))
+    np.testing.assert_array_equal(to_uint8(back), to_uint8(all_8bit_colours))
+
+
+def test_hsv_matches_colorsys():
+    rng = np.random.default_rng(0)
+    rgb = rng.random((50, 3))
+    ours = rgb_to_hsv(rgb)
+    ref = np.array([colorsys.rgb_to_hsv(*c) for c in rgb])
+    np.testing.assert_allclose(ours, ref, atol=1e-12)
+
+
+def test_luminance_equals_reference_y_pngs(reference_metrics_dir):
+    """func_gray ground truth: OpenCV RGB2YCrCb channel 0 as stored by the metric references."""
+    rgb_files = sorted((reference_metrics_dir / "inputs").glob("*_rgb.png"))
+    assert len(rgb_files) == 6
+    for rgb_path in rgb_files:
+        y_ref = np.asarray(Image.open(str(rgb_path).replace("_rgb.png", "_Y.png")))
+        rgb = np.asarray(Image.open(rgb_path).convert("RGB")) / 255.0
+        np.testing.assert_array_equal(to_uint8(luminance(rgb)), y_ref)
+
+
+def test_v_prime_colour_on_known_pixels():
+    # (R, G, B) -> V'raw = R + G + B - max: 255+255+0-255 = 255; 255,0,0 -> 0; 100,50,20 -> 70;
+    # 255,255,255 -> 510 clipped to 255
+    rgb = np.array([[[255, 255, 0], [255, 0, 0], [100, 50, 20], [255, 255, 255]]]) / 255.0
+    np.testing.assert_allclose(v_prime(rgb), [[1.0, 0.0, 70 / 255, 1.0]], atol=1e-6)
+
+
+def test_v_prime_ct_on_known_pixels():
+    # g -> max(3g - 255, 0): 0 -> 0, 85 -> 0, 100 -> 45, 170 -> 255, 255 -> 510 -> clipped 255
+    g = np.array([[0, 85, 100, 170, 255]]) / 255.0
+    np.testing.assert_allclose(v_prime(g), [[0, 0, 45 / 255, 1, 1]], atol=1e-6)
+    assert not v_prime(np.zeros((3, 3))).any()
+
+
+def test_restore_color_identity_and_modes():
+    rng = np.random.default_rng(2)
+    func = rng.integers(0, 256, (6, 7, 3)) / 255.0
+    np.testing.assert_allclose(restore_color(func.max(axis=-1), func, "hsv"), func, atol=1e-6)
+    y = rgb_to_ycbcr(func)[..., 0]
+    np.testing.assert_allclose(restore_color(y, func, "ycbcr"), func, atol=1e-6)
+    fused = rng.random((6, 7))
+    assert restore_color(fused, func, "gray").shape == (6, 7)
+    assert restore_color(fused, func, "viridis").shape == (6, 7, 3)
+    hsv = rgb_to_hsv(restore_color(fused, func, "hsv"))
+    np.testing.assert_allclose(hsv[..., 2], fused, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown colour mode"):
+        restore_color(fused, func, "pink")
+
+
+def test_grey_functional_stays_grey():
+    ct = np.linspace(0, 1, 12).reshape(3, 4)
+    fused = np.full((3, 4), 0.25)
+    for mode in ("hsv", "ycbcr", "gray"):
+        np.testing.assert_allclose(restore_color(fused, ct, mode), fused)
+
+
+def test_viridis_endpoints():
+    lut = apply_colormap(np.array([[0.0, 1.0]]))
+    np.testing.assert_allclose(lut[0, 0], np.array([68, 1, 84]) / 255, atol=1e-6)
+    np.testing.assert_allclose(lut[0, 1], np.array([253, 231, 37]) / 255, atol=1e-6)
