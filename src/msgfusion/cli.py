@@ -119,6 +119,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import shlex
+    import time
+
+    from msgfusion.bench.config import BenchConfig
+    from msgfusion.bench.report import write_report
+    from msgfusion.bench.runner import run_bench, summary_lines
+
+    config = BenchConfig(methods=args.methods or [], data=args.data, split=args.split,
+                         metrics=args.metrics or [], out=args.output, force=args.force,
+                         color=args.color, figure_pairs=args.figure_pairs or [],
+                         timing_repeats=args.timing_repeats)
+    start = time.perf_counter()
+    result = run_bench(config)
+    command = "msgfusion " + " ".join(shlex.quote(a) for a in args.argv)
+    report = write_report(result, command, Path(args.peers) if args.peers else None,
+                          Path(args.publish) if args.publish else None)
+    for line in summary_lines(result):
+        print(line)
+    print(f"wrote {config.out_dir}/ and {report} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="msgfusion",
@@ -163,13 +186,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="msgfusion-demo", metavar="DIR",
                    help="output folder (default: ./msgfusion-demo)")
     _add_method_options(p)
+
+    p = command("bench", cmd_bench, "fuse every pair with every method, evaluate every metric, "
+                                    "time the methods, and write tables, charts and figures "
+                                    "(cached: a re-run only computes what changed)")
+    p.add_argument("--methods", nargs="+", metavar="NAME", help="methods (default: all registered)")
+    p.add_argument("--data", default="../shared/data/aanlib",
+                   help="a folder of pairs, or the AANLIB tree <pair>/<split>/ (default: %(default)s)")
+    p.add_argument("--split", default="test", help="split of an AANLIB tree (default: test)")
+    p.add_argument("--metrics", nargs="+", metavar="LABEL", help="metrics (default: all)")
+    p.add_argument("-o", "--output", default="results", metavar="DIR",
+                   help="results folder, also the cache (default: ./results)")
+    p.add_argument("--force", action="store_true", help="recompute everything, ignoring the cache")
+    p.add_argument("--color", default="hsv", choices=COLOR_MODES,
+                   help="colour restoration of fused PET/SPECT (metrics use its luminance)")
+    p.add_argument("--figure-pairs", nargs="+", metavar="NAME",
+                   help="pair names (file stems) for the figure grids (default: first per modality)")
+    p.add_argument("--timing-repeats", type=int, default=5, help="timed runs per method (median)")
+    p.add_argument("--peers", default="../shared/reference/peers.md",
+                   help="published methods' scores to rank against (default: %(default)s; "
+                        "skipped if missing)")
+    p.add_argument("--publish", metavar="DOCS_DIR",
+                   help="write results.md and its figures here (e.g. docs) instead of the results folder")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
     try:
         args = parser.parse_args(argv)
+        args.argv = argv
     except SystemExit as exc:  # --help, or a usage error already printed as one line
         return int(exc.code or 0)
     try:

@@ -132,7 +132,8 @@ class PairFolder(Sequence[FusionPair]):
 def find_pair_folders(root: str | os.PathLike, split: str | None = None) -> list[PairFolder]:
     """All folders of pairs at ``root``: ``root`` itself, or the AANLIB ``<pair>/<split>`` tree.
 
-    ``split`` (``train``/``test``) restricts an AANLIB tree to one split.
+    ``split`` (``train``/``test``) restricts an AANLIB tree to one split; folders of pairs
+    directly below ``root`` (like the bundled samples) are always included.
     """
     root = Path(root)
     if not root.is_dir():
@@ -141,10 +142,12 @@ def find_pair_folders(root: str | os.PathLike, split: str | None = None) -> list
         return [PairFolder(root)]
     folders = []
     for pair_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        candidates = [pair_dir] + sorted(p for p in pair_dir.iterdir() if p.is_dir())
-        for cand in candidates:
-            if is_pair_folder(cand) and (split is None or cand.name == split):
-                folders.append(PairFolder(cand))
+        if is_pair_folder(pair_dir):
+            folders.append(PairFolder(pair_dir))
+            continue
+        for sub in sorted(p for p in pair_dir.iterdir() if p.is_dir()):
+            if is_pair_folder(sub) and (split is None or sub.name == split):
+                folders.append(PairFolder(sub))
     if not folders:
         raise DatasetError(
             f"{root}: no folder of pairs found (expected MRI/ beside CT/, PET/ or SPECT/, "

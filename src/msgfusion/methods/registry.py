@@ -11,7 +11,9 @@ are imported on first use of the registry, so ``import msgfusion`` stays fast.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar, TypeVar
@@ -36,6 +38,15 @@ class FusionMethod(ABC):
     @abstractmethod
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
         """Fuse a batch of same-size pairs into N x H x W float32 intensities in [0, 1]."""
+
+    def fingerprint(self) -> str:
+        """A hash that changes when the method's results may change (used to cache results).
+
+        By default the source of the module defining the method; methods with trained weights
+        extend it with the weights (override and combine with ``super().fingerprint()``).
+        """
+        source = inspect.getsource(inspect.getmodule(type(self)))  # type: ignore[arg-type]
+        return hashlib.sha256(f"{type(self).__qualname__}\n{source}".encode()).hexdigest()[:16]
 
 
 M = TypeVar("M", bound=type[FusionMethod])

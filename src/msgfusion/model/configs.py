@@ -33,6 +33,7 @@ class SFConfig:
     frequency: bool = True  # SF2 on/off (ablation "without the frequency path")
     freq_bands: int = 8  # radial bands of the learnable amplitude gain
     low_cutoff: float = 0.25  # LF/HF split radius, as a fraction of the Nyquist frequency
+    freq_scale: int = 0  # SF2 works at 1/2^freq_scale resolution
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def paper() -> MsgFusionConfig:
 def lite() -> MsgFusionConfig:
     """The shipped default: narrow channels, heavy work at 1/2 and 1/4 resolution."""
     return MsgFusionConfig(
-        sf=SFConfig(channels=12),
+        sf=SFConfig(channels=12, freq_scale=1),
         gv=GVConfig(stem_kernel=5, widths=(12, 16, 32), convs_per_scale=1, out_channels=12,
                     brightness_channels=1),
         out_channels=1,

@@ -1,0 +1,1 @@
+"""The benchmark: methods x paired datasets x metrics, cached, with paper-style reports."""

@@ -1,0 +1,238 @@
+"""The benchmark runner: every method on every pair, every metric, cached on disk.
+
+Layout of the results folder (which is also the cache)::
+
+    fused/<method>/<CT-MRI|PET-MRI|SPECT-MRI>/<name>.png   fused images as a user gets them
+    cache/<method>.json                                      fingerprint, metric values, timing
+
+A method's cache is valid while its fingerprint (source, weights) is unchanged; a re-run only
+computes what is missing or stale, ``force`` recomputes everything. A method that fails on a pair
+is recorded with the reason and the run goes on with the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from msgfusion.bench.config import BenchConfig
+from msgfusion.bench.timing import MethodCost, measure_cost
+from msgfusion.data.datasets import PairFolder, find_pair_folders
+from msgfusion.errors import DatasetError
+from msgfusion.io.color import restore_color
+from msgfusion.io.images import read_image, write_image
+from msgfusion.methods.registry import FusionMethod, fuse_pairs, get_method, list_methods
+from msgfusion import metrics as metrics_package
+from msgfusion.metrics import METRICS, evaluate_images
+from msgfusion.pair import FusionPair
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class Failure:
+    method: str
+    pair: str  # "<group>/<name>", or "*" when the method could not run at all
+    reason: str
+
+
+@dataclass
+class BenchResult:
+    """Everything a report needs: per-image metric records, costs, and what happened."""
+
+    config: BenchConfig
+    groups: list[str]
+    records: list[dict] = field(default_factory=list)  # method, group, image, <metric>: value
+    costs: dict[str, MethodCost] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    computed: dict[str, int] = field(default_factory=lambda: {"fused": 0, "evaluated": 0, "timed": 0})
+    cached: dict[str, int] = field(default_factory=lambda: {"fused": 0, "evaluated": 0, "timed": 0})
+
+    @property
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(r["method"] for r in self.records))
+
+    @property
+    def metrics(self) -> list[str]:
+        return self.config.metrics
+
+
+def group_name(folder: PairFolder) -> str:
+    """The modality pair of a folder, e.g. ``PET-MRI``; the unit of every table."""
+    return f"{folder.modality}-MRI"
+
+
+def _load_folders(config: BenchConfig) -> dict[str, list[FusionPair]]:
+    folders = find_pair_folders(config.data, split=config.split)
+    groups: dict[str, list[FusionPair]] = {}
+    for folder in folders:
+        name = group_name(folder)
+        if name in groups:
+            raise DatasetError(f"{config.data}: two folders of {name} pairs; benchmark one at a time")
+        groups[name] = list(folder)
+    return groups
+
+
+def metrics_fingerprint() -> str:
+    """A hash of the metric implementations: cached metric values are dropped when it changes."""
+    root = Path(metrics_package.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class _MethodCache:
+    """The JSON cache of one method: fingerprints, metric values per image, timing."""
+
+    def __init__(self, out: Path, method: str, fingerprint: str, force: bool) -> None:
+        self.path = out / "cache" / f"{method}.json"
+        self.fused_dir = out / "fused" / method
+        data = json.loads(self.path.read_text()) if self.path.exists() else {}
+        if force or data.get("fingerprint") != fingerprint or data.get("version") != CACHE_VERSION:
+            shutil.rmtree(self.fused_dir, ignore_errors=True)
+            data = {}
+        metrics_fp = metrics_fingerprint()
+        if data.get("metrics_fingerprint") != metrics_fp:
+            data.pop("metrics", None)
+        self.data = {"version": CACHE_VERSION, "fingerprint": fingerprint,
+                     "metrics_fingerprint": metrics_fp, "metrics": data.get("metrics", {}),
+                     "cost": data.get("cost")}
+
+    def fused_path(self, group: str, name: str) -> Path:
+        return self.fused_dir / group / f"{name}.png"
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".part")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+
+
+def _reason(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" ({Path(last[0].filename).name}:{last[0].lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _fuse_missing(method: FusionMethod, cache: _MethodCache, group: str, pairs: list[FusionPair],
+                  config: BenchConfig, result: BenchResult, tick: Callable[[int], None]) -> None:
+    todo = [p for p in pairs if not cache.fused_path(group, p.name).exists()]
+    result.cached["fused"] += len(pairs) - len(todo)
+    tick(len(pairs) - len(todo))
+    for start in range(0, len(todo), config.batch_size):
+        batch = todo[start : start + config.batch_size]
+        try:
+            fused = fuse_pairs(method, batch, config.batch_size)
+        except Exception:  # isolate the failing pairs: fuse one by one
+            fused = []
+            for p in batch:
+                try:
+                    fused.extend(fuse_pairs(method, [p]))
+                except Exception as exc:
+                    result.failures.append(Failure(method.name, f"{group}/{p.name}", _reason(exc)))
+                    fused.append(None)
+        for p, f in zip(batch, fused):
+            if f is not None:
+                write_image(cache.fused_path(group, p.name), restore_color(f, p.func, config.color),
+                            overwrite=True)
+                result.computed["fused"] += 1
+        tick(len(batch))
+
+
+def _evaluate(cache: _MethodCache, method: str, group: str, pairs: list[FusionPair],
+              config: BenchConfig, result: BenchResult) -> None:
+    for p in pairs:
+        path = cache.fused_path(group, p.name)
+        if not path.exists():
+            continue
+        key = f"{group}/{p.name}"
+        values = cache.data["metrics"].setdefault(key, {})
+        missing = [m for m in config.metrics if m not in values]
+        if missing:
+            try:
+                values.update(evaluate_images(p.mr, p.func, read_image(path), missing))
+                result.computed["evaluated"] += 1
+            except Exception as exc:
+                result.failures.append(Failure(method, key, f"metrics: {_reason(exc)}"))
+                continue
+        else:
+            result.cached["evaluated"] += 1
+        result.records.append({"method": method, "group": group, "image": p.name,
+                               **{m: values[m] for m in config.metrics}})
+
+
+def run_bench(config: BenchConfig, progress: bool = True) -> BenchResult:
+    """Fuse, evaluate and time every configured method on every pair; see the module doc."""
+    if not config.methods:
+        config.methods = [m.name for m in list_methods()]
+    if not config.metrics:
+        config.metrics = list(METRICS)
+    unknown = [m for m in config.metrics if m not in METRICS]
+    if unknown:
+        raise DatasetError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS)}")
+    for name in config.methods:  # fail fast on a typo, before any work
+        get_method(name)
+    groups = _load_folders(config)
+    result = BenchResult(config=config, groups=list(groups))
+    out = config.out_dir
+    total = len(config.methods) * sum(map(len, groups.values()))
+    with tqdm(total=total, desc="bench", unit="pair", disable=not progress or None) as bar:
+        for name in config.methods:
+            bar.set_postfix_str(name)
+            try:
+                method = get_method(name)
+                fingerprint = f"{method.fingerprint()}:{config.color}"
+                cache = _MethodCache(out, name, fingerprint, config.force)
+            except Exception as exc:
+                result.failures.append(Failure(name, "*", _reason(exc)))
+                bar.update(sum(map(len, groups.values())))
+                continue
+            for group, pairs in groups.items():
+                _fuse_missing(method, cache, group, pairs, config, result, bar.update)
+                _evaluate(cache, name, group, pairs, config, result)
+            if cache.data["cost"] is None:
+                first = next(iter(groups.values()))[0]
+                try:
+                    cache.data["cost"] = asdict(measure_cost(method, first, config.timing_repeats))
+                    result.computed["timed"] += 1
+                except Exception as exc:
+                    result.failures.append(Failure(name, "timing", _reason(exc)))
+            else:
+                result.cached["timed"] += 1
+            if cache.data["cost"] is not None:
+                result.costs[name] = MethodCost(**cache.data["cost"])
+            cache.save()
+    return result
+
+
+def summary_lines(result: BenchResult) -> list[str]:
+    """What was computed, what was cached, which method failed on which pair and why."""
+    c, k = result.computed, result.cached
+    lines = [
+        f"methods: {len(result.config.methods)}, pairs: "
+        + ", ".join(f"{g}" for g in result.groups)
+        + f", metrics: {len(result.config.metrics)}",
+        f"fused: {c['fused']} computed, {k['fused']} cached; evaluated: {c['evaluated']} computed, "
+        f"{k['evaluated']} cached; timed: {c['timed']} computed, {k['timed']} cached",
+    ]
+    if result.failures:
+        lines.append(f"{len(result.failures)} failure(s):")
+        lines += [f"  {f.method} on {f.pair}: {f.reason}" for f in result.failures]
+    else:
+        lines.append("no failures")
+    return lines
+
+
+def records_array(result: BenchResult, method: str, group: str, metric: str) -> np.ndarray:
+    """The per-image values of one metric for one method and one modality pair."""
+    return np.array([r[metric] for r in result.records
+                     if r["method"] == method and r["group"] == group], dtype=np.float64)

@@ -1,0 +1,28 @@
+"""Small building blocks shared by the MsgFusion branches."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvNormAct(nn.Sequential):
+    """conv k x k (same padding) -> BatchNorm -> LeakyReLU(0.2), the paper's basic layer."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3) -> None:
+        super().__init__(
+            nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+
+
+def soft_weighted_merge(*features: torch.Tensor) -> torch.Tensor:
+    """Per-pixel soft weighting of feature maps (MsgFusion's merge rule, MSGFUSION.md section 3).
+
+    s_i = channel-mean of F_i, w_i = exp(s_i) / sum_j exp(s_j), out = sum_i w_i F_i.
+    Maps with different channel counts broadcast (a 1-channel map against a C-channel one).
+    """
+    scores = torch.stack([f.mean(dim=1, keepdim=True) for f in features], dim=0)
+    weights = torch.softmax(scores, dim=0)
+    return sum(w * f for w, f in zip(weights, features))  # type: ignore[return-value]

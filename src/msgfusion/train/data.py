@@ -1,0 +1,52 @@
+"""Training data: folders of :class:`FusionPair` preloaded once into memory as tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from tqdm import tqdm
+
+from msgfusion.model.inputs import Batch, batch_from_pairs
+from msgfusion.pair import FusionPair
+
+
+def preload(pairs: Iterable[FusionPair], chunk: int = 64, desc: str = "loading pairs") -> Batch:
+    """Read every pair once and stack them: ``{key: N x C x H x W}`` (see ``batch_from_pairs``).
+
+    All pairs must have one size (the AANLIB slices are 256 x 256); 738 such pairs take about
+    1.4 GB as float32.
+    """
+    parts: list[Batch] = []
+    buffer: list[FusionPair] = []
+    for pair in tqdm(pairs, desc=desc, unit="pair", disable=None):
+        buffer.append(pair)
+        if len(buffer) == chunk:
+            parts.append(batch_from_pairs(buffer))
+            buffer = []
+    if buffer:
+        parts.append(batch_from_pairs(buffer))
+    if not parts:
+        raise ValueError("no training pairs")
+    return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+
+
+def subset(data: Batch, indices: Sequence[int] | torch.Tensor) -> Batch:
+    """The pairs at ``indices`` of a preloaded batch."""
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    return {key: value[idx] for key, value in data.items()}
+
+
+def random_crop_flip(batch: Batch, size: int, flip: bool, generator: torch.Generator) -> Batch:
+    """The same random ``size`` x ``size`` crop (and flips) of every tensor, chosen per sample."""
+    n, _, h, w = next(iter(batch.values())).shape
+    out: dict[str, list[torch.Tensor]] = {key: [] for key in batch}
+    for i in range(n):
+        top = int(torch.randint(0, h - size + 1, (1,), generator=generator)) if size else 0
+        left = int(torch.randint(0, w - size + 1, (1,), generator=generator)) if size else 0
+        dims = [d for d, p in ((-1, 0.5), (-2, 0.5)) if flip and
+                float(torch.rand(1, generator=generator)) < p]
+        for key, value in batch.items():
+            x = value[i, :, top: top + size, left: left + size] if size else value[i]
+            out[key].append(x.flip(dims) if dims else x)
+    return {key: torch.stack(values) for key, values in out.items()}

@@ -1,0 +1,108 @@
+"""Unsupervised fusion losses: the MsgFusion paper's loss and optional measured improvements.
+
+Paper loss (Wen et al., IEEE TMM 26:944-957, 2024; MSGFUSION.md section 4), with O the output,
+A the MR and B the functional grey image (luminance):
+
+    L = 0.8 [0.5 (1 - SSIM(O, A)) + 0.5 (1 - SSIM(O, B))] + 0.2 [0.5 MSE(O, A) + 0.5 MSE(O, B)]
+
+SSIM with an 11 x 11 Gaussian window, sigma 1.5, data range 1 (Wang et al., IEEE TIP 2004).
+Optional terms, used in many recent fusion papers (e.g. Tang et al., SeAFusion, Information
+Fusion 82, 2022; Zhao et al., CDDFuse, CVPR 2023):
+
+- ``intensity_max``: L1(O, max(A, B)), keeps the brighter source (bone, uptake);
+- ``gradient_max``: L1(|grad O|, max(|grad A|, |grad B|)) with Sobel gradients, keeps the
+  stronger edge of the two sources.
+
+``space = "y"`` computes every term on the luminance that the metrics see after the HSV colour
+restoration, O * Y/V of the functional colour (:func:`msgfusion.model.inputs.luma_gain`);
+``space = "v"`` on O itself, as the paper does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+Batch = dict[str, torch.Tensor]
+LossFn = Callable[[torch.Tensor, Batch], tuple[torch.Tensor, dict[str, float]]]
+
+
+@lru_cache(maxsize=8)
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The normalised 1-D Gaussian of SSIM (applied separably)."""
+    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _blur(x: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+    g = gaussian_window(size, sigma).to(x)
+    c = x.shape[1]
+    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, size), groups=c)
+    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, size, 1), groups=c)
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, size: int = 11,
+         sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM over the valid region (Wang et al. 2004; K1 = 0.01, K2 = 0.03), per image (N)."""
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    stats = _blur(torch.cat([x, y, x * x, y * y, x * y], dim=1), size, sigma)
+    mx, my, xx, yy, xy = stats.split(x.shape[1], dim=1)
+    vx, vy, cov = xx - mx**2, yy - my**2, xy - mx * my
+    smap = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return smap.flatten(1).mean(dim=1)
+
+
+def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """|grad x| = |Sobel_x| + |Sobel_y| (replicate padding, same size)."""
+    k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).to(x)
+    kernels = torch.stack([k, k.t()]).unsqueeze(1)  # 2 x 1 x 3 x 3
+    g = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels)
+    return g.abs().sum(dim=1, keepdim=True)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the loss terms; the defaults are the paper's loss."""
+
+    ssim: float = 0.8
+    mse: float = 0.2
+    intensity_max: float = 0.0
+    gradient_max: float = 0.0
+    space: str = "v"  # "v": on the output O (paper); "y": on the colour-restored luminance
+
+    def __post_init__(self) -> None:
+        if self.space not in ("v", "y"):
+            raise ValueError(f"LossConfig.space must be 'v' or 'y', got {self.space!r}")
+
+
+class FusionLoss:
+    """``loss(output, batch) -> (total, {term: value})`` for N x 1 x H x W outputs.
+
+    ``batch`` holds ``mr`` and ``func_gray`` (and ``luma_gain`` for ``space = "y"``), as made by
+    :func:`msgfusion.model.inputs.batch_from_pairs`.
+    """
+
+    def __init__(self, cfg: LossConfig | None = None) -> None:
+        self.cfg = cfg or LossConfig()
+
+    def __call__(self, output: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.cfg
+        a, b = batch["mr"], batch["func_gray"]
+        o = output * batch["luma_gain"] if cfg.space == "y" else output
+        terms: dict[str, torch.Tensor] = {}
+        if cfg.ssim:
+            terms["ssim"] = 0.5 * ((1 - ssim(o, a)) + (1 - ssim(o, b))).mean()
+        if cfg.mse:
+            terms["mse"] = 0.5 * (F.mse_loss(o, a) + F.mse_loss(o, b))
+        if cfg.intensity_max:
+            terms["intensity_max"] = F.l1_loss(o, torch.maximum(a, b))
+        if cfg.gradient_max:
+            target = torch.maximum(sobel_magnitude(a), sobel_magnitude(b))
+            terms["gradient_max"] = F.l1_loss(sobel_magnitude(o), target)
+        total = sum(getattr(cfg, name) * value for name, value in terms.items())
+        return total, {name: float(value.detach()) for name, value in terms.items()}  # type: ignore[return-value]
