@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
@@ -63,17 +64,32 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
 def _fuse_folder(folder: PairFolder, method_name: str, color: str, out_dir: Path,
                  overwrite: bool, batch_size: int, desc: str) -> list[Path]:
-    """Fuse every pair of a folder, writing each result under the pair's file name."""
+    """Fuse every pair of a folder, writing each result under the pair's file name.
+
+    Reading the next batch and writing the last one run in background threads (PNG coding
+    releases the GIL) while the method fuses the current batch.
+    """
     method = get_method(method_name)
     outputs = [check_writable(out_dir / f.name, overwrite) for f in folder.files]
-    with tqdm(total=len(folder), desc=desc, unit="pair", disable=None) as bar:
-        for start in range(0, len(folder), batch_size):
-            stop = min(start + batch_size, len(folder))
-            pairs = [folder[i] for i in range(start, stop)]
+    starts = range(0, len(folder), batch_size)
+    with ThreadPoolExecutor(max_workers=2) as pool, \
+            tqdm(total=len(folder), desc=desc, unit="pair", disable=None) as bar:
+        def read(start: int) -> list[Future]:
+            return [pool.submit(folder.__getitem__, i)
+                    for i in range(start, min(start + batch_size, len(folder)))]
+
+        pending, writes = read(0), []
+        for start in starts:
+            pairs = [f.result() for f in pending]
+            if start + batch_size < len(folder):
+                pending = read(start + batch_size)
             for pair, fused, out in zip(pairs, fuse_pairs(method, pairs, batch_size),
-                                        outputs[start:stop]):
-                write_image(out, restore_color(fused, pair.func, color), overwrite=overwrite)
+                                        outputs[start:]):
+                writes.append(pool.submit(write_image, out, restore_color(fused, pair.func, color),
+                                          overwrite=overwrite))
             bar.update(len(pairs))
+        for w in writes:
+            w.result()
     return outputs
 
 
@@ -139,6 +155,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for line in summary_lines(result):
         print(line)
     print(f"wrote {config.out_dir}/ and {report} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from msgfusion.train.experiment import ExperimentConfig, train_msgfusion
+
+    try:
+        config = ExperimentConfig.from_file(args.config) if args.config else ExperimentConfig()
+    except (OSError, ValueError) as exc:
+        raise MsgFusionError(f"{args.config}: cannot read the training config: {exc}") from None
+    weights = train_msgfusion(config, args.data, args.out, resume=not args.restart)
+    print(f"wrote {weights} (log: {Path(args.out) / 'log.csv'})")
     return 0
 
 
@@ -208,6 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "skipped if missing)")
     p.add_argument("--publish", metavar="DOCS_DIR",
                    help="write results.md and its figures here (e.g. docs) instead of the results folder")
+
+    p = command("train", cmd_train, "train the MsgFusion network on the train split of the atlas "
+                                    "data (seeded; resumes from OUT/checkpoint.pt)")
+    p.add_argument("--config", metavar="FILE",
+                   help="JSON or TOML with optional sections model, loss, train, pairs "
+                        "(default: the config of the shipped lite weights' defaults)")
+    p.add_argument("--data", default="../shared/data/aanlib",
+                   help="the AANLIB tree <pair>/train/ (default: %(default)s)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="run folder: config.json, log.csv, checkpoint.pt, msgfusion.pt")
+    p.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out")
     return parser
 
 

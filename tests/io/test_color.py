@@ -86,6 +86,20 @@ def test_restore_color_identity_and_modes():
         restore_color(fused, func, "pink")
 
 
+def test_restore_color_equals_the_colour_space_round_trip():
+    rng = np.random.default_rng(3)
+    func = rng.integers(0, 256, (9, 8, 3)) / 255.0
+    func[0, 0] = 0.0  # black pixel: hue and saturation 0
+    fused = rng.random((9, 8))
+    hsv = rgb_to_hsv(func)
+    hsv[..., 2] = fused
+    np.testing.assert_allclose(restore_color(fused, func, "hsv"), hsv_to_rgb(hsv), atol=1e-6)
+    ycc = rgb_to_ycbcr(func)
+    ycc[..., 0] = fused
+    np.testing.assert_allclose(restore_color(fused, func, "ycbcr"),
+                               np.clip(ycbcr_to_rgb(ycc), 0, 1), atol=1e-6)
+
+
 def test_grey_functional_stays_grey():
     ct = np.linspace(0, 1, 12).reshape(3, 4)
     fused = np.full((3, 4), 0.25)

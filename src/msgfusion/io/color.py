@@ -131,27 +131,34 @@ def restore_color(fused: np.ndarray, func: np.ndarray, mode: str = "hsv") -> np.
 
     ``fused`` is H x W in [0, 1]; ``func`` the functional image as read (grey or RGB).
 
-    - ``hsv`` (default): keep hue and saturation of ``func``, V := fused (MSGFUSION.md section 5).
-    - ``ycbcr``: keep Cb and Cr of ``func``, Y := fused (the usual choice in the fusion literature).
+    - ``hsv`` (default): keep hue and saturation of ``func``, V := fused (MSGFUSION.md section 5);
+      identical to ``hsv_to_rgb`` of the modified ``rgb_to_hsv``, computed without the round trip.
+    - ``ycbcr``: keep Cb and Cr of ``func``, Y := fused (the usual choice in the fusion
+      literature); identical to ``ycbcr_to_rgb`` of the modified ``rgb_to_ycbcr``.
     - ``gray``: the fused intensity itself.
     - ``viridis``: the fused intensity rendered with viridis, as in the paper's released figures.
 
     A grey ``func`` (CT) gives a grey result for ``hsv``, ``ycbcr`` and ``gray``.
     Returns float32, H x W (grey) or H x W x 3, clipped to [0, 1].
     """
-    fused = np.clip(np.asarray(fused, dtype=np.float64), 0.0, 1.0)
+    fused = np.clip(np.asarray(fused, dtype=np.float32), 0.0, 1.0)
     if mode not in COLOR_MODES:
         raise ValueError(f"unknown colour mode {mode!r}; choose one of {', '.join(COLOR_MODES)}")
     if mode == "viridis":
         return apply_colormap(fused)
     if mode == "gray" or func.ndim == 2:
-        return fused.astype(np.float32)
+        return fused
+    func = np.asarray(func, dtype=np.float32)
     if mode == "hsv":
-        hsv = rgb_to_hsv(func)
-        hsv[..., 2] = fused
-        rgb = hsv_to_rgb(hsv)
+        # HSV -> RGB is linear in V for fixed H and S, so setting V := fused scales the colour by
+        # fused / V; where V = 0 (black: H = S = 0) the result is the grey level fused.
+        v = np.maximum(np.maximum(func[..., 0], func[..., 1]), func[..., 2])
+        black = v <= 0
+        rgb = func * (fused / np.where(black, 1.0, v))[..., None]
+        rgb[black] = fused[black, None]
     else:
-        ycc = rgb_to_ycbcr(func)
-        ycc[..., 0] = fused
-        rgb = ycbcr_to_rgb(ycc)
-    return np.clip(rgb, 0.0, 1.0).astype(np.float32)
+        # YCbCr -> RGB adds Y with coefficient 1 to every channel, so Y := fused shifts R, G, B
+        # by fused - Y(func) (Y from the same full-range BT.601 matrix as rgb_to_ycbcr).
+        y = func @ _RGB2YCBCR[0].astype(np.float32)
+        rgb = func + (fused - y)[..., None]
+    return np.clip(rgb, 0.0, 1.0, out=rgb)

@@ -1,0 +1,87 @@
+"""The MsgFusion network: shapes, the ablation switches, determinism, the two presets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from msgfusion.model import MsgFusionNet, lite, paper
+from msgfusion.model.configs import model_config, with_ablation
+from msgfusion.model.msgfusion import count_parameters
+from msgfusion.model.sf_branch import FrequencyUnit
+
+
+def _inputs(n: int, h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 1, h, w, generator=g), torch.rand(n, 3, h, w, generator=g),
+            torch.rand(n, 1, h, w, generator=g))
+
+
+@pytest.mark.parametrize("size", [(255, 181), (64, 64), (17, 33), (256, 256)])
+def test_any_size_gives_same_size_output(size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    model = MsgFusionNet(lite()).eval()
+    with torch.inference_mode():
+        out = model(*_inputs(2, *size))
+    assert out.shape == (2, 1, *size)
+    assert torch.isfinite(out).all()
+
+
+def test_frequency_path_changes_the_output() -> None:
+    """The SF2 path is not the identity (the released script's path cancels out)."""
+    torch.manual_seed(0)
+    full = MsgFusionNet(lite()).eval()
+    ablated = MsgFusionNet(with_ablation(lite(), frequency=False, v_prime=True)).eval()
+    ablated.load_state_dict(full.state_dict(), strict=False)  # same weights where shared
+    x = _inputs(1, 64, 48)
+    with torch.inference_mode():
+        assert not torch.allclose(full(*x), ablated(*x), atol=1e-4)
+    assert ablated.sf.frequency is None
+
+
+def test_frequency_unit_filters_the_spectrum() -> None:
+    """Changing the radial gain of high frequencies changes the output: a real spectral path."""
+    torch.manual_seed(0)
+    unit = FrequencyUnit(4, bands=4, low_cutoff=0.25).eval()
+    x = torch.rand(1, 1, 32, 40)
+    with torch.no_grad():
+        before = unit(x)
+        unit.band_gain[:, -2:] = 0.0
+        after = unit(x)
+    assert before.shape == (1, 4, 32, 40)
+    assert not torch.allclose(before, after, atol=1e-5)
+
+
+def test_without_v_prime_ignores_v_prime() -> None:
+    torch.manual_seed(0)
+    model = MsgFusionNet(with_ablation(lite(), frequency=True, v_prime=False)).eval()
+    mr, func, vp = _inputs(1, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(model(mr, func, vp), model(mr, func, torch.zeros_like(vp)))
+    assert model.gv2 is None
+
+
+def test_seeded_construction_and_inference_are_deterministic() -> None:
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        model = MsgFusionNet(lite()).eval()
+        with torch.inference_mode():
+            outs.append(model(*_inputs(1, 40, 40)))
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_paper_config_parameter_count() -> None:
+    """The released layout: about 2.6 M parameters (MSGFUSION.md section 3)."""
+    n = count_parameters(MsgFusionNet(paper()))
+    assert 2.4e6 < n < 2.8e6, n
+    assert count_parameters(MsgFusionNet(lite())) < 100_000
+
+
+def test_model_config_overrides_and_rejects_unknown_keys() -> None:
+    cfg = model_config({"preset": "lite", "sf": {"frequency": False}, "use_v_prime": False})
+    assert not cfg.sf.frequency and not cfg.use_v_prime and cfg.sf.channels == lite().sf.channels
+    with pytest.raises(ValueError, match="unknown"):
+        model_config({"preset": "lite", "sf": {"nope": 1}})
+    with pytest.raises(ValueError, match="preset"):
+        model_config("huge")
