@@ -159,7 +159,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from msgfusion.train.experiment import ExperimentConfig, train_msgfusion
+    from msgfusion.train.experiment import ExperimentConfig, ship, train_msgfusion
 
     try:
         config = ExperimentConfig.from_file(args.config) if args.config else ExperimentConfig()
@@ -167,6 +167,43 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise MsgFusionError(f"{args.config}: cannot read the training config: {exc}") from None
     weights = train_msgfusion(config, args.data, args.out, resume=not args.restart)
     print(f"wrote {weights} (log: {Path(args.out) / 'log.csv'})")
+    if args.ship:
+        for path in ship(args.out):
+            print(f"shipped {path}")
+    return 0
+
+
+def cmd_train_baseline(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from msgfusion.methods.deep.training import get_recipe, train_baseline
+
+    recipe = get_recipe(args.name)
+    train = replace(recipe.train, epochs=args.epochs) if args.epochs else recipe.train
+    weights = train_baseline(args.name, args.data, args.out, train, resume=not args.restart,
+                             ship=args.ship)
+    shipped = " and shipped it in the package" if args.ship else ""
+    print(f"wrote {weights}{shipped} (log: {Path(args.out) / 'log.csv'})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from msgfusion.metrics.evaluate import (
+        check_table_output,
+        evaluate_matched,
+        match_fused,
+        write_table,
+    )
+    from msgfusion.metrics.registry import resolve_names
+
+    names = resolve_names(args.metrics)
+    out = check_table_output(args.output, args.overwrite) if args.output else None
+    matched = match_fused(PairFolder(args.pairs), args.fused)
+    with tqdm(total=len(matched), desc="evaluate", unit="image", disable=None) as bar:
+        table = evaluate_matched(matched, names, progress=bar.update)
+    print(table.to_markdown() if args.markdown else table.to_text(), end="")
+    if out is not None:
+        print(f"wrote {write_table(table, out, overwrite=args.overwrite)}")
     return 0
 
 
@@ -247,6 +284,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR",
                    help="run folder: config.json, log.csv, checkpoint.pt, msgfusion.pt")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out")
+    p.add_argument("--ship", action="store_true",
+                   help="copy the trained weights, config and log into the package "
+                        "(src/msgfusion/model/weights/msgfusion_lite.*): the shipped default")
+
+    p = command("train-baseline", cmd_train_baseline,
+                "train one of the deep baselines (ifcnn, nestfuse, fusiondn, fusiongan, "
+                "funfusean) on the train split of the atlas data (seeded; resumes from "
+                "OUT/checkpoint.pt)")
+    p.add_argument("name", metavar="NAME", help="the baseline's method name")
+    p.add_argument("--data", default="../shared/data/aanlib",
+                   help="the AANLIB tree <pair>/train/ (default: %(default)s)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="run folder: config.json, log.csv, checkpoint.pt, NAME.pt, NAME.json")
+    p.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+    p.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out")
+    p.add_argument("--ship", action="store_true",
+                   help="copy the weights, NAME.json and the log into the package's weights "
+                        "folder (src/msgfusion/methods/deep/weights/)")
+
+    p = command("evaluate", cmd_evaluate,
+                "evaluate fused images against their source pairs with fusion-quality metrics "
+                "(on 8-bit grey / BT.601 luminance) and print per-image values, mean and std")
+    p.add_argument("--pairs", required=True, metavar="PAIRS_DIR",
+                   help="folder of pairs: MRI/ beside one of CT/, PET/, SPECT/")
+    p.add_argument("--fused", required=True, metavar="FUSED_DIR",
+                   help="fused images, matched to the pairs by file name without extension")
+    p.add_argument("--metrics", nargs="+", default=["paper"], metavar="LABEL",
+                   help="metric labels (EN SD SF AG MI SCD CC VIF VIFF Qabf Nabf SSIM rSFe Q_S "
+                        "Q_W Qcb Qcv PSNR; SM = Q_S), 'paper' (EN SD MI rSFe Q_S VIFF Qabf, "
+                        "the default) or 'all'")
+    p.add_argument("-o", "--output", metavar="TABLE",
+                   help="also write the table: CSV (one row per image), or Markdown for .md")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     return parser
 
 

@@ -31,3 +31,7 @@ class OutputExistsError(MsgFusionError):
 
 class DatasetError(MsgFusionError):
     """A folder of pairs is malformed (missing partner file, unknown layout)."""
+
+
+class UnknownMetricError(MsgFusionError, ValueError):
+    """No metric is registered under the requested name."""

@@ -30,8 +30,9 @@ def test_any_size_gives_same_size_output(size: tuple[int, int]) -> None:
 def test_frequency_path_changes_the_output() -> None:
     """The SF2 path is not the identity (the released script's path cancels out)."""
     torch.manual_seed(0)
-    full = MsgFusionNet(lite()).eval()
-    ablated = MsgFusionNet(with_ablation(lite(), frequency=False, v_prime=True)).eval()
+    # without GV2, so that level 2 (max with the V' features) cannot mask level 1
+    full = MsgFusionNet(with_ablation(lite(), frequency=True, v_prime=False)).eval()
+    ablated = MsgFusionNet(with_ablation(lite(), frequency=False, v_prime=False)).eval()
     ablated.load_state_dict(full.state_dict(), strict=False)  # same weights where shared
     x = _inputs(1, 64, 48)
     with torch.inference_mode():

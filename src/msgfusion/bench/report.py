@@ -51,8 +51,8 @@ def group_stats(result: BenchResult, group: str) -> tuple[list[Column], Stats]:
         row = {}
         for col in cols:
             v = col.values(result, method, group)
-            if v.size:
-                row[col.label] = (float(np.mean(v)), float(np.std(v)))
+            if v.size:  # sample standard deviation, as `msgfusion evaluate` reports it
+                row[col.label] = (float(np.mean(v)), float(np.std(v, ddof=1)) if v.size > 1 else 0.0)
         if row:
             stats[method] = row
     return cols, stats

@@ -52,7 +52,7 @@ def _images(folder: Path) -> dict[str, Path]:
     }
 
 
-def _listing(names: Sequence[str], limit: int = 8) -> str:
+def name_list(names: Sequence[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
@@ -89,10 +89,10 @@ class PairFolder(Sequence[FusionPair]):
         problems = []
         if no_func:
             problems.append(f"{len(no_func)} file(s) in {mr_dir} have no partner in {func_dir}: "
-                            f"{_listing(no_func)}")
+                            f"{name_list(no_func)}")
         if no_mr:
             problems.append(f"{len(no_mr)} file(s) in {func_dir} have no partner in {mr_dir}: "
-                            f"{_listing(no_mr)}")
+                            f"{name_list(no_mr)}")
         if problems:
             raise DatasetError("; ".join(problems))
         if not mr_files:
@@ -107,7 +107,7 @@ class PairFolder(Sequence[FusionPair]):
                 if (a := image_size(f.mr_path)) != (b := image_size(f.func_path))
             ]
             if bad:
-                raise DatasetError(f"{len(bad)} pair(s) differ in size: {_listing(bad, 3)}")
+                raise DatasetError(f"{len(bad)} pair(s) differ in size: {name_list(bad, 3)}")
 
     @property
     def label(self) -> str:

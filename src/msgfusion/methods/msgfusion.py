@@ -36,10 +36,13 @@ class MsgFusion(FusionMethod):
 
     @cached_property
     def model(self):  # type: ignore[no-untyped-def]
-        """The network in eval mode (loaded on first use: importing torch takes a second)."""
+        """The network for inference, BatchNorm folded (loaded on first use: importing torch
+        takes a second)."""
+        from msgfusion.model.layers import fold_batchnorm
         from msgfusion.model.msgfusion import load_pretrained, load_weights
 
-        return load_weights(self.weights) if self.weights else load_pretrained(SHIPPED)
+        return fold_batchnorm(load_weights(self.weights) if self.weights
+                              else load_pretrained(SHIPPED))
 
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
         import torch

@@ -24,8 +24,16 @@ from msgfusion.errors import ShapeMismatchError, UnknownMethodError
 from msgfusion.pair import FusionPair
 
 # Modules whose import registers built-in methods (in listing order).
-BUILTIN_MODULES: tuple[str, ...] = ("msgfusion.methods.classical.pixel",)
-DEFAULT_METHOD = "average"
+BUILTIN_MODULES: tuple[str, ...] = (
+    "msgfusion.methods.msgfusion",
+    "msgfusion.methods.classical.pixel",
+    "msgfusion.methods.deep.ifcnn",
+    "msgfusion.methods.deep.nestfuse",
+    "msgfusion.methods.deep.fusiondn",
+    "msgfusion.methods.deep.fusiongan",
+    "msgfusion.methods.deep.funfusean",
+)
+DEFAULT_METHOD = "msgfusion"
 
 
 class FusionMethod(ABC):

@@ -1,7 +1,8 @@
 """Numerical building blocks shared by the metrics (one copy each).
 
-- Gaussian windows as MATLAB's ``fspecial('gaussian', n, sigma)`` and separable correlation in
-  MATLAB's ``filter2(..., 'valid')`` / ``filter2(..., 'same')`` sense (zero padding).
+- Gaussian windows as MATLAB's ``fspecial('gaussian', n, sigma)``, separable correlation in
+  MATLAB's ``filter2(..., 'valid')`` / ``filter2(..., 'same')`` sense (zero padding), and the
+  windowed local statistics (mean, variance, covariance) of SSIM, Piella's index and VIF.
 - The Sobel operator with zero ('same') or mirror padding.
 - Liu's ``normalize1`` (min-max to rounded 0..255), block sums as MATLAB's ``blkproc``, and
   frequency-domain filtering on MATLAB's ``freqspace`` grid.
@@ -11,6 +12,7 @@ All functions take and return float64 arrays and are vectorised (scipy.ndimage /
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -27,7 +29,8 @@ _NDIMAGE_MODE = {"zero": "constant", "mirror": "mirror"}
 def gaussian_window(size: int, sigma: float) -> np.ndarray:
     """The 1-D factor w of MATLAB's ``fspecial('gaussian', size, sigma)`` = outer(w, w).
 
-    w_i = exp(-x_i^2 / (2 sigma^2)) / sum_j exp(-x_j^2 / (2 sigma^2)), x = -(size-1)/2 .. (size-1)/2.
+    w_i = exp(-x_i^2 / (2 sigma^2)) / sum_j exp(-x_j^2 / (2 sigma^2)),
+    x = -(size-1)/2 .. (size-1)/2.
     (``fspecial`` also zeroes entries below eps * max; for the windows used here, 11/1.5 and
     N/(N/5) with N = 17, 9, 5, 3, the smallest corner entry is exp(-5.5) * max, so it never does.)
     """
@@ -54,6 +57,39 @@ def correlate_valid(img: np.ndarray, window: np.ndarray) -> np.ndarray:
     h = len(window) // 2
     rows = ndimage.correlate1d(img, window, axis=0, mode="constant")[h : img.shape[0] - h]
     return ndimage.correlate1d(rows, window, axis=1, mode="constant")[:, h : img.shape[1] - h]
+
+
+@dataclass(frozen=True)
+class LocalStats:
+    """An image with its windowed local mean and variance over the 'valid' region:
+    mean = w * x, var = w * x^2 - mean^2 (w * . = :func:`correlate_valid`, as ``filter2``)."""
+
+    img: np.ndarray
+    window: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+
+
+def local_stats(img: np.ndarray, window: np.ndarray) -> LocalStats:
+    """Local mean and variance of ``img`` under the separable window outer(window, window)."""
+    mean = correlate_valid(img, window)
+    return LocalStats(img, window, mean, correlate_valid(img * img, window) - mean * mean)
+
+
+def local_covariance(x: LocalStats, y: LocalStats) -> np.ndarray:
+    """Local covariance w * (x y) - mean_x mean_y of two images under the same window."""
+    return correlate_valid(x.img * y.img, x.window) - x.mean * y.mean
+
+
+def flat_windows_valid(img: np.ndarray, size: int) -> np.ndarray:
+    """Where the size x size window (positions as :func:`correlate_valid`) holds a constant.
+
+    Decided exactly (window max == min), so it does not depend on floating-point round-off the
+    way a computed variance E[x^2] - mu^2 does.
+    """
+    h = size // 2
+    crop = (slice(h, img.shape[0] - h), slice(h, img.shape[1] - h))
+    return ndimage.maximum_filter(img, size)[crop] == ndimage.minimum_filter(img, size)[crop]
 
 
 def sobel(img: np.ndarray, padding: SobelPadding = "zero") -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +120,9 @@ def normalize_255(img: np.ndarray) -> np.ndarray:
     lo, hi = img.min(), img.max()
     if hi == lo:
         return np.zeros_like(img)
-    return np.floor((img - lo) / (hi - lo) * 255.0 + 0.5)
+    x = (img - lo) / (hi - lo) * 255.0
+    whole = np.trunc(x)
+    return np.where(np.abs(x - whole) == 0.5, whole + np.sign(x), np.round(x))
 
 
 def block_sums(img: np.ndarray, block: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Gradient-based metrics: SF, AG, rSFe (spatial frequency family) and Qabf, Nabf (edge transfer)."""
+"""Gradient-based metrics: SF, AG, rSFe (spatial frequency) and Qabf, Nabf (edge transfer)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def rsfe(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
     m, n = f.shape
     sf_f2 = sf_r2 = 0.0
     for w, df, da, db in zip(_DIRECTION_WEIGHTS, _directional_differences(f),
-                             _directional_differences(a), _directional_differences(b)):
+                             _directional_differences(a), _directional_differences(b), strict=True):
         sf_f2 += w * (df * df).sum() / (m * n)
         ref = np.maximum(np.abs(da), np.abs(db))
         sf_r2 += w * (ref * ref).sum() / (m * n)
@@ -144,7 +144,8 @@ def qabf(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
     gf, af = _qabf_edges(f)
     q_af = _qabf_preservation(ga, aa, gf, af)
     q_bf = _qabf_preservation(gb, ab, gf, af)
-    return float((q_af * ga + q_bf * gb).sum() / (ga + gb).sum())
+    weight = (ga + gb).sum()
+    return float((q_af * ga + q_bf * gb).sum() / weight) if weight > 0 else math.nan
 
 
 # ---- Petrovic's 2005 parameterisation with Shreyamsha Kumar's artefact measure -------------------

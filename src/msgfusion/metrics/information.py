@@ -27,7 +27,7 @@ def _grey_levels(img: np.ndarray, name: str) -> np.ndarray:
 
 def _entropy(counts: np.ndarray, base: float) -> float:
     p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum() / math.log(base))
+    return float(-(p * np.log(p)).sum() / math.log(base)) + 0.0  # + 0.0: no -0.0 for one level
 
 
 def entropy(f: np.ndarray) -> float:
@@ -37,7 +37,8 @@ def entropy(f: np.ndarray) -> float:
 
     Reference: J. W. Roberts, J. van Aardt, F. Ahmed, "Assessment of image fusion procedures
     using entropy, image quality, and multispectral classification", J. Appl. Remote Sens. 2(1),
-    2008. Matches VIFB ``metricsEntropy``, CDDFuse ``Evaluator.EN`` and Tang's ``analysis_Reference``.
+    2008. Matches VIFB ``metricsEntropy``, CDDFuse ``Evaluator.EN`` and Tang's
+    ``analysis_Reference``.
     Direction: higher is better. Range: 0..8.
     """
     (f,) = check_images(f)

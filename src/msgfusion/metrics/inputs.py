@@ -62,7 +62,7 @@ def check_images(
         out.append(arr)
     shapes = {a.shape for a in out}
     if len(shapes) > 1:
-        listing = ", ".join(f"{n} is {_shape(a.shape)}" for n, a in zip(names, out))
+        listing = ", ".join(f"{n} is {_shape(a.shape)}" for n, a in zip(names, out, strict=True))
         raise ValueError(f"images must have the same shape: {listing}")
     return tuple(out)
 

@@ -9,12 +9,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from msgfusion.metrics.filters import (
+    LocalStats,
     block_sums,
     correlate_same,
     correlate_valid,
     filter_frequency,
     frequency_radius,
     gaussian_window,
+    local_covariance,
+    local_stats,
     normalize_255,
     sobel,
 )
@@ -45,24 +48,29 @@ class _VifScale:
         return kept, total
 
 
-def _vif_scales(ref: np.ndarray, dist: np.ndarray) -> list[_VifScale]:
+def _vif_pyramid(img: np.ndarray) -> list[LocalStats]:
+    """Local statistics of the 4 scales: scale k > 1 is scale k - 1 low-pass filtered with scale
+    k's window ('valid') and subsampled by 2 (``vifp_mscale.m``)."""
+    levels = []
+    for k, w in enumerate(VIF_WINDOWS):
+        if k > 0:
+            img = correlate_valid(img, w)[::2, ::2]
+        levels.append(local_stats(img, w))
+    return levels
+
+
+def _vif_scales(ref: list[LocalStats], dist: list[LocalStats]) -> list[_VifScale]:
     """Sheikh & Bovik's multiscale pixel-domain VIF statistics (``vifp_mscale.m``).
 
-    At scale k (k > 1 after low-pass filtering with that scale's window, 'valid', and taking
-    every second pixel) the local means, variances and covariance under the Gaussian window give
-    the gain g = s_rd / s_r and the distortion variance s_v = s_d - g s_rd, with the reference
-    code's guards: negative variances -> 0; where s_r < 1e-10: g = 0, s_v = s_d, s_r = 0; where
+    Per scale, from the local (co)variances under that scale's Gaussian window: the gain
+    g = s_rd / s_r and the distortion variance s_v = s_d - g s_rd, with the reference code's
+    guards: negative variances -> 0; where s_r < 1e-10: g = 0, s_v = s_d, s_r = 0; where
     s_d < 1e-10: g = s_v = 0; where g < 0: s_v = s_d, g = 0; s_v >= 1e-10.
     """
     scales = []
-    for k, w in enumerate(VIF_WINDOWS):
-        if k > 0:
-            ref = correlate_valid(ref, w)[::2, ::2]
-            dist = correlate_valid(dist, w)[::2, ::2]
-        mu_r, mu_d = correlate_valid(ref, w), correlate_valid(dist, w)
-        var_r = np.maximum(correlate_valid(ref * ref, w) - mu_r * mu_r, 0.0)
-        var_d = np.maximum(correlate_valid(dist * dist, w) - mu_d * mu_d, 0.0)
-        cov = correlate_valid(ref * dist, w) - mu_r * mu_d
+    for r, d in zip(ref, dist, strict=True):
+        var_r, var_d = np.maximum(r.var, 0.0), np.maximum(d.var, 0.0)
+        cov = local_covariance(r, d)
         gain = cov / (var_r + VIF_EPS)
         var_v = var_d - gain * cov
         flat_ref = var_r < VIF_EPS
@@ -80,9 +88,9 @@ def _vif_scales(ref: np.ndarray, dist: np.ndarray) -> list[_VifScale]:
     return scales
 
 
-def _vifp(ref: np.ndarray, dist: np.ndarray, sigma_n2: float) -> float:
+def _vifp(scales: list[_VifScale], sigma_n2: float) -> float:
     kept = total = 0.0
-    for scale in _vif_scales(ref, dist):
+    for scale in scales:
         k, t = scale.information(sigma_n2)
         kept += k.sum()
         total += t.sum()
@@ -106,7 +114,9 @@ def vif(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
     (each term is usually <= 1; above 1 for contrast enhancement).
     """
     a, b, f = check_images(a, b, f, min_size=VIF_MIN_SIZE)
-    return _vifp(a, f, VIF_SIGMA_N2) + _vifp(b, f, VIF_SIGMA_N2)
+    pa, pb, pf = _vif_pyramid(a), _vif_pyramid(b), _vif_pyramid(f)
+    return float(_vifp(_vif_scales(pa, pf), VIF_SIGMA_N2)
+                 + _vifp(_vif_scales(pb, pf), VIF_SIGMA_N2))
 
 
 VIFF_SIGMA_N2 = 0.005 * 255.0 * 255.0
@@ -129,8 +139,10 @@ def viff(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
     (about 0..1).
     """
     a, b, f = check_images(a, b, f, min_size=VIF_MIN_SIZE)
+    pf = _vif_pyramid(f)
+    scales_a, scales_b = _vif_scales(_vif_pyramid(a), pf), _vif_scales(_vif_pyramid(b), pf)
     total = 0.0
-    for p, sa, sb in zip(VIFF_SCALE_WEIGHTS, _vif_scales(a, f), _vif_scales(b, f)):
+    for p, sa, sb in zip(VIFF_SCALE_WEIGHTS, scales_a, scales_b, strict=True):
         kept_a, info_a = sa.information(VIFF_SIGMA_N2)
         kept_b, info_b = sb.information(VIFF_SIGMA_N2)
         use_a = sa.gain < sb.gain
@@ -140,7 +152,7 @@ def viff(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
     return float(total)
 
 
-# ---- Chen-Blum (Qcb) ------------------------------------------------------------------------------
+# ---- Chen-Blum (Qcb) ----------------------------------------------------------------------
 
 _CB_F0, _CB_F1, _CB_A = 15.3870, 1.3456, 0.7622  # DoG contrast sensitivity function
 _CB_K, _CB_H, _CB_P, _CB_Q, _CB_Z = 1.0, 1.0, 3.0, 2.0, 1e-4  # contrast masking
@@ -175,22 +187,30 @@ def qcb(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
 
     Reference: Y. Chen, R. S. Blum, "A new automated quality assessment algorithm for image
     fusion", Image and Vision Computing 27(10):1421-1432, 2009; Z. Liu's ``metricChenBlum`` =
-    VIFB ``metricsQcb``. Direction: higher is better. Range: 0..1.
+    VIFB ``metricsQcb``. Direction: higher is better. Range: 0..1 (NaN if an image is constant).
+
+    Numerical caveat: in large black areas the CSF-filtered image is at FFT round-off level
+    (1e-14..1e-18), and so is the contrast ratio there; the value then depends on the FFT
+    implementation (on the atlas PET-MRI pairs: ~2e-3 between mathematically equivalent
+    orderings, 0.4-1.1 % against Octave/FFTW, whose complex residue also enters |C|; elsewhere
+    agreement with VIFB/Liu to 3.4e-7). The real part of the inverse FFT is used, as MATLAB
+    returns for these symmetric filters.
     """
     a, b, f = check_images(a, b, f)
     h, w = f.shape
     csf_r = frequency_radius((h, w), (h / _CB_CYCLES, w / _CB_CYCLES))
     csf = np.exp(-((csf_r / _CB_F0) ** 2)) - _CB_A * np.exp(-((csf_r / _CB_F1) ** 2))
-    ca, cb, cf = (_masked_contrast(normalize_255(x), csf) for x in (a, b, f))
-    q_af = np.where(ca < cf, ca / cf, cf / ca)
-    q_bf = np.where(cb < cf, cb / cf, cf / cb)
-    sal_a, sal_b = ca * ca, cb * cb
-    lam_a = sal_a / (sal_a + sal_b)
-    lam_b = sal_b / (sal_a + sal_b)
-    return float(np.mean(lam_a * q_af + lam_b * q_bf))
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 -> NaN, as the reference
+        ca, cb, cf = (_masked_contrast(normalize_255(x), csf) for x in (a, b, f))
+        q_af = np.where(ca < cf, ca / cf, cf / ca)
+        q_bf = np.where(cb < cf, cb / cf, cf / cb)
+        sal_a, sal_b = ca * ca, cb * cb
+        lam_a = sal_a / (sal_a + sal_b)
+        lam_b = sal_b / (sal_a + sal_b)
+        return float(np.mean(lam_a * q_af + lam_b * q_bf))
 
 
-# ---- Chen-Varshney (Qcv) --------------------------------------------------------------------------
+# ---- Chen-Varshney (Qcv) ------------------------------------------------------------------
 
 _CV_WINDOW = 16
 _CV_ALPHA = 5.0
@@ -209,7 +229,8 @@ def qcv(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
     Reference: H. Chen, P. K. Varshney, "A human perception inspired quality metric for image
     fusion based on regional information", Information Fusion 8(2):193-207, 2007; Z. Liu's
     ``metricChen`` = VIFB ``metricsQcv`` (incomplete blocks zero-padded as ``blkproc``).
-    Direction: lower is better. Range: >= 0 (unnormalised; grey levels squared).
+    Direction: lower is better. Range: >= 0 (unnormalised; grey levels squared; NaN if both
+    sources are flat).
     """
     a, b, f = check_images(a, b, f)
     a, b, f = normalize_255(a), normalize_255(b), normalize_255(f)
@@ -224,4 +245,4 @@ def qcv(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
         distortion = block_sums(filter_frequency(src - f, csf) ** 2, _CV_WINDOW) / area
         num += (saliency * distortion).sum()
         den += saliency.sum()
-    return float(num / den)
+    return float(num / den) if den > 0 else math.nan

@@ -14,15 +14,11 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from msgfusion.errors import MsgFusionError
+from msgfusion.errors import UnknownMetricError
 from msgfusion.metrics import gradient, information, perceptual, statistics, structural
 from msgfusion.metrics.inputs import as_gray255, check_images
 
 Direction = Literal["higher", "lower", "zero"]
-
-
-class UnknownMetricError(MsgFusionError, ValueError):
-    """No metric is registered under the requested name."""
 
 
 @dataclass(frozen=True)
@@ -43,14 +39,6 @@ class Metric:
     def __call__(self, a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
         """The metric of the triple (A, B, F), whichever images it uses."""
         return float(self.func(a, b, f) if self.needs_sources else self.func(f))
-
-    def better(self, x: float, y: float) -> bool:
-        """Whether value x is strictly better than value y under this metric's direction."""
-        if self.direction == "higher":
-            return x > y
-        if self.direction == "lower":
-            return x < y
-        return abs(x) < abs(y)
 
 
 _ALL = (

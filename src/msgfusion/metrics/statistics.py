@@ -26,7 +26,8 @@ def standard_deviation(f: np.ndarray) -> float:
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     dx, dy = x - x.mean(), y - y.mean()
-    return float((dx * dy).sum() / math.sqrt((dx * dx).sum() * (dy * dy).sum()))
+    norm = math.sqrt((dx * dx).sum() * (dy * dy).sum())
+    return float((dx * dy).sum() / norm) if norm > 0 else math.nan
 
 
 def correlation_coefficient(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
@@ -51,7 +52,8 @@ def scd(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
 
     Reference: V. Aslantas, E. Bendes, "A new image quality metric for image fusion: the sum of
     the correlations of differences", AEU Int. J. Electron. Commun. 69(12):1890-1896, 2015.
-    Matches CDDFuse ``Evaluator.SCD`` and Tang. Direction: higher is better. Range: -2..2.
+    Matches CDDFuse ``Evaluator.SCD`` and Tang. Direction: higher is better. Range: -2..2 (NaN if
+    a source or a difference image is constant).
     """
     a, b, f = check_images(a, b, f)
     return _pearson(a, f - b) + _pearson(b, f - a)

@@ -43,7 +43,7 @@ class GVConfig:
     in_channels: int = 3  # the functional image as RGB (grey CT replicated)
     stem_kernel: int = 7  # first layer (ResNet conv1 in the released script, trained here)
     widths: tuple[int, ...] = (64, 128, 256)  # per scale: full, 1/2, 1/4, ... resolution
-    convs_per_scale: int = 2  # 3x3 convolutions per reduced scale (encoder and decoder)
+    convs_per_scale: int = 3  # 3x3 convolutions per reduced scale (encoder and decoder)
     out_channels: int = 64  # GV1 output channels (must equal the SF channels)
     brightness_kernel: int = 7  # GV2: conv7x7 -> conv1x1 -> tanh
     brightness_channels: int = 3

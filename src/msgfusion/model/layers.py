@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 class ConvNormAct(nn.Sequential):
     """conv k x k (same padding) -> BatchNorm -> LeakyReLU(0.2), the paper's basic layer."""
+
+    def fold(self) -> None:
+        """For inference: fold the (eval-mode) BatchNorm into the convolution."""
+        if isinstance(self[1], nn.BatchNorm2d):
+            self[0] = fuse_conv_bn_eval(self[0], self[1])
+            self[1] = nn.Identity()
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int = 3) -> None:
         super().__init__(
@@ -26,3 +33,12 @@ def soft_weighted_merge(*features: torch.Tensor) -> torch.Tensor:
     scores = torch.stack([f.mean(dim=1, keepdim=True) for f in features], dim=0)
     weights = torch.softmax(scores, dim=0)
     return sum(w * f for w, f in zip(weights, features))  # type: ignore[return-value]
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every :class:`ConvNormAct`'s BatchNorm into its conv (eval mode; same outputs)."""
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, ConvNormAct):
+            module.fold()
+    return model

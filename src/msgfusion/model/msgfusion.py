@@ -8,9 +8,10 @@ cropped back.
 
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import asdict
 from importlib import resources
+from typing import BinaryIO
 
 import torch
 import torch.nn.functional as F
@@ -57,17 +58,18 @@ class MsgFusionNet(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (the paper layout has about 2.6 M)."""
     return sum(p.numel() for p in model.parameters())
 
 
-def save_weights(model: MsgFusionNet, path: str, half: bool = True) -> None:
+def save_weights(model: MsgFusionNet, path: str | os.PathLike, half: bool = True) -> None:
     """Save the state dict (fp16 by default: a few hundred kB for ``lite``) with its config."""
     state = {k: (v.half() if half and v.is_floating_point() else v)
              for k, v in model.state_dict().items()}
     torch.save({"config": asdict(model.cfg), "state_dict": state}, path)
 
 
-def load_weights(path_or_file) -> MsgFusionNet:  # type: ignore[no-untyped-def]
+def load_weights(path_or_file: str | os.PathLike | BinaryIO) -> MsgFusionNet:
     """A model in eval mode from a file written by :func:`save_weights` (path or open file)."""
     blob = torch.load(path_or_file, map_location="cpu", weights_only=True)
     model = MsgFusionNet(from_dict(MsgFusionConfig, blob["config"]))
@@ -83,7 +85,3 @@ def load_pretrained(name: str = "msgfusion_lite") -> MsgFusionNet:
         raise FileNotFoundError(f"no shipped weights named {name!r} in {WEIGHTS_PACKAGE}")
     with ref.open("rb") as fh:
         return load_weights(fh)
-
-
-def describe(model: MsgFusionNet) -> str:
-    return json.dumps({"parameters": count_parameters(model), **asdict(model.cfg)})

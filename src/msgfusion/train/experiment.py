@@ -7,29 +7,39 @@ The config (JSON or TOML) has three optional sections::
      "pairs": ["CT-MRI", "PET-MRI", "SPECT-MRI"]}
 
 The run writes to ``out_dir``: ``config.json`` (the full resolved config), ``log.csv``,
-``checkpoint.pt`` (for resuming) and ``msgfusion.pt`` (the trained weights, fp16).
+``checkpoint.pt`` (for resuming) and ``msgfusion.pt`` (the trained weights, fp16);
+:func:`ship` copies them into the package. The shipped weights are reproduced by::
+
+    msgfusion train --config src/msgfusion/model/weights/msgfusion_lite.json \
+        --data ../shared/data/aanlib --out runs/lite --ship
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from msgfusion.data.datasets import AANLIB_PAIRS, load_aanlib
 from msgfusion.model.configs import MsgFusionConfig, from_dict, lite, model_config, read_config_file
+from msgfusion.model.inputs import Batch
 from msgfusion.model.msgfusion import MsgFusionNet, save_weights
 from msgfusion.train.data import preload
 from msgfusion.train.losses import FusionLoss, LossConfig
 from msgfusion.train.trainer import Trainer, TrainConfig
 
 WEIGHTS_FILE = "msgfusion.pt"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "model" / "weights"
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
+    """Everything one training run depends on; written beside its results as config.json."""
     model: MsgFusionConfig = field(default_factory=lite)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -52,11 +62,12 @@ class ExperimentConfig:
         return cls.from_dict(read_config_file(path))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": {"preset": "lite", **asdict(self.model)}, "loss": asdict(self.loss),
+        return {"model": asdict(self.model), "loss": asdict(self.loss),
                 "train": asdict(self.train), "pairs": list(self.pairs)}
 
 
-def msgfusion_forward(model: MsgFusionNet, batch: dict) -> Any:  # type: ignore[type-arg]
+def msgfusion_forward(model: MsgFusionNet, batch: Batch) -> torch.Tensor:
+    """The trainer's forward for MsgFusion: all its inputs come from the batch dict."""
     return model.forward_batch(batch)
 
 
@@ -75,3 +86,12 @@ def train_msgfusion(cfg: ExperimentConfig, data_root: str | os.PathLike,
     weights = out / WEIGHTS_FILE
     save_weights(trainer.model.cpu(), str(weights))  # type: ignore[arg-type]
     return weights
+
+
+def ship(out_dir: str | os.PathLike, name: str = "msgfusion_lite") -> list[Path]:
+    """Copy a run's weights, resolved config and log into the package as ``<name>.pt``,
+    ``<name>.json`` and ``<name>_log.csv`` (the files :func:`load_pretrained` reads)."""
+    out = Path(out_dir)
+    copies = [(WEIGHTS_FILE, f"{name}.pt"), ("config.json", f"{name}.json"),
+              ("log.csv", f"{name}_log.csv")]
+    return [Path(shutil.copyfile(out / src, SHIPPED_DIR / dst)) for src, dst in copies]

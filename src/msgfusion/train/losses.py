@@ -27,7 +27,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-Batch = dict[str, torch.Tensor]
+from msgfusion.model.inputs import Batch
 LossFn = Callable[[torch.Tensor, Batch], tuple[torch.Tensor, dict[str, float]]]
 
 

@@ -126,8 +126,14 @@ class Trainer:
                 bar.set_postfix(loss=f"{terms['loss']:.4f}")
         return {key: value / steps for key, value in sums.items()}
 
-    def fit(self, data: Batch, out_dir: str | Path, resume: bool = True) -> list[dict[str, float]]:
-        """Train to ``cfg.epochs``, resuming from ``out_dir/checkpoint.pt`` when present."""
+    def fit(self, data: Batch, out_dir: str | Path, resume: bool = True,
+            stop_at: int | None = None) -> list[dict[str, float]]:
+        """Train to ``cfg.epochs``, resuming from ``out_dir/checkpoint.pt`` when present.
+
+        ``stop_at`` ends the session after that many epochs (for time-boxed sessions); a later
+        ``fit`` resumes where it stopped, with the same schedule.
+        """
+        last = min(self.cfg.epochs, stop_at) if stop_at else self.cfg.epochs
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         ckpt, log_path = out / "checkpoint.pt", out / "log.csv"
@@ -140,7 +146,7 @@ class Trainer:
             per_epoch = min(per_epoch, self.cfg.max_steps_per_epoch)
         with tqdm(total=per_epoch * self.cfg.epochs, initial=per_epoch * self.epoch,
                   desc="training", unit="step", disable=None) as bar:
-            while self.epoch < self.cfg.epochs:
+            while self.epoch < last:
                 start = time.perf_counter()
                 lr = self.optimizer.param_groups[0]["lr"]
                 terms = self.run_epoch(data, bar)

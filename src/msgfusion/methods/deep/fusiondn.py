@@ -1,0 +1,145 @@
+"""FusionDN: Xu, Ma, Le, Jiang, Guo, "FusionDN: A unified densely connected network for image
+fusion", AAAI 2020 (34(07):12484-12491).
+
+Architecture (as in the paper and its released code): the two sources, concatenated, go through a
+densely connected encoder: conv 3 x 3 (BN, ReLU), then four blocks of two 3 x 3 convs (BN, ReLU),
+each block's output concatenated to its input (dense connections); a four-layer 3 x 3 decoder
+(ReLU, BN from the second layer) ends in tanh / 2 + 0.5. Reflect padding throughout.
+
+Loss: adaptive information preservation. Each source k gets a per-image score
+s_k = q_k + w_EN EN_k, with EN the entropy (the amount of information) and q a no-reference quality
+measure, and weight w_k = exp(s_k / c) / sum_j exp(s_j / c) (w_EN = 12, c = 13, the released
+values for infrared/visible); L = sum_k w_k (1 - SSIM(F, I_k)) + 1800 sum_k w_k MSE(L F, L I_k),
+with L the 8-neighbour Laplacian of the released code.
+
+Deviations: the quality q was deepIQA (a CNN trained on TID2013, MOS scale 0-9), unavailable here;
+it is replaced by the average gradient (in grey levels, typically 2-10 on these images), a
+gradient-based no-reference sharpness measure of a similar range. The VGG-16 perceptual term
+(weight 4e-5) is dropped (no ImageNet weights). Elastic weight consolidation is what makes
+FusionDN *one* model for several fusion tasks trained in sequence (multi-modal, multi-exposure,
+multi-focus); here there is one task, MR + functional brain images, with the three modality pairs
+pooled into one training set, so no task is trained after another and EWC has nothing to protect:
+it is left out. Widths divided by four (encoder 48 -> 12 per layer, decoder 240, 128, 64 -> 60,
+32, 16) to keep the weights small and training feasible on a CPU. Training data: AANLIB train split
+(the paper: RoadScene/TNO, exposure and focus data sets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from msgfusion.methods.deep.base import Recipe, ShippedNetworkMethod
+from msgfusion.methods.deep.layers import LAPLACIAN_8, ConvBlock, filter2d
+from msgfusion.methods.registry import register
+from msgfusion.model.inputs import Batch
+from msgfusion.train.losses import ssim
+from msgfusion.train.trainer import TrainConfig, grey_pair_forward
+
+
+@dataclass(frozen=True)
+class FusionDNConfig:
+    growth: int = 12  # the paper: 48
+    blocks: int = 4
+    decoder: tuple[int, ...] = (60, 32, 16)  # the paper: (240, 128, 64)
+
+
+def _conv(in_ch: int, out_ch: int, norm: bool = True) -> ConvBlock:
+    return ConvBlock(in_ch, out_ch, 3, padding="reflect", norm=norm, act=nn.ReLU(inplace=True))
+
+
+class DenseBlock(nn.Module):
+    """Two 3 x 3 convs (BN, ReLU) whose output is concatenated to the input."""
+
+    def __init__(self, in_ch: int, growth: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_conv(in_ch, growth), _conv(growth, growth))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self.body(x)], dim=1)
+
+
+class FusionDN(nn.Module):
+    """``forward(a, b) -> N x 1 x H x W`` in [0, 1]."""
+
+    def __init__(self, cfg: FusionDNConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or FusionDNConfig()
+        g = cfg.growth
+        self.encoder = nn.Sequential(
+            _conv(2, g), *[DenseBlock(g * (i + 1), g) for i in range(cfg.blocks)]
+        )
+        widths = [g * (cfg.blocks + 1), *cfg.decoder]
+        self.decoder = nn.Sequential(
+            *[_conv(i, o, norm=k > 0) for k, (i, o) in enumerate(zip(widths, widths[1:]))],
+            nn.Conv2d(widths[-1], 1, 3, padding=1, padding_mode="reflect"),
+        )
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.decoder(self.encoder(torch.cat([a, b], dim=1)))) / 2 + 0.5
+
+
+def entropy(x: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy (bits) of the 256-level histogram of each N x 1 x H x W image in [0, 1]."""
+    levels = (x.clamp(0, 1) * 255).round().long().flatten(1)
+    counts = torch.zeros(levels.shape[0], 256, device=x.device).scatter_add_(
+        1, levels, torch.ones_like(levels, dtype=torch.float32))
+    p = counts / counts.sum(dim=1, keepdim=True)
+    return -(p * torch.log2(p.clamp_min(1e-12))).sum(dim=1)
+
+
+def average_gradient(x: torch.Tensor) -> torch.Tensor:
+    """Mean of sqrt((dx^2 + dy^2) / 2) in grey levels (0..255), per image (N)."""
+    dx = x[..., :-1, 1:] - x[..., :-1, :-1]
+    dy = x[..., 1:, :-1] - x[..., :-1, :-1]
+    return (255 * torch.sqrt((dx**2 + dy**2) / 2)).flatten(1).mean(dim=1)
+
+
+@dataclass(frozen=True)
+class FusionDNLoss:
+    """The adaptive, information-preserving loss (see the module docstring)."""
+
+    w_en: float = 12.0
+    c: float = 13.0
+    gradient: float = 1800.0
+
+    def weights(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """2 x N weights of the sources, from quality (average gradient) and entropy."""
+        with torch.no_grad():
+            scores = torch.stack([average_gradient(s) + self.w_en * entropy(s) for s in (a, b)])
+            return torch.softmax(scores / self.c, dim=0)
+
+    def __call__(self, output: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        a, b = batch["mr"], batch["func_gray"]
+        w = self.weights(a, b)
+        lap = filter2d(output, LAPLACIAN_8)
+        structure = sum(w[k] * (1 - ssim(output, s)) for k, s in enumerate((a, b)))
+        grad = sum(w[k] * (lap - filter2d(s, LAPLACIAN_8)).pow(2).flatten(1).mean(dim=1)
+                   for k, s in enumerate((a, b)))
+        ssim_term, grad_term = structure.mean(), grad.mean()  # type: ignore[union-attr]
+        total = ssim_term + self.gradient * grad_term
+        return total, {"ssim": float(ssim_term.detach()), "gradient": float(grad_term.detach()),
+                       "w_mr": float(w[0].mean())}
+
+
+RECIPE = Recipe(
+    name="fusiondn",
+    arch=FusionDNConfig(),
+    build=FusionDN,
+    loss=FusionDNLoss,
+    train=TrainConfig(epochs=3, batch_size=8, lr=1e-3, crop=96, num_threads=1),
+    train_forward=grey_pair_forward,
+    infer=grey_pair_forward,
+)
+
+
+@register
+class FusionDNMethod(ShippedNetworkMethod):
+    """FusionDN with the weights trained here (see the module docstring)."""
+
+    name = "fusiondn"
+    description = "FusionDN: densely connected network, adaptive information-preserving loss"
+    reference = "Xu, Ma, Le, Jiang, Guo, AAAI 2020 (34(07):12484-12491)"
+    recipe = RECIPE

@@ -1,0 +1,1 @@
+"""Trained weights of the deep baselines (``<name>.pt``), with their configs and training logs."""

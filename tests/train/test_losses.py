@@ -1,0 +1,55 @@
+"""The fusion losses: the paper's loss and the optional terms."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from msgfusion.train.losses import FusionLoss, LossConfig, sobel_magnitude, ssim
+
+
+def _batch(seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    mr = torch.rand(2, 1, 32, 32, generator=g)
+    return {"mr": mr, "func_gray": torch.rand(2, 1, 32, 32, generator=g),
+            "luma_gain": torch.full((2, 1, 32, 32), 0.5)}
+
+
+def test_ssim_is_one_for_identical_images_and_lower_otherwise() -> None:
+    b = _batch()
+    assert torch.allclose(ssim(b["mr"], b["mr"]), torch.ones(2), atol=1e-5)
+    assert (ssim(b["mr"], b["func_gray"]) < 0.5).all()
+
+
+def test_paper_loss_value_by_hand() -> None:
+    """L = 0.8 [0.5 (1-SSIM(O,A)) + 0.5 (1-SSIM(O,B))] + 0.2 [0.5 MSE(O,A) + 0.5 MSE(O,B)]."""
+    b = _batch()
+    o = (b["mr"] + b["func_gray"]) / 2
+    total, terms = FusionLoss()(o, b)
+    s_a, s_b = ssim(o, b["mr"]).mean(), ssim(o, b["func_gray"]).mean()
+    mse_a, mse_b = ((o - b["mr"]) ** 2).mean(), ((o - b["func_gray"]) ** 2).mean()
+    expected = 0.8 * (0.5 * (1 - s_a) + 0.5 * (1 - s_b)) + 0.2 * (0.5 * mse_a + 0.5 * mse_b)
+    assert torch.allclose(total, expected, atol=1e-6)
+    assert set(terms) == {"ssim", "mse"}
+
+
+def test_max_terms_are_zero_at_the_max_rule_and_y_space_scales_the_output() -> None:
+    b = _batch()
+    b["func_gray"] = b["mr"] * 0.5  # max(A, B) = A
+    loss = FusionLoss(LossConfig(ssim=0, mse=0, intensity_max=1, gradient_max=1))
+    total, _ = loss(b["mr"].clone(), b)
+    assert float(total) < 1e-6
+    y_loss = FusionLoss(LossConfig(ssim=0, mse=0, intensity_max=1, space="y"))
+    assert float(y_loss(2 * b["mr"], b)[0]) < 1e-6  # O * Y/V with Y/V = 0.5
+
+
+def test_sobel_magnitude_of_a_step() -> None:
+    x = torch.zeros(1, 1, 8, 8)
+    x[..., 4:] = 1.0
+    g = sobel_magnitude(x)
+    assert g[0, 0, 4, 3] == 4.0 and g[0, 0, 4, 0] == 0.0
+
+
+def test_bad_space_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        LossConfig(space="rgb")
