@@ -263,8 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="results", metavar="DIR",
                    help="results folder, also the cache (default: ./results)")
     p.add_argument("--force", action="store_true", help="recompute everything, ignoring the cache")
-    p.add_argument("--color", default="hsv", choices=COLOR_MODES,
-                   help="colour restoration of fused PET/SPECT (metrics use its luminance)")
+    p.add_argument("--color", default="ycbcr", choices=COLOR_MODES,
+                   help="colour restoration of fused PET/SPECT; metrics use its luminance, which "
+                        "with ycbcr (default) is the fused intensity itself, as in the published "
+                        "methods' outputs (hsv dims it by Y/V of the PET/SPECT colour)")
     p.add_argument("--figure-pairs", nargs="+", metavar="NAME",
                    help="pair names (file stems) for the figure grids (default: first per modality)")
     p.add_argument("--timing-repeats", type=int, default=5, help="timed runs per method (median)")

@@ -27,6 +27,12 @@ from msgfusion.pair import FusionPair
 BUILTIN_MODULES: tuple[str, ...] = (
     "msgfusion.methods.msgfusion",
     "msgfusion.methods.classical.pixel",
+    "msgfusion.methods.classical.pca",
+    "msgfusion.methods.classical.pyramid",
+    "msgfusion.methods.classical.wavelet",
+    "msgfusion.methods.classical.guided",
+    "msgfusion.methods.classical.lowrank",
+    "msgfusion.methods.classical.pcnn",
     "msgfusion.methods.deep.ifcnn",
     "msgfusion.methods.deep.nestfuse",
     "msgfusion.methods.deep.fusiondn",

@@ -84,7 +84,7 @@ RECIPE = Recipe(
     arch=FunFuseAnConfig(),
     build=FunFuseAn,
     loss=lambda: FusionLoss(LossConfig(ssim=0.8, mse=0.2)),
-    train=TrainConfig(epochs=3, batch_size=8, lr=1e-3, crop=96, num_threads=1),
+    train=TrainConfig(epochs=4, batch_size=8, lr=2e-3, crop=96, num_threads=1),
     train_forward=grey_pair_forward,
     infer=grey_pair_forward,
 )
@@ -96,5 +96,7 @@ class FunFuseAnMethod(ShippedNetworkMethod):
 
     name = "funfusean"
     description = "FunFuseAn: low/high-frequency branches per source, SSIM-based loss"
-    reference = "Kumar et al., MICCAI workshop MBIA 2019, LNCS 11846:121-129 (arXiv:1908.03958)"
+    reference = ("N. Kumar, N. Hoffmann, M. Oelschlaegel, E. Koch, M. Kirsch, S. Gumhold, "
+                 "\"Structural similarity based anatomical and functional brain imaging fusion\", "
+                 "MICCAI workshop MBIA 2019, LNCS 11846:121-129 (arXiv:1908.03958)")
     recipe = RECIPE

@@ -9,13 +9,16 @@ each block's output concatenated to its input (dense connections); a four-layer 
 Loss: adaptive information preservation. Each source k gets a per-image score
 s_k = q_k + w_EN EN_k, with EN the entropy (the amount of information) and q a no-reference quality
 measure, and weight w_k = exp(s_k / c) / sum_j exp(s_j / c) (w_EN = 12, c = 13, the released
-values for infrared/visible); L = sum_k w_k (1 - SSIM(F, I_k)) + 1800 sum_k w_k MSE(L F, L I_k),
-with L the 8-neighbour Laplacian of the released code.
+values for infrared/visible); L = sum_k w_k (1 - SSIM(F, I_k)) + 1800 sum_k w_k MSE(L F, L I_k)
++ 20 sum_k w_k MSE(F, I_k), with L the 8-neighbour Laplacian of the released code.
 
 Deviations: the quality q was deepIQA (a CNN trained on TID2013, MOS scale 0-9), unavailable here;
 it is replaced by the average gradient (in grey levels, typically 2-10 on these images), a
 gradient-based no-reference sharpness measure of a similar range. The VGG-16 perceptual term
-(weight 4e-5) is dropped (no ImageNet weights). Elastic weight consolidation is what makes
+(weight 4e-5; no ImageNet weights here) is replaced by the same information-weighted comparison on
+pixels, 20 sum_k w_k MSE(F, I_k): without any intensity term, SSIM's luminance factor saturates on
+the black background of brain slices (its gradient vanishes far from the target) and a trial run
+left the background mid-grey. Elastic weight consolidation is what makes
 FusionDN *one* model for several fusion tasks trained in sequence (multi-modal, multi-exposure,
 multi-focus); here there is one task, MR + functional brain images, with the three modality pairs
 pooled into one training set, so no task is trained after another and EWC has nothing to protect:
@@ -97,6 +100,11 @@ def average_gradient(x: torch.Tensor) -> torch.Tensor:
     return (255 * torch.sqrt((dx**2 + dy**2) / 2)).flatten(1).mean(dim=1)
 
 
+def _mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference per image (N)."""
+    return (x - y).pow(2).flatten(1).mean(dim=1)
+
+
 @dataclass(frozen=True)
 class FusionDNLoss:
     """The adaptive, information-preserving loss (see the module docstring)."""
@@ -104,6 +112,7 @@ class FusionDNLoss:
     w_en: float = 12.0
     c: float = 13.0
     gradient: float = 1800.0
+    pixel: float = 20.0  # replaces the VGG perceptual term (see the module docstring)
 
     def weights(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """2 x N weights of the sources, from quality (average gradient) and entropy."""
@@ -115,12 +124,14 @@ class FusionDNLoss:
         a, b = batch["mr"], batch["func_gray"]
         w = self.weights(a, b)
         lap = filter2d(output, LAPLACIAN_8)
-        structure = sum(w[k] * (1 - ssim(output, s)) for k, s in enumerate((a, b)))
-        grad = sum(w[k] * (lap - filter2d(s, LAPLACIAN_8)).pow(2).flatten(1).mean(dim=1)
-                   for k, s in enumerate((a, b)))
-        ssim_term, grad_term = structure.mean(), grad.mean()  # type: ignore[union-attr]
-        total = ssim_term + self.gradient * grad_term
-        return total, {"ssim": float(ssim_term.detach()), "gradient": float(grad_term.detach()),
+        sources = (a, b)
+        structure = sum(w[k] * (1 - ssim(output, s)) for k, s in enumerate(sources))
+        grad = sum(w[k] * _mse(lap, filter2d(s, LAPLACIAN_8)) for k, s in enumerate(sources))
+        pixel = sum(w[k] * _mse(output, s) for k, s in enumerate(sources))
+        terms = {"ssim": structure.mean(), "gradient": grad.mean(),  # type: ignore[union-attr]
+                 "pixel": pixel.mean()}  # type: ignore[union-attr]
+        total = terms["ssim"] + self.gradient * terms["gradient"] + self.pixel * terms["pixel"]
+        return total, {**{k: float(v.detach()) for k, v in terms.items()},
                        "w_mr": float(w[0].mean())}
 
 
@@ -141,5 +152,6 @@ class FusionDNMethod(ShippedNetworkMethod):
 
     name = "fusiondn"
     description = "FusionDN: densely connected network, adaptive information-preserving loss"
-    reference = "Xu, Ma, Le, Jiang, Guo, AAAI 2020 (34(07):12484-12491)"
+    reference = ("H. Xu, J. Ma, Z. Le, J. Jiang, X. Guo, \"FusionDN: A unified densely connected "
+                 "network for image fusion\", AAAI 2020, 34(07):12484-12491")
     recipe = RECIPE

@@ -179,6 +179,8 @@ class FusionGANMethod(ShippedNetworkMethod):
 
     name = "fusiongan"
     description = "FusionGAN: conv generator vs discriminator; functional intensity + MR gradients"
-    reference = "Ma, Yu, Liang, Li, Jiang, Information Fusion 48:11-26, 2019"
+    reference = ("J. Ma, W. Yu, P. Liang, C. Li, J. Jiang, \"FusionGAN: A generative adversarial "
+                 "network for infrared and visible image fusion\", Information Fusion 48:11-26, "
+                 "2019")
     recipe = RECIPE
 

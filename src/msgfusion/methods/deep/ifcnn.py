@@ -85,5 +85,7 @@ class IFCNNMethod(ShippedNetworkMethod):
 
     name = "ifcnn"
     description = "IFCNN: shared conv features, element-wise max, conv reconstruction"
-    reference = "Zhang et al., Information Fusion 54:99-118, 2020"
+    reference = ("Y. Zhang, Y. Liu, P. Sun, H. Yan, X. Zhao, L. Zhang, \"IFCNN: A general image "
+                 "fusion framework based on convolutional neural network\", Information Fusion "
+                 "54:99-118, 2020")
     recipe = RECIPE

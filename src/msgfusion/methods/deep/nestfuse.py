@@ -165,5 +165,7 @@ class NestFuseMethod(ShippedNetworkMethod):
 
     name = "nestfuse"
     description = "NestFuse: nest-connection auto-encoder, spatial/channel attention fusion"
-    reference = "Li, Wu, Durrani, IEEE Trans. Instrum. Meas. 69(12):9645-9656, 2020"
+    reference = ("H. Li, X.-J. Wu, T. Durrani, \"NestFuse: An infrared and visible image fusion "
+                 "architecture based on nest connection and spatial/channel attention models\", "
+                 "IEEE Trans. Instrumentation and Measurement 69(12):9645-9656, 2020")
     recipe = RECIPE
