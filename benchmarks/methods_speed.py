@@ -54,6 +54,8 @@ def time_pairs(name: str, pairs: list[FusionPair], budget: float, max_repeats: i
 
 
 def _seconds(t: float) -> str:
+    if t < 1e-3:
+        return f"{t * 1e6:.0f} us"
     return f"{t * 1e3:.1f} ms" if t < 1 else f"{t:.2f} s"
 
 

@@ -32,7 +32,7 @@ class GuidedFilterFusion(FusionMethod):
     4. refined weights W^B_n = G_{r1, eps1}(P_n, I_n) and W^D_n = G_{r2, eps2}(P_n, I_n), guided
        filters with the source as guide, r1 = 45, eps1 = 0.3, r2 = 7, eps2 = 1e-6, normalised
        to sum to 1 at every pixel (the guided filter is linear and keeps constants, so the sum
-       is G(P_1 + P_2) >= 1 up to filter overshoot: it never vanishes);
+       is G(P_1 + P_2), P_1 + P_2 being 1, or 2 on ties: close to 1 or 2, never near 0);
     5. F = sum_n W^B_n B_n + W^D_n D_n.
     Box filters are cut at the image border (He et al.'s formulation). With identical inputs
     the weights are 1/2 each and the output equals the input.

@@ -43,7 +43,7 @@ def _svt(m: np.ndarray, tau: float) -> np.ndarray:
 
 
 def _left(s: np.ndarray, a: np.ndarray, rows: int) -> np.ndarray:
-    """Sigma-shaped diagonal on the left: rows x cols result with (diag(s) a)_ij, zero rows after."""
+    """Sigma-shaped diagonal on the left: (diag(s) a)_ij in the first len(s) rows, zero after."""
     out = np.zeros((rows, a.shape[1]), dtype=a.dtype)
     k = len(s)
     out[:k] = s[:, None] * a[:k]
@@ -72,7 +72,7 @@ def latent_lrr(x: np.ndarray, lam: float = 0.8, tol: float = 1e-3, rho: float = 
     from mu = 1e-6 with rho = 1.1, lam = 0.8, as in the released code.
 
     The problem has many minimisers and the ALM result depends on this mu path, so the path is
-    kept exactly. What is changed, for speed (float32, about 1 s for a 256 x 256 image):
+    kept exactly. What is changed, for speed (float32, under 1 s for a 256 x 256 image):
     - the iteration runs in the singular basis of X = U Sigma V^T (Z' = V^T Z V, L' = U^T L U):
       the two inverses become diagonal and the Z and L updates element-wise; only the E step
       goes back to pixel space (four matrix products per step). The thresholding commutes with
@@ -82,8 +82,8 @@ def latent_lrr(x: np.ndarray, lam: float = 0.8, tol: float = 1e-3, rho: float = 
       skipped when a norm bound proves it zero (:func:`_svt`);
     - the stopping tolerance is 1e-3 instead of 1e-6 (max-abs residuals; the two consistency
       residuals Z - J, L - S are measured in the rotated basis), with at most ``max_iter``
-      steps. On atlas pairs the fused image then differs from the fully converged one by less
-      than one grey level (see ``docs/methods.md``).
+      steps. On atlas pairs the fused image then differs from the fully converged one by at
+      most about one grey level, 0.004 (see ``docs/methods.md``).
     """
     x = np.asarray(x, dtype=np.float32)
     d, n = x.shape

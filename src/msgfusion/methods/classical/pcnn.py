@@ -42,8 +42,10 @@ def _wedges(height: int, width: int, count: int) -> np.ndarray:
     Window k is cos^2(count * d / 2) for |d| < pi / count, d the angle of the frequency vector
     minus k pi / count, taken modulo pi (so each window is symmetric about the origin and the
     filtered band stays real). Neighbouring windows overlap as cos^2 + sin^2 = 1; the DC term
-    is shared equally.
+    is shared equally. One direction is the whole band.
     """
+    if count == 1:
+        return np.ones((1, height, width // 2 + 1), dtype=np.float32)
     fy = np.fft.fftfreq(height)[:, None]
     fx = np.fft.rfftfreq(width)[None, :]
     theta = np.arctan2(fy, fx)
@@ -79,13 +81,13 @@ def decompose(x: np.ndarray, directions: Sequence[int] = DIRECTIONS
 def fractal_dimension(image: np.ndarray) -> float:
     """Box-counting fractal dimension of an 8-bit image (the authors' ``IDBC.m``).
 
-    For each box size s = 2 .. min(H, W)/2 the image is cut into s x s blocks and
+    For each box size s = 2 .. min(H, W)/2 (at least 2, 3) the image is cut into s x s blocks and
     N_s = sum over blocks of (max - min + 1), the minimum of the partial blocks at the right and
     bottom edge taken as 0 (as in their code); the dimension is the least-squares slope of
     log N_s against log(1/s). ``image`` holds grey values 0..255.
     """
     height, width = image.shape
-    sizes = np.arange(2, min(height, width) // 2 + 1)
+    sizes = np.arange(2, max(3, min(height, width) // 2) + 1)
     counts = np.empty(len(sizes))
     for i, s in enumerate(sizes):
         nh, nw = -(-height // s), -(-width // s)
@@ -176,7 +178,9 @@ def wpadcpcnn(a: np.ndarray, b: np.ndarray, weight_a: float, iterations: int = 1
     def per_band(v: np.ndarray) -> np.ndarray:
         return v.reshape(-1, 1, 1)
 
-    spread = weight_a * a.std(axis=IMAGE_AXES, ddof=1) + weight_b * b.std(axis=IMAGE_AXES, ddof=1)
+    ddof = 1 if a[0].size > 1 else 0  # MATLAB's std2 (n - 1), defined for one pixel too
+    spread = (weight_a * a.std(axis=IMAGE_AXES, ddof=ddof)
+              + weight_b * b.std(axis=IMAGE_AXES, ddof=ddof))
     alpha_u = np.log10(1.0 / np.maximum(spread, np.finfo(np.float32).tiny))
     otsu_a = np.maximum(otsu_level(a), 1 / 255)
     otsu_b = np.maximum(otsu_level(b), 1 / 255)
@@ -199,25 +203,28 @@ def wpadcpcnn(a: np.ndarray, b: np.ndarray, weight_a: float, iterations: int = 1
     padded = np.zeros(a.shape[:-2] + (a.shape[-2] + 2, a.shape[-1] + 2), dtype=np.uint8)
     counts = np.zeros(a.shape, dtype=np.uint16)
     u_a, u_b = np.empty_like(a), np.empty_like(a)
-    for _ in range(iterations):
-        padded[..., 1:-1, 1:-1] = fired
-        rows = padded[..., :-2] + padded[..., 2:]
-        rows += padded[..., 1:-1]
-        rows += padded[..., 1:-1]
-        link = rows[..., :-2, :] + rows[..., 2:, :]
-        link += rows[..., 1:-1, :]
-        link += rows[..., 1:-1, :]
-        link -= 4 * padded[..., 1:-1, 1:-1]
-        np.multiply(half_gain_a, link, out=u_a)
-        u_a += a
-        np.multiply(half_gain_b, link, out=u_b)
-        u_b += b
-        u *= decay_u
-        u += np.maximum(u_a, u_b)
-        np.greater(u, e, out=fired)
-        e *= decay_e
-        e += v_e * fired
-        counts += fired
+    # With alpha_e < 0 (tiny or noise-like sub-bands) E grows without bound and may reach inf:
+    # the neuron then stops firing, which is the model's own limit.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(iterations):
+            padded[..., 1:-1, 1:-1] = fired
+            rows = padded[..., :-2] + padded[..., 2:]
+            rows += padded[..., 1:-1]
+            rows += padded[..., 1:-1]
+            link = rows[..., :-2, :] + rows[..., 2:, :]
+            link += rows[..., 1:-1, :]
+            link += rows[..., 1:-1, :]
+            link -= 4 * padded[..., 1:-1, 1:-1]
+            np.multiply(half_gain_a, link, out=u_a)
+            u_a += a
+            np.multiply(half_gain_b, link, out=u_b)
+            u_b += b
+            u *= decay_u
+            u += np.maximum(u_a, u_b)
+            np.greater(u, e, out=fired)
+            e *= decay_e
+            e += v_e * fired
+            counts += fired
     return PCNNResult(choose_a=u_a >= u_b, firing_counts=counts)
 
 
@@ -236,8 +243,8 @@ class WPADCPCNNFusion(FusionMethod):
     """
 
     name = "wpadcpcnn"
-    description = "weighted parameter-adaptive dual-channel PCNN on a multiscale-directional " \
-                  "decomposition"
+    description = ("weighted parameter-adaptive dual-channel PCNN on a multiscale-directional "
+                   "decomposition")
     reference = ("C. Panigrahy, A. Seal, N. K. Mahato, \"MRI and SPECT image fusion using a "
                  "weighted parameter adaptive dual channel PCNN\", IEEE Signal Processing Letters "
                  "27:690-694, 2020")

@@ -152,8 +152,8 @@ RECIPE = Recipe(
     arch=NestFuseConfig(),
     build=NestFuse,
     loss=NestFuseLoss,
-    train=TrainConfig(epochs=3, batch_size=4, lr=1e-3, crop=96, num_threads=1,
-                      max_steps_per_epoch=70),
+    train=TrainConfig(epochs=5, batch_size=4, lr=1e-3, crop=96, num_threads=1,
+                      max_steps_per_epoch=100),
     train_forward=train_forward,
     infer=infer,
 )
