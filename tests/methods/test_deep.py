@@ -14,7 +14,12 @@ from msgfusion.io.images import read_image
 from msgfusion.methods.deep.base import save_weights, shipped_weights
 from msgfusion.methods.deep.fusiondn import FusionDNLoss
 from msgfusion.methods.deep.nestfuse import attention_fuse
-from msgfusion.methods.deep.training import baseline_recipes, get_recipe, make_trainer
+from msgfusion.methods.deep.training import (
+    baseline_recipes,
+    get_recipe,
+    initial_model,
+    make_trainer,
+)
 from msgfusion.methods.registry import get_method, list_methods
 from msgfusion.model.inputs import batch_from_pairs
 from msgfusion.pair import FusionPair
@@ -75,7 +80,7 @@ def test_ships_trained_weights(name, tmp_path):
     method = get_method(name)
     recipe = get_recipe(name)
     loaded = method.model.state_dict()
-    initial = make_trainer(recipe).model.state_dict()
+    initial = initial_model(recipe, recipe.train.seed).state_dict()
     assert loaded.keys() == initial.keys()
     changed = [k for k in loaded if loaded[k].is_floating_point()
                and not torch.allclose(loaded[k], initial[k].float())]
@@ -83,7 +88,7 @@ def test_ships_trained_weights(name, tmp_path):
     # the fingerprint follows the weights
     same, untrained = tmp_path / "same.pt", tmp_path / "untrained.pt"
     same.write_bytes(blob)
-    save_weights(make_trainer(recipe).model, recipe.arch, untrained)
+    save_weights(initial_model(recipe, recipe.train.seed), recipe.arch, untrained)
     assert type(method)(weights=same).fingerprint() == method.fingerprint()
     assert type(method)(weights=untrained).fingerprint() != method.fingerprint()
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from msgfusion.train.losses import FusionLoss, LossConfig, sobel_magnitude, ssim
+from msgfusion.data.datasets import sample_folders
+from msgfusion.metrics import piella_q
+from msgfusion.model.inputs import batch_from_pairs
+from msgfusion.train.losses import FusionLoss, LossConfig, saliency_ssim, sobel_magnitude, ssim
 
 
 def _batch(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -41,6 +44,17 @@ def test_max_terms_are_zero_at_the_max_rule_and_y_space_scales_the_output() -> N
     assert float(total) < 1e-6
     y_loss = FusionLoss(LossConfig(ssim=0, mse=0, intensity_max=1, space="y"))
     assert float(y_loss(2 * b["mr"], b)[0]) < 1e-6  # O * Y/V with Y/V = 0.5
+
+
+def test_saliency_ssim_is_the_q_s_metric() -> None:
+    """1 - ssim_saliency is Piella's Q_S (metrics.piella_q, on 0..255) of the output."""
+    pair = sample_folders()[1][0]
+    b = batch_from_pairs([pair])
+    o = 0.6 * b["mr"] + 0.4 * b["func_gray"]
+    expected = piella_q(pair.mr * 255, pair.func_gray * 255, o[0, 0].numpy() * 255)
+    assert abs(float(saliency_ssim(o, b["mr"], b["func_gray"])) - expected) < 1e-3
+    loss = FusionLoss(LossConfig(ssim=0, mse=0, ssim_saliency=1))
+    assert abs(float(loss(o, b)[0]) - (1 - expected)) < 1e-3
 
 
 def test_sobel_magnitude_of_a_step() -> None:

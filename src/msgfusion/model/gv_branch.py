@@ -61,13 +61,27 @@ class MultiScaleEncoder(nn.Module):
 
 
 class BrightnessBranch(nn.Module):
-    """GV2: g = tanh(conv1x1(conv7x7(V'))), GV2 = soft-weighted merge of V' and g."""
+    """GV2: g = tanh(conv1x1(conv7x7(V'))), GV2 = soft-weighted merge of V' and g.
 
-    def __init__(self, cfg: GVConfig) -> None:
+    Initialised as a soft threshold of V', g = tanh(gain (V' - 1/2)): the conv7x7 as the
+    identity (centre tap 1) and the conv1x1 as ``gain`` I with bias -gain/2. So GV2 starts near 1
+    where V' = 1 (bone, hottest uptake) and below 0 where V' = 0, where the level-2 maximum then
+    leaves L1 alone. A default (random) start puts GV2 at about 0.8 wherever V' saturates;
+    since max(L1, GV2) passes no gradient to L1 there, L1 never learns to cover those regions
+    and the fused bone stays a flat 0.8 grey (measured).
+    """
+
+    def __init__(self, cfg: GVConfig, gain: float = 6.0) -> None:
         super().__init__()
         k, c = cfg.brightness_kernel, cfg.brightness_channels
         self.conv = nn.Conv2d(1, c, k, padding=k // 2)
         self.point = nn.Conv2d(c, c, 1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[:, :, k // 2, k // 2] = 1.0
+            self.conv.bias.zero_()
+            self.point.weight.copy_(gain * torch.eye(c).view(c, c, 1, 1))
+            self.point.bias.fill_(-gain / 2)
 
     def forward(self, v_prime: torch.Tensor) -> torch.Tensor:
         g = torch.tanh(self.point(self.conv(v_prime)))

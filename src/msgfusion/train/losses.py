@@ -9,6 +9,8 @@ SSIM with an 11 x 11 Gaussian window, sigma 1.5, data range 1 (Wang et al., IEEE
 Optional terms, used in many recent fusion papers (e.g. Tang et al., SeAFusion, Information
 Fusion 82, 2022; Zhao et al., CDDFuse, CVPR 2023):
 
+- ``ssim_saliency``: 1 - Piella's saliency-weighted SSIM (:func:`saliency_ssim`), follows in
+  each window the source with more structure;
 - ``intensity_max``: L1(O, max(A, B)), keeps the brighter source (bone, uptake);
 - ``gradient_max``: L1(|grad O|, max(|grad A|, |grad B|)) with Sobel gradients, keeps the
   stronger edge of the two sources.
@@ -46,15 +48,40 @@ def _blur(x: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
     return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, size, 1), groups=c)
 
 
+def _ssim_map(mx: torch.Tensor, my: torch.Tensor, vx: torch.Tensor, vy: torch.Tensor,
+              cov: torch.Tensor, data_range: float) -> torch.Tensor:
+    """Wang's SSIM map from local means, variances and covariance (K1 = 0.01, K2 = 0.03)."""
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    return ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+
+
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, size: int = 11,
          sigma: float = 1.5) -> torch.Tensor:
     """Mean SSIM over the valid region (Wang et al. 2004; K1 = 0.01, K2 = 0.03), per image (N)."""
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     stats = _blur(torch.cat([x, y, x * x, y * y, x * y], dim=1), size, sigma)
     mx, my, xx, yy, xy = stats.split(x.shape[1], dim=1)
-    vx, vy, cov = xx - mx**2, yy - my**2, xy - mx * my
-    smap = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    smap = _ssim_map(mx, my, xx - mx**2, yy - my**2, xy - mx * my, data_range)
     return smap.flatten(1).mean(dim=1)
+
+
+def saliency_ssim(o: torch.Tensor, a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0,
+                  size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Piella's Q_S as a differentiable score, per image (N).
+
+    mean over windows of lambda SSIM(O, A) + (1 - lambda) SSIM(O, B), lambda = s_A / (s_A + s_B)
+    with s the local variance of a source (1/2 where both are flat): each window follows the
+    source with more structure there, instead of the average of both that the paper's
+    SSIM term pulls towards. G. Piella, H. Heijmans, "A new quality metric for image fusion",
+    ICIP 2003 (the SSIM-map form of :func:`msgfusion.metrics.piella_q`).
+    """
+    stats = _blur(torch.cat([o, a, b, o * o, a * a, b * b, o * a, o * b], dim=1), size, sigma)
+    mo, ma, mb, oo, aa, bb, oa, ob = stats.split(o.shape[1], dim=1)
+    vo, va, vb = oo - mo**2, (aa - ma**2).clamp(min=0), (bb - mb**2).clamp(min=0)
+    total = va + vb
+    lam = torch.where(total > 1e-10, va / total.clamp(min=1e-10), torch.full_like(total, 0.5))
+    sa = _ssim_map(mo, ma, vo, va, oa - mo * ma, data_range)
+    sb = _ssim_map(mo, mb, vo, vb, ob - mo * mb, data_range)
+    return (lam * sa + (1 - lam) * sb).flatten(1).mean(dim=1)
 
 
 def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
@@ -71,6 +98,7 @@ class LossConfig:
 
     ssim: float = 0.8
     mse: float = 0.2
+    ssim_saliency: float = 0.0
     intensity_max: float = 0.0
     gradient_max: float = 0.0
     space: str = "v"  # "v": on the output O (paper); "y": on the colour-restored luminance
@@ -97,6 +125,8 @@ class FusionLoss:
         terms: dict[str, torch.Tensor] = {}
         if cfg.ssim:
             terms["ssim"] = 0.5 * ((1 - ssim(o, a)) + (1 - ssim(o, b))).mean()
+        if cfg.ssim_saliency:
+            terms["ssim_saliency"] = (1 - saliency_ssim(o, a, b)).mean()
         if cfg.mse:
             terms["mse"] = 0.5 * (F.mse_loss(o, a) + F.mse_loss(o, b))
         if cfg.intensity_max:

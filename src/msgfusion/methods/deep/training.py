@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from msgfusion.data.datasets import AANLIB_PAIRS, load_aanlib
 from msgfusion.errors import UnknownMethodError
@@ -45,11 +46,16 @@ def get_recipe(name: str) -> Recipe:
     return recipes[name]
 
 
+def initial_model(recipe: Recipe, seed: int) -> nn.Module:
+    """The network of ``recipe`` as initialised before training (depends on the seed only)."""
+    torch.manual_seed(seed)
+    return recipe.build(recipe.arch)
+
+
 def make_trainer(recipe: Recipe, train: TrainConfig | None = None) -> Trainer:
-    """The seeded network of ``recipe`` (freshly initialised) in its trainer."""
+    """The seeded, freshly initialised network of ``recipe`` in its trainer."""
     cfg = train or recipe.train
-    torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
-    return recipe.trainer(recipe.build(recipe.arch), recipe.loss(), cfg,
+    return recipe.trainer(initial_model(recipe, cfg.seed), recipe.loss(), cfg,
                           forward=recipe.train_forward)
 
 
