@@ -31,6 +31,10 @@ class MsgFusion(FusionMethod):
     description = "MsgFusion two-branch network (SF/GV branches, two-level max fusion), lite"
     reference = "Wen et al., IEEE Transactions on Multimedia 26:944-957, 2024"
 
+    # Pairs per forward pass: 16 pairs of 256 x 256 with 4-8 feature channels overflow the CPU
+    # caches; chunks of 1-4 pairs measured about 3x faster per pair than one batch of 16.
+    chunk = 4
+
     def __init__(self, weights: str | os.PathLike | None = None) -> None:
         self.weights = weights
 
@@ -45,14 +49,15 @@ class MsgFusion(FusionMethod):
                               else load_pretrained(SHIPPED))
 
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
+        """Fused intensities, N x H x W in [0, 1], in forward passes of :attr:`chunk` pairs."""
         import torch
 
         from msgfusion.model.inputs import batch_from_pairs
 
-        batch = batch_from_pairs(pairs)
         with torch.inference_mode():
-            out = self.model.forward_batch(batch)
-        return out[:, 0].clamp(0.0, 1.0).numpy()
+            out = [self.model.forward_batch(batch_from_pairs(pairs[i: i + self.chunk]))
+                   for i in range(0, len(pairs), self.chunk)]
+        return torch.cat(out)[:, 0].clamp(0.0, 1.0).numpy()
 
     def fingerprint(self) -> str:
         """The module source and the weights file, so cached results follow retraining."""

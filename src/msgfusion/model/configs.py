@@ -45,6 +45,7 @@ class GVConfig:
     widths: tuple[int, ...] = (64, 128, 256)  # per scale: full, 1/2, 1/4, ... resolution
     convs_per_scale: int = 3  # 3x3 convolutions per reduced scale (encoder and decoder)
     out_channels: int = 64  # GV1 output channels (must equal the SF channels)
+    out_gain: float = 3.0  # initial per-channel gain on GV1's tanh output (range of SF)
     brightness_kernel: int = 7  # GV2: conv7x7 -> conv1x1 -> tanh
     brightness_channels: int = 3
 

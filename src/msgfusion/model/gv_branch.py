@@ -28,6 +28,11 @@ class MultiScaleEncoder(nn.Module):
     scale at a time, concatenating the encoder features of that scale (skip). At full resolution
     the stem features, the decoded features and the input itself are concatenated (dense
     connection) and mapped by a 1x1 conv to ``out_channels``, then tanh.
+
+    The tanh output is multiplied by a learnable per-channel gain (ours, initialised to
+    ``cfg.out_gain``): level 1 takes max(SF, GV1), and the SF features (BatchNorm, LeakyReLU)
+    range up to about 3-4 while tanh stops at 1, so without it GV1 rarely wins the maximum and
+    the fused CT bone stays a dim grey (measured).
     """
 
     def __init__(self, cfg: GVConfig) -> None:
@@ -43,6 +48,7 @@ class MultiScaleEncoder(nn.Module):
         )
         top = w[1] if len(w) > 1 else 0
         self.head = nn.Conv2d(w[0] + top + cfg.in_channels, cfg.out_channels, 1)
+        self.gain = nn.Parameter(torch.full((cfg.out_channels, 1, 1), cfg.out_gain))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stem = self.stem(x)
@@ -57,7 +63,7 @@ class MultiScaleEncoder(nn.Module):
         parts = [x, stem]
         if self.down:
             parts.append(F.interpolate(h, size=x.shape[-2:], mode="bilinear", align_corners=False))
-        return torch.tanh(self.head(torch.cat(parts, dim=1)))
+        return self.gain * torch.tanh(self.head(torch.cat(parts, dim=1)))
 
 
 class BrightnessBranch(nn.Module):

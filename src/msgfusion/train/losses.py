@@ -15,9 +15,12 @@ Fusion 82, 2022; Zhao et al., CDDFuse, CVPR 2023):
 - ``gradient_max``: L1(|grad O|, max(|grad A|, |grad B|)) with Sobel gradients, keeps the
   stronger edge of the two sources.
 
-``space = "y"`` computes every term on the luminance that the metrics see after the HSV colour
-restoration, O * Y/V of the functional colour (:func:`msgfusion.model.inputs.luma_gain`);
-``space = "v"`` on O itself, as the paper does.
+With ``clamp`` the terms see O clamped to [0, 1], as the method writes it: the network may then
+push the background below 0 at no cost, so that it comes out exactly black (a fused background
+of even 2/255 costs Q_S and Qabf much, since the sources are exactly 0 there; measured).
+
+Every term is computed on O itself, the fused intensity: the benchmark restores colour with
+YCbCr (Y := O), so O is the luminance the metrics read.
 """
 
 from __future__ import annotations
@@ -101,27 +104,24 @@ class LossConfig:
     ssim_saliency: float = 0.0
     intensity_max: float = 0.0
     gradient_max: float = 0.0
-    space: str = "v"  # "v": on the output O (paper); "y": on the colour-restored luminance
-
-    def __post_init__(self) -> None:
-        if self.space not in ("v", "y"):
-            raise ValueError(f"LossConfig.space must be 'v' or 'y', got {self.space!r}")
+    clamp: bool = False  # score the output as written, clamped to [0, 1]
 
 
 class FusionLoss:
     """``loss(output, batch) -> (total, {term: value})`` for N x 1 x H x W outputs.
 
-    ``batch`` holds ``mr`` and ``func_gray`` (and ``luma_gain`` for ``space = "y"``), as made by
+    ``batch`` holds ``mr`` and ``func_gray``, as made by
     :func:`msgfusion.model.inputs.batch_from_pairs`.
     """
 
     def __init__(self, cfg: LossConfig | None = None) -> None:
         self.cfg = cfg or LossConfig()
 
-    def __call__(self, output: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(self, o: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.cfg
         a, b = batch["mr"], batch["func_gray"]
-        o = output * batch["luma_gain"] if cfg.space == "y" else output
+        if cfg.clamp:
+            o = o.clamp(0.0, 1.0)
         terms: dict[str, torch.Tensor] = {}
         if cfg.ssim:
             terms["ssim"] = 0.5 * ((1 - ssim(o, a)) + (1 - ssim(o, b))).mean()
