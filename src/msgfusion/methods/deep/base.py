@@ -31,7 +31,7 @@ from msgfusion.model.configs import from_dict
 from msgfusion.model.inputs import Batch, batch_from_pairs
 from msgfusion.pair import FusionPair
 from msgfusion.train.losses import LossFn
-from msgfusion.train.trainer import Forward, Trainer, TrainConfig
+from msgfusion.train.trainer import Forward, Trainer, TrainConfig, grey_pair_forward
 
 WEIGHTS_PACKAGE = "msgfusion.methods.deep.weights"
 
@@ -45,7 +45,8 @@ class Recipe:
     ``arch``: the default architecture config (a frozen dataclass; ``build(arch)`` makes the
     network); ``loss()`` makes the training loss ``(output, batch) -> (total, terms)``;
     ``train_forward(model, batch)`` is the output the loss sees; ``infer(model, batch)`` the fused
-    intensity N x 1 x H x W at test time; ``trainer`` the :class:`Trainer` (sub)class.
+    intensity N x 1 x H x W at test time (both default to ``model(mr, func_gray)``); ``trainer``
+    the :class:`Trainer` (sub)class.
     """
 
     name: str
@@ -53,8 +54,8 @@ class Recipe:
     build: Callable[[Any], nn.Module]
     loss: Callable[[], LossFn]
     train: TrainConfig
-    train_forward: Forward
-    infer: Infer
+    train_forward: Forward = grey_pair_forward
+    infer: Infer = grey_pair_forward
     trainer: type[Trainer] = Trainer
 
 

@@ -32,7 +32,7 @@ from msgfusion.methods.deep.base import Recipe, ShippedNetworkMethod
 from msgfusion.methods.deep.layers import ConvBlock, lrelu
 from msgfusion.methods.registry import register
 from msgfusion.train.losses import FusionLoss, LossConfig
-from msgfusion.train.trainer import TrainConfig, grey_pair_forward
+from msgfusion.train.trainer import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,6 @@ RECIPE = Recipe(
     build=FunFuseAn,
     loss=lambda: FusionLoss(LossConfig(ssim=0.8, mse=0.2)),
     train=TrainConfig(epochs=4, batch_size=8, lr=2e-3, crop=96, num_threads=1),
-    train_forward=grey_pair_forward,
-    infer=grey_pair_forward,
 )
 
 

@@ -39,7 +39,7 @@ from msgfusion.methods.deep.layers import LAPLACIAN_8, ConvBlock, filter2d
 from msgfusion.methods.registry import register
 from msgfusion.model.inputs import Batch
 from msgfusion.train.losses import ssim
-from msgfusion.train.trainer import TrainConfig, grey_pair_forward
+from msgfusion.train.trainer import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,6 @@ RECIPE = Recipe(
     build=FusionDN,
     loss=FusionDNLoss,
     train=TrainConfig(epochs=3, batch_size=8, lr=1e-3, crop=96, num_threads=1),
-    train_forward=grey_pair_forward,
-    infer=grey_pair_forward,
 )
 
 

@@ -167,8 +167,6 @@ RECIPE = Recipe(
     build=Generator,
     loss=ContentLoss,
     train=TrainConfig(epochs=5, batch_size=8, lr=1e-3, crop=96, num_threads=1),
-    train_forward=grey_pair_forward,
-    infer=grey_pair_forward,
     trainer=FusionGANTrainer,
 )
 

@@ -27,7 +27,7 @@ from msgfusion.methods.deep.base import Recipe, ShippedNetworkMethod
 from msgfusion.methods.deep.layers import ConvBlock
 from msgfusion.methods.registry import register
 from msgfusion.train.losses import FusionLoss, LossConfig
-from msgfusion.train.trainer import TrainConfig, grey_pair_forward
+from msgfusion.train.trainer import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,6 @@ RECIPE = Recipe(
     loss=lambda: FusionLoss(LossConfig(ssim=1.0, mse=0.0, intensity_max=1.0, gradient_max=1.0)),
     train=TrainConfig(epochs=3, batch_size=4, lr=1e-3, crop=96, num_threads=1,
                       max_steps_per_epoch=100),
-    train_forward=grey_pair_forward,
-    infer=grey_pair_forward,
 )
 
 
