@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import statistics
@@ -129,7 +130,7 @@ def time_network(pair: FusionPair, batch: int, repeats: int) -> float:
 
 
 def time_fuse_dir(folder: Path, method: str, repeats: int) -> float:
-    """Median seconds per pair of ``msgfusion fuse-dir`` run in-process (warm), default colour."""
+    """Median seconds per pair of ``msgfusion fuse-dir`` run in-process, default colour."""
     n = len(list((folder / "MRI").iterdir()))
     out = WORK / "fuse_dir" / method
     runs = []
@@ -147,29 +148,33 @@ def training_summary() -> tuple[float, int, dict]:
 
 
 def speed_section(pair: FusionPair, repeats: int) -> list[str]:
-    torch.set_num_threads(2)
+    """Times with 1 and 2 torch threads (on the shared 2-core machine 2 threads can lose to 1)."""
     load_before = os.getloadavg()[0]
-    b1, b16 = time_network(pair, 1, repeats), time_network(pair, 16, max(2, repeats // 3))
     folder = DATA / "PET-MRI" / "test"
-    fuse_dir = {m: time_fuse_dir(folder, m, 3) for m in (OURS, "average")}
+    rows: dict[str, list[float]] = {"network, batch 1 (tensors prepared from a FusionPair)": [],
+                                    "network, batch 16 (forward passes of 4 pairs)": [],
+                                    "`msgfusion fuse-dir`, 24 PET-MRI pairs (PNG read, fuse, "
+                                    "colour, PNG write; warm, in-process)": [],
+                                    "the same with `--method average` (the I/O + colour floor)": []}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        times = [time_network(pair, 1, repeats), time_network(pair, 16, max(2, repeats // 3)),
+                 time_fuse_dir(folder, OURS, 3), time_fuse_dir(folder, "average", 3)]
+        for row, seconds in zip(rows.values(), times):
+            row.append(seconds)
     load_after = os.getloadavg()[0]
     params, macs = network_size(get_method(OURS), pair)
     train_s, epochs, _ = training_summary()
     return [
         "## Speed", "",
         f"This machine: 2 CPU cores shared with other developers' jobs (1-minute load average "
-        f"{load_before:.1f} before and {load_after:.1f} after the timings; 2.0 would be the "
-        "machine fully busy), `torch.set_num_threads(2)`, BatchNorm folded, "
-        "`torch.inference_mode`.", "",
+        f"{load_before:.1f} before and {load_after:.1f} after the timings; 2.0 is the machine "
+        "fully busy), BatchNorm folded, `torch.inference_mode`, median of repeated runs.", "",
         f"Network `lite`: {params:,} parameters, {macs / 1e6:.1f} M multiply-adds per 256 x 256 "
         "pair (`torch.utils.flop_counter.FlopCounterMode`, FFTs not counted).", "",
-        "| what | time per 256 x 256 pair |", "|---|---|",
-        f"| network, batch 1 (tensors prepared from a FusionPair) | {b1 * 1e3:.1f} ms |",
-        f"| network, batch 16 | {b16 * 1e3:.1f} ms |",
-        f"| `msgfusion fuse-dir` (24 PET-MRI pairs, warm, in-process: PNG read, fuse, colour, "
-        f"PNG write) | {fuse_dir[OURS] * 1e3:.1f} ms |",
-        f"| the same with `--method average` (the I/O + colour floor) | "
-        f"{fuse_dir['average'] * 1e3:.1f} ms |", "",
+        "| time per 256 x 256 pair | 1 thread | 2 threads |", "|---|---|---|",
+        *[f"| {what} | {t[0] * 1e3:.1f} ms | {t[1] * 1e3:.1f} ms |" for what, t in rows.items()],
+        "",
         f"Training the shipped weights: {train_s / 60:.1f} min for {epochs} epochs (sum of the "
         "epoch times in `src/msgfusion/model/weights/msgfusion_lite_log.csv`, data loading "
         "excluded, on the shared 2-core CPU).", "",
@@ -191,8 +196,9 @@ def ablation_section(epochs: int) -> list[str]:
     for variant, (frequency, v_prime) in ABLATIONS.items():
         cfg = replace(base, model=with_ablation(base.model, frequency, v_prime),
                       train=replace(base.train, epochs=epochs))
-        slug = variant.split(" (")[0].replace(" ", "_").replace("'", "")
-        weights = train_msgfusion(cfg, DATA, WORK / "ablation" / slug)
+        # one folder per recipe: training resumes from a folder's checkpoint
+        key = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        weights = train_msgfusion(cfg, DATA, WORK / "ablation" / key)
         method = MsgFusion(weights)
         for group, pairs in groups.items():
             rows = [evaluate_images(p.mr, p.func, fused_picture(method, p, "ycbcr"),

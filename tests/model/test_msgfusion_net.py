@@ -79,6 +79,33 @@ def test_paper_config_parameter_count() -> None:
     assert count_parameters(MsgFusionNet(lite())) < 100_000
 
 
+def test_lite_compute_budget() -> None:
+    """The shipped layout stays cheap: under 80 M multiply-adds per 256 x 256 pair (66 M now;
+    the speed target is 50 ms per pair through fuse-dir on a 2-core CPU)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = MsgFusionNet(lite()).eval()
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(*_inputs(1, 256, 256))
+    assert counter.get_total_flops() / 2 < 80e6
+
+
+def test_level2_straight_through_keeps_the_forward_value() -> None:
+    """Training mode: same forward value as eval, and L1 gets a gradient where GV2 wins."""
+    from msgfusion.model.fusion import HierarchicalFusion
+
+    fusion = HierarchicalFusion(4, 1)
+    sf, gv1 = torch.randn(1, 4, 8, 8, requires_grad=True), torch.randn(1, 4, 8, 8)
+    gv2 = torch.ones(1, 1, 8, 8)  # wins everywhere
+    fusion.eval()
+    expected = fusion(sf, gv1, gv2)
+    fusion.train()
+    out = fusion(sf, gv1, gv2)
+    assert torch.equal(out, expected)
+    out.sum().backward()
+    assert sf.grad is not None and sf.grad.abs().sum() > 0
+
+
 def test_model_config_overrides_and_rejects_unknown_keys() -> None:
     cfg = model_config({"preset": "lite", "sf": {"frequency": False}, "use_v_prime": False})
     assert not cfg.sf.frequency and not cfg.use_v_prime and cfg.sf.channels == lite().sf.channels
