@@ -56,6 +56,11 @@ def test_fit_writes_log_and_checkpoint_and_resumes_identically(aanlib_dir: Path,
     assert [r["epoch"] for r in rows] == ["1", "2"] and "ssim" in rows[0]
     for p, q in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.allclose(p.float(), q.float())
+    # a restart (resume=False) starts a new log instead of appending to the old one
+    Trainer(MsgFusionNet(lite()), FusionLoss(), TrainConfig(epochs=1, batch_size=2, crop=32,
+            num_threads=1), forward=msgfusion_forward).fit(data, tmp_path / "b", resume=False)
+    with (tmp_path / "b" / "log.csv").open() as fh:
+        assert [r["epoch"] for r in csv.DictReader(fh)] == ["1"]
 
 
 def test_crop_flip_keeps_the_pair_aligned() -> None:

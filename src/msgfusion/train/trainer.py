@@ -139,6 +139,8 @@ class Trainer:
         ckpt, log_path = out / "checkpoint.pt", out / "log.csv"
         if resume and ckpt.exists():
             self.load_state(torch.load(ckpt, map_location=self.device, weights_only=False))
+        else:  # a fresh start: the log of an earlier run would mix two runs
+            log_path.unlink(missing_ok=True)
         rows: list[dict[str, float]] = []
         n = len(next(iter(data.values())))
         per_epoch = math.ceil(n / self.cfg.batch_size)

@@ -84,9 +84,6 @@ def train_baseline(name: str, data_root: str | os.PathLike, out_dir: str | os.Pa
     folders = load_aanlib(data_root, "train", pairs)
     data: Batch = preload((pair for folder in folders for pair in folder),
                           desc=f"loading {sum(len(f) for f in folders)} train pairs")
-    if not resume:  # a fresh run: the trainer appends to an existing log
-        for stale in ("log.csv", "checkpoint.pt"):
-            (out / stale).unlink(missing_ok=True)
     trainer = make_trainer(recipe, cfg)
     start = time.perf_counter()
     trainer.fit(data, out, resume=resume)
