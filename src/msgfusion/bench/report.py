@@ -341,7 +341,10 @@ def write_report(result: BenchResult, command: str, peers_path: Path | None = No
            for m, c in sorted(counts.items(), key=lambda mc: (-mc[1]["best"], -mc[1]["second"]))]
     md += ["", "## Runtime and size", "",
            "Warm time per 256 x 256 pair, batch 1, median of repeated runs on this machine "
-           "(fusion only, no file I/O); parameters and multiply-adds for networks.", "",
+           "(fusion only, no file I/O); parameters and multiply-adds for networks. A method is "
+           "timed when its results are computed and the time is cached with them, so times "
+           "of different methods may come from runs at different machine load; `--force` "
+           "re-measures all.", "",
            "| method | ms per pair | parameters | multiply-adds |", "|---|---|---|---|"]
     for m in result.methods:
         c = result.costs.get(m)
