@@ -39,7 +39,7 @@ from msgfusion.bench.config import BenchConfig
 from msgfusion.bench.peers import parse_peers, rank_among
 from msgfusion.bench.report import column_for, group_stats, peer_comparison
 from msgfusion.bench.runner import BenchResult, run_bench
-from msgfusion.bench.timing import network_size
+from msgfusion.bench.timing import network_size, time_fuse
 from msgfusion.cli import main as cli_main
 from msgfusion.data.datasets import load_aanlib
 from msgfusion.io.color import restore_color, to_uint8
@@ -118,15 +118,7 @@ def fused_picture(method: object, pair: FusionPair, color: str) -> np.ndarray:
 
 def time_network(pair: FusionPair, batch: int, repeats: int) -> float:
     """Median seconds per pair of ``MsgFusion.fuse`` (tensor preparation + network)."""
-    method = get_method(OURS)
-    pairs = [pair] * batch
-    method.fuse(pairs)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        method.fuse(pairs)
-        times.append((time.perf_counter() - start) / batch)
-    return statistics.median(times)
+    return time_fuse(get_method(OURS), [pair] * batch, repeats)
 
 
 def time_fuse_dir(folder: Path, method: str, repeats: int) -> float:

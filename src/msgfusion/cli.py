@@ -117,21 +117,21 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     method = get_method(args.method)
-    jobs = []
+    jobs = []  # every output is checked before any is written
     for folder in sample_folders():
-        for f in folder.files:
+        for i, f in enumerate(folder.files):
             stem = f"{folder.root.name}_{f.stem}"
-            jobs.append((folder, f, check_writable(out_dir / f"{stem}_fused.png", args.overwrite),
+            jobs.append((folder, i, check_writable(out_dir / f"{stem}_fused.png", args.overwrite),
                          check_writable(out_dir / f"{stem}_figure.png", args.overwrite)))
-    for folder, f, fused_path, figure_path in jobs:
-        pair = folder[folder.files.index(f)]
+    for folder, i, fused_path, figure_path in jobs:
+        pair = folder[i]
         (intensity,) = fuse_pairs(method, [pair])
         fused = restore_color(intensity, pair.func, args.color)
         write_image(fused_path, fused, overwrite=args.overwrite)
         figure = side_by_side([pair.mr, pair.func, fused],
                               ["MR", pair.modality, f"fused ({method.name})"])
         write_image(figure_path, figure, overwrite=args.overwrite)
-        print(f"{pair.modality}-MRI {f.stem}: wrote {fused_path} and {figure_path}")
+        print(f"{pair.modality}-MRI {pair.name}: wrote {fused_path} and {figure_path}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -24,6 +25,13 @@ def check_modality(modality: str) -> str:
             f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}"
         )
     return upper
+
+
+def check_same_size(pairs: Sequence[FusionPair]) -> None:
+    """Raise :class:`ShapeMismatchError` unless a batch holds pairs of one size."""
+    shapes = {p.shape for p in pairs}
+    if len(shapes) != 1:
+        raise ShapeMismatchError(f"a batch must hold pairs of one size, got {sorted(shapes)}")
 
 
 def infer_modality(func: np.ndarray) -> str:

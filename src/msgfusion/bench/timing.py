@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,14 +22,15 @@ class MethodCost:
     macs: int | None = None
 
 
-def time_fuse(method: FusionMethod, pair: FusionPair, repeats: int = 5) -> float:
-    """Median wall time of ``method.fuse([pair])`` over ``repeats`` runs after one warm-up run."""
-    method.fuse([pair])
+def time_fuse(method: FusionMethod, pairs: Sequence[FusionPair], repeats: int = 5) -> float:
+    """Median wall time per pair of ``method.fuse(pairs)`` (one batch) over ``repeats`` runs
+    after one warm-up run."""
+    method.fuse(pairs)
     times = []
     for _ in range(max(1, repeats)):
         start = time.perf_counter()
-        method.fuse([pair])
-        times.append(time.perf_counter() - start)
+        method.fuse(pairs)
+        times.append((time.perf_counter() - start) / len(pairs))
     return float(np.median(times))
 
 
@@ -55,6 +57,6 @@ def network_size(method: FusionMethod, pair: FusionPair) -> tuple[int | None, in
 
 
 def measure_cost(method: FusionMethod, pair: FusionPair, repeats: int = 5) -> MethodCost:
-    seconds = time_fuse(method, pair, repeats)
+    seconds = time_fuse(method, [pair], repeats)
     params, macs = network_size(method, pair)
     return MethodCost(seconds, repeats, params, macs)

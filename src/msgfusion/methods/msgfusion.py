@@ -9,7 +9,6 @@ N x H x W intensities in [0, 1]. Colour is restored afterwards by the shared pat
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from functools import cached_property
@@ -59,12 +58,9 @@ class MsgFusion(FusionMethod):
                    for i in range(0, len(pairs), self.chunk)]
         return torch.cat(out)[:, 0].clamp(0.0, 1.0).numpy()
 
-    def fingerprint(self) -> str:
-        """The module source and the weights file, so cached results follow retraining."""
+    def fingerprint_data(self) -> bytes:
+        """The weights file: cached results follow retraining."""
         if self.weights:
             with open(self.weights, "rb") as fh:
-                blob = fh.read()
-        else:
-            blob = resources.files("msgfusion.model.weights").joinpath(f"{SHIPPED}.pt").read_bytes()
-        digest = hashlib.sha256(blob).hexdigest()
-        return hashlib.sha256(f"{super().fingerprint()}{digest}".encode()).hexdigest()[:16]
+                return fh.read()
+        return resources.files("msgfusion.model.weights").joinpath(f"{SHIPPED}.pt").read_bytes()

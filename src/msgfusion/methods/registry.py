@@ -20,8 +20,8 @@ from typing import ClassVar, TypeVar
 
 import numpy as np
 
-from msgfusion.errors import ShapeMismatchError, UnknownMethodError
-from msgfusion.pair import FusionPair
+from msgfusion.errors import UnknownMethodError
+from msgfusion.pair import FusionPair, check_same_size
 
 # Modules whose import registers built-in methods (in listing order).
 BUILTIN_MODULES: tuple[str, ...] = (
@@ -53,14 +53,17 @@ class FusionMethod(ABC):
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
         """Fuse a batch of same-size pairs into N x H x W float32 intensities in [0, 1]."""
 
-    def fingerprint(self) -> str:
-        """A hash that changes when the method's results may change (used to cache results).
+    def fingerprint_data(self) -> bytes:
+        """What besides the method's source determines its results (trained weights); none here."""
+        return b""
 
-        By default the source of the module defining the method; methods with trained weights
-        extend it with the weights (override and combine with ``super().fingerprint()``).
-        """
+    def fingerprint(self) -> str:
+        """A hash that changes when the method's results may change (used to cache results):
+        the source of the module defining the method and :meth:`fingerprint_data`."""
         source = inspect.getsource(inspect.getmodule(type(self)))  # type: ignore[arg-type]
-        return hashlib.sha256(f"{type(self).__qualname__}\n{source}".encode()).hexdigest()[:16]
+        digest = hashlib.sha256(f"{type(self).__qualname__}\n{source}".encode())
+        digest.update(self.fingerprint_data())
+        return digest.hexdigest()[:16]
 
 
 M = TypeVar("M", bound=type[FusionMethod])
@@ -108,9 +111,7 @@ def get_method(name: str) -> FusionMethod:
 
 def stack_sources(pairs: Sequence[FusionPair]) -> tuple[np.ndarray, np.ndarray]:
     """(MR, functional grey) of a batch of same-size pairs, each N x H x W float32."""
-    shapes = {p.shape for p in pairs}
-    if len(shapes) != 1:
-        raise ShapeMismatchError(f"a batch must hold pairs of one size, got {sorted(shapes)}")
+    check_same_size(pairs)
     return np.stack([p.mr for p in pairs]), np.stack([p.func_gray for p in pairs])
 
 

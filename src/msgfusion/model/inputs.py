@@ -7,8 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from msgfusion.errors import ShapeMismatchError
-from msgfusion.pair import FusionPair
+from msgfusion.pair import FusionPair, check_same_size
 
 Batch = dict[str, torch.Tensor]
 
@@ -19,10 +18,7 @@ def batch_from_pairs(pairs: Sequence[FusionPair]) -> Batch:
     Keys: ``mr`` (1 ch), ``func`` (3 ch RGB; grey CT replicated), ``func_gray`` (1 ch luminance),
     ``v_prime`` (1 ch, MsgFusion's V').
     """
-    if len({p.shape for p in pairs}) != 1:
-        raise ShapeMismatchError(
-            f"a batch must hold pairs of one size, got {sorted({p.shape for p in pairs})}"
-        )
+    check_same_size(pairs)
 
     def stack(arrays: list[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(np.stack(arrays), dtype=np.float32))

@@ -13,7 +13,6 @@ Weight files hold ``{"arch": <architecture config as a dict>, "state_dict": <fp1
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -94,7 +93,8 @@ class ShippedNetworkMethod(FusionMethod):
     def __init__(self, weights: str | os.PathLike | None = None) -> None:
         self.weights = weights
 
-    def _weights_bytes(self) -> bytes:
+    def fingerprint_data(self) -> bytes:
+        """The weights: cached results follow retraining."""
         if self.weights:
             with open(self.weights, "rb") as fh:
                 return fh.read()
@@ -103,7 +103,7 @@ class ShippedNetworkMethod(FusionMethod):
     @cached_property
     def model(self) -> nn.Module:
         """The network in eval mode, loaded on first use."""
-        return load_weights(self.recipe, io.BytesIO(self._weights_bytes()))
+        return load_weights(self.recipe, io.BytesIO(self.fingerprint_data()))
 
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
         batch = batch_from_pairs(pairs)
@@ -111,7 +111,3 @@ class ShippedNetworkMethod(FusionMethod):
             out = self.recipe.infer(self.model, batch)
         return out[:, 0].clamp(0.0, 1.0).numpy()
 
-    def fingerprint(self) -> str:
-        """The module source and the weights, so cached results follow retraining."""
-        digest = hashlib.sha256(self._weights_bytes()).hexdigest()
-        return hashlib.sha256(f"{super().fingerprint()}{digest}".encode()).hexdigest()[:16]
