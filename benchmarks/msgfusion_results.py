@@ -133,10 +133,18 @@ def time_fuse_dir(folder: Path, method: str, repeats: int) -> float:
     return statistics.median(runs)
 
 
-def training_summary() -> tuple[float, int, dict]:
+def training_summary() -> tuple[float, str, dict]:
+    """(seconds of training, what was trained, the shipped config) from the shipped log."""
     with (WEIGHTS_DIR / "msgfusion_lite_log.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    return sum(float(r["seconds"]) for r in rows), len(rows), json.loads(SHIPPED_CONFIG.read_text())
+    cfg = json.loads(SHIPPED_CONFIG.read_text())
+    seconds = sum(float(r["seconds"]) for r in rows)
+    if cfg.get("per_modality"):
+        nets = sorted({r["pairs"] for r in rows})
+        what = f"{len(rows) // len(nets)} epochs for each of {len(nets)} networks ({', '.join(nets)})"
+    else:
+        what = f"{len(rows)} epochs"
+    return seconds, what, cfg
 
 
 def speed_section(pair: FusionPair, repeats: int) -> list[str]:
@@ -156,18 +164,21 @@ def speed_section(pair: FusionPair, repeats: int) -> list[str]:
             row.append(seconds)
     load_after = os.getloadavg()[0]
     params, macs = network_size(get_method(OURS), pair)
-    train_s, epochs, _ = training_summary()
+    nets = getattr(get_method(OURS).model, "nets", None)
+    nets_note = (f" in all ({len(nets)} networks, one per modality, {params // len(nets):,} "
+                 "each; one runs per pair)" if nets else "")
+    train_s, trained, _ = training_summary()
     return [
         "## Speed", "",
         f"This machine: 2 CPU cores shared with other developers' jobs (1-minute load average "
         f"{load_before:.1f} before and {load_after:.1f} after the timings; 2.0 is the machine "
         "fully busy), BatchNorm folded, `torch.inference_mode`, median of repeated runs.", "",
-        f"Network `lite`: {params:,} parameters, {macs / 1e6:.1f} M multiply-adds per 256 x 256 "
-        "pair (`torch.utils.flop_counter.FlopCounterMode`, FFTs not counted).", "",
+        f"Network `lite`: {params:,} parameters{nets_note}, {macs / 1e6:.1f} M multiply-adds per "
+        "256 x 256 pair (`torch.utils.flop_counter.FlopCounterMode`, FFTs not counted).", "",
         "| time per 256 x 256 pair | 1 thread | 2 threads |", "|---|---|---|",
         *[f"| {what} | {t[0] * 1e3:.1f} ms | {t[1] * 1e3:.1f} ms |" for what, t in rows.items()],
         "",
-        f"Training the shipped weights: {train_s / 60:.1f} min for {epochs} epochs (sum of the "
+        f"Training the shipped weights: {train_s / 60:.1f} min for {trained} (sum of the "
         "epoch times in `src/msgfusion/model/weights/msgfusion_lite_log.csv`, data loading "
         "excluded, on the shared 2-core CPU).", "",
     ]
@@ -221,14 +232,14 @@ def figure(path: Path) -> None:
 
 
 def generated(args: argparse.Namespace) -> list[str]:
-    train_s, epochs, cfg = training_summary()
+    train_s, trained, cfg = training_summary()
     pair = load_aanlib(DATA, "test", ["PET-MRI"])[0][0]
     lines = [MARKER, "", "## Shipped weights", "",
              "`src/msgfusion/model/weights/msgfusion_lite.pt` (fp16), with its resolved config "
              "and training log beside it, is reproduced (seeded) by:", "", "```bash",
              "msgfusion train --config src/msgfusion/model/weights/msgfusion_lite.json \\",
              "    --data ../shared/data/aanlib --out runs/lite --ship", "```", "",
-             f"Loss weights: `{json.dumps(cfg['loss'])}`; training: {epochs} epochs, "
+             f"Loss weights: `{json.dumps(cfg['loss'])}`; training: {trained}, "
              f"{train_s / 60:.1f} min.", "", "## Quality on the atlas test split (72 pairs)", ""]
     lines += quality_section("ycbcr", primary=True)
     lines += quality_section("hsv", primary=False)

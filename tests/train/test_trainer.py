@@ -6,13 +6,15 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from msgfusion.cli import main
 from msgfusion.data.datasets import load_aanlib
-from msgfusion.model import MsgFusionNet, lite
+from msgfusion.model import MsgFusionNet, PerModality, lite
+from msgfusion.model.msgfusion import load_weights
 from msgfusion.train.data import preload, random_crop_flip
-from msgfusion.train.experiment import msgfusion_forward
+from msgfusion.train.experiment import ExperimentConfig, msgfusion_forward
 from msgfusion.train.losses import FusionLoss
 from msgfusion.train.trainer import Trainer, TrainConfig
 
@@ -77,6 +79,35 @@ def test_cli_train_one_tiny_epoch(aanlib_dir: Path, tmp_path: Path) -> None:
                  "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "msgfusion.pt").is_file()
     assert json.loads((tmp_path / "run" / "config.json").read_text())["pairs"] == ["CT-MRI"]
+
+
+def test_cli_train_per_modality_trains_one_network_per_pair_type(aanlib_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"pairs": ["CT-MRI", "SPECT-MRI"], "per_modality": True,
+                                  "train": {"epochs": 1, "max_steps_per_epoch": 1,
+                                            "batch_size": 2, "crop": 48, "num_threads": 1},
+                                  "overrides": {"SPECT-MRI": {"loss": {"viff": 0.5}}}}))
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--data", str(aanlib_dir),
+                 "--out", str(run)]) == 0
+    model = load_weights(run / "msgfusion.pt")
+    assert isinstance(model, PerModality) and set(model.nets) == {"CT", "SPECT"}
+    log = (run / "log.csv").read_text().splitlines()
+    assert log[0].startswith("pairs,epoch,") and [r.split(",")[0] for r in log[1:]] == [
+        "CT-MRI", "SPECT-MRI"]
+    for name, viff in (("CT-MRI", 0.0), ("SPECT-MRI", 0.5)):
+        sub = json.loads((run / name / "config.json").read_text())
+        assert sub["pairs"] == [name] and not sub["per_modality"]
+        assert sub["loss"]["viff"] == viff  # the override reaches its network only
+
+
+def test_overrides_need_per_modality_and_known_fields() -> None:
+    with pytest.raises(ValueError, match="per_modality"):
+        ExperimentConfig.from_dict({"overrides": {"PET-MRI": {"loss": {"viff": 1.0}}}})
+    with pytest.raises(ValueError, match="nope"):
+        ExperimentConfig.from_dict({"per_modality": True,
+                                    "overrides": {"PET-MRI": {"loss": {"nope": 1.0}}}})
 
 
 def test_cli_train_bad_config_is_one_line_error(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

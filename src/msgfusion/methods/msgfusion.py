@@ -2,8 +2,9 @@
 
 Wen et al., "MsgFusion: Medical Semantic Guided Two-Branch Network for Multimodal Brain Image
 Fusion", IEEE TMM 26:944-957, 2024. The network is :class:`msgfusion.model.MsgFusionNet`;
-this adapter batches pairs, runs it in eval mode under ``torch.inference_mode`` and returns
-N x H x W intensities in [0, 1]. Colour is restored afterwards by the shared path
+the shipped weights hold one per functional modality (:class:`msgfusion.model.PerModality`).
+This adapter sends each pair to the network of its modality, batches pairs, runs them in eval
+mode under ``torch.inference_mode`` and returns N x H x W intensities in [0, 1]. Colour is restored afterwards by the shared path
 (:func:`msgfusion.io.color.restore_color`), as for every method.
 """
 
@@ -48,15 +49,24 @@ class MsgFusion(FusionMethod):
                               else load_pretrained(SHIPPED))
 
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
-        """Fused intensities, N x H x W in [0, 1], in forward passes of :attr:`chunk` pairs."""
+        """Fused intensities, N x H x W in [0, 1]: the pairs of each modality go to that
+        modality's network, in forward passes of :attr:`chunk` pairs."""
         import torch
 
         from msgfusion.model.inputs import batch_from_pairs
 
+        out = np.empty((len(pairs), *pairs[0].shape), dtype=np.float32)
+        groups: dict[str, list[int]] = {}
+        for i, pair in enumerate(pairs):
+            groups.setdefault(pair.modality, []).append(i)
         with torch.inference_mode():
-            out = [self.model.forward_batch(batch_from_pairs(pairs[i: i + self.chunk]))
-                   for i in range(0, len(pairs), self.chunk)]
-        return torch.cat(out)[:, 0].clamp(0.0, 1.0).numpy()
+            for modality, indices in groups.items():
+                net = self.model.net(modality)
+                for start in range(0, len(indices), self.chunk):
+                    part = indices[start: start + self.chunk]
+                    fused = net.forward_batch(batch_from_pairs([pairs[i] for i in part]))
+                    out[part] = fused[:, 0].clamp(0.0, 1.0).numpy()
+        return out
 
     def fingerprint_data(self) -> bytes:
         """The weights file: cached results follow retraining."""

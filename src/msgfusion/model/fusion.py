@@ -13,6 +13,11 @@ L1, so a region where GV2 starts above L1 (V' saturates over CT bone and the hot
 GV2 merges V' itself) stays GV2 for good: the fused bone came out a flat 0.8 grey (measured).
 In training mode L1 therefore also receives the output's gradient there (a straight-through
 estimator, Bengio et al., arXiv:1308.3432, 2013); the forward value is the plain maximum.
+
+Also ours: L1 = gain tanh(...), with a learnable scalar gain initialised to 1 (the spec's L1 at
+initialisation). With gain 1 an output near white needs a large pre-activation, which
+compresses the contrast of bright edges (bone, hot uptake); the method clamps the output to
+[0, 1], so a gain above 1 lets the top of the range be reached on the steep part of tanh.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ class HierarchicalFusion(nn.Module):
     def __init__(self, channels: int, out_channels: int) -> None:
         super().__init__()
         self.project = nn.Conv2d(channels, out_channels, 1)
+        self.gain = nn.Parameter(torch.ones(1))
 
     def forward(
         self, sf: torch.Tensor, gv1: torch.Tensor, gv2: torch.Tensor | None = None
     ) -> torch.Tensor:
-        level1 = torch.tanh(self.project(torch.maximum(sf, gv1)))
+        level1 = self.gain * torch.tanh(self.project(torch.maximum(sf, gv1)))
         if gv2 is None:
             return level1
         out = torch.maximum(level1, gv2)

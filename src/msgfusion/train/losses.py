@@ -13,7 +13,9 @@ Fusion 82, 2022; Zhao et al., CDDFuse, CVPR 2023):
   each window the source with more structure;
 - ``intensity_max``: L1(O, max(A, B)), keeps the brighter source (bone, uptake);
 - ``gradient_max``: L1(|grad O|, max(|grad A|, |grad B|)) with Sobel gradients, keeps the
-  stronger edge of the two sources.
+  stronger edge of the two sources;
+- ``qabf``, ``viff``: 1 - Q^AB/F and 1 - VIFF, differentiable versions of two of the paper's
+  metrics (:mod:`msgfusion.train.scores`).
 
 With ``clamp`` the terms see O clamped to [0, 1], as the method writes it: the network may then
 push the background below 0 at no cost, so that it comes out exactly black (a fused background
@@ -33,6 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from msgfusion.model.inputs import Batch
+from msgfusion.train.scores import qabf_score, viff_score
+
 LossFn = Callable[[torch.Tensor, Batch], tuple[torch.Tensor, dict[str, float]]]
 
 
@@ -104,6 +108,8 @@ class LossConfig:
     ssim_saliency: float = 0.0
     intensity_max: float = 0.0
     gradient_max: float = 0.0
+    qabf: float = 0.0
+    viff: float = 0.0
     clamp: bool = False  # score the output as written, clamped to [0, 1]
 
 
@@ -134,5 +140,9 @@ class FusionLoss:
         if cfg.gradient_max:
             target = torch.maximum(sobel_magnitude(a), sobel_magnitude(b))
             terms["gradient_max"] = F.l1_loss(sobel_magnitude(o), target)
+        if cfg.qabf:
+            terms["qabf"] = (1 - qabf_score(o, a, b)).mean()
+        if cfg.viff:
+            terms["viff"] = (1 - viff_score(o, a, b)).mean()
         total = sum(getattr(cfg, name) * value for name, value in terms.items())
         return total, {name: float(value.detach()) for name, value in terms.items()}  # type: ignore[return-value]
