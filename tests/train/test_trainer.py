@@ -93,9 +93,11 @@ def test_cli_train_per_modality_trains_one_network_per_pair_type(aanlib_dir: Pat
                  "--out", str(run)]) == 0
     model = load_weights(run / "msgfusion.pt")
     assert isinstance(model, PerModality) and set(model.nets) == {"CT", "SPECT"}
-    log = (run / "log.csv").read_text().splitlines()
-    assert log[0].startswith("pairs,epoch,") and [r.split(",")[0] for r in log[1:]] == [
-        "CT-MRI", "SPECT-MRI"]
+    with (run / "log.csv").open() as fh:
+        log = list(csv.DictReader(fh))
+    assert [r["pairs"] for r in log] == ["CT-MRI", "SPECT-MRI"]
+    assert log[0]["viff"] == "" and float(log[1]["viff"]) > 0  # only SPECT has the viff term
+    assert all(float(r["seconds"]) > 0 for r in log)
     for name, viff in (("CT-MRI", 0.0), ("SPECT-MRI", 0.5)):
         sub = json.loads((run / name / "config.json").read_text())
         assert sub["pairs"] == [name] and not sub["per_modality"]

@@ -68,7 +68,7 @@ class PerModality(nn.Module):
     The MR-CT and MR-PET/SPECT pairs ask for different things of the level-2 brightness path:
     CT bone should come out at the top of the range, while over the hottest PET/SPECT uptake the
     MR detail should stay visible. One network trained on all three let the CT bone go dark
-    (VIFF 0.10-0.17 on CT-MRI against 0.38-0.41 for a CT-only network; measured in
+    (VIFF 0.10-0.17 on CT-MRI against 0.40-0.43 for a CT-only network; measured in
     docs/msgfusion.md), so the shipped model keeps one small network per modality.
     """
 

@@ -21,6 +21,7 @@ column first; ``overrides`` changes model, loss or train fields for one pair typ
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -123,13 +124,21 @@ def _train_one(cfg: ExperimentConfig, data_root: str | os.PathLike, out: Path,
 
 
 def _merge_logs(runs: dict[str, Path], path: Path) -> None:
-    """The per-modality logs in one CSV, with a ``pairs`` column first."""
-    header, rows = None, []
+    """The per-modality logs in one CSV, with a ``pairs`` column first; the columns are the
+    union of the runs' (their loss terms may differ), empty where a run has no such term."""
+    rows: list[dict[str, str]] = []
+    columns = ["pairs"]
     for name, run in runs.items():
-        lines = (run / "log.csv").read_text().splitlines()
-        header = "pairs," + lines[0]
-        rows += [f"{name},{line}" for line in lines[1:]]
-    path.write_text("\n".join([header or "pairs", *rows]) + "\n")
+        with (run / "log.csv").open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            columns += [c for c in reader.fieldnames or [] if c not in columns]
+            rows += [{"pairs": name, **row} for row in reader]
+    last = [c for c in columns if c == "seconds"]  # keep seconds last, as in every run's log
+    columns = [c for c in columns if c != "seconds"] + last
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def train_msgfusion(cfg: ExperimentConfig, data_root: str | os.PathLike,
