@@ -266,9 +266,10 @@ def main() -> None:
     docs.mkdir(parents=True, exist_ok=True)
     figure(docs / "msgfusion_examples.png")
     doc = docs / "msgfusion.md"
+    lines = generated(args)  # minutes; the hand-written part is read afterwards, when writing
     kept = doc.read_text().split(MARKER)[0].rstrip() + "\n\n" if doc.exists() else \
         "# MsgFusion (lite)\n\n"
-    doc.write_text(kept + "\n".join(generated(args)))
+    doc.write_text(kept + "\n".join(lines))
     print(doc.read_text())
 
 
