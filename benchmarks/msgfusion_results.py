@@ -164,9 +164,10 @@ def speed_section(pair: FusionPair, repeats: int) -> list[str]:
             row.append(seconds)
     load_after = os.getloadavg()[0]
     params, macs = network_size(get_method(OURS), pair)
-    nets = getattr(get_method(OURS).model, "nets", None)
-    nets_note = (f" in all ({len(nets)} networks, one per modality, {params // len(nets):,} "
-                 "each; one runs per pair)" if nets else "")
+    nets = getattr(get_method(OURS).model, "nets", {})
+    sizes = ", ".join(f"{m} {sum(p.numel() for p in n.parameters()):,}" for m, n in nets.items())
+    nets_note = (f" in all ({len(nets)} networks, one per modality: {sizes}; one runs per pair; "
+                 f"multiply-adds for the {pair.modality} network)" if nets else "")
     train_s, trained, _ = training_summary()
     return [
         "## Speed", "",
@@ -239,8 +240,10 @@ def generated(args: argparse.Namespace) -> list[str]:
              "and training log beside it, is reproduced (seeded) by:", "", "```bash",
              "msgfusion train --config src/msgfusion/model/weights/msgfusion_lite.json \\",
              "    --data ../shared/data/aanlib --out runs/lite --ship", "```", "",
-             f"Loss weights: `{json.dumps(cfg['loss'])}`; training: {trained}, "
-             f"{train_s / 60:.1f} min.", "", "## Quality on the atlas test split (72 pairs)", ""]
+             f"Loss weights: `{json.dumps(cfg['loss'])}`"
+             + (f"; per pair type: `{json.dumps(cfg['overrides'])}`" if cfg.get("overrides")
+                else "")
+             + f"; training: {trained}, {train_s / 60:.1f} min.", "", "## Quality on the atlas test split (72 pairs)", ""]
     lines += quality_section("ycbcr", primary=True)
     lines += quality_section("hsv", primary=False)
     lines += ["![one test pair per modality: MR, functional, average, max, msgfusion (ycbcr, hsv)]"
