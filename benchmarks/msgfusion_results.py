@@ -141,7 +141,8 @@ def training_summary() -> tuple[float, str, dict]:
     seconds = sum(float(r["seconds"]) for r in rows)
     if cfg.get("per_modality"):
         nets = sorted({r["pairs"] for r in rows})
-        what = f"{len(rows) // len(nets)} epochs for each of {len(nets)} networks ({', '.join(nets)})"
+        what = (f"{len(rows) // len(nets)} epochs for each of {len(nets)} networks "
+                f"({', '.join(nets)})")
     else:
         what = f"{len(rows)} epochs"
     return seconds, what, cfg
@@ -163,8 +164,9 @@ def speed_section(pair: FusionPair, repeats: int) -> list[str]:
         for row, seconds in zip(rows.values(), times):
             row.append(seconds)
     load_after = os.getloadavg()[0]
-    params, macs = network_size(get_method(OURS), pair)
-    nets = getattr(get_method(OURS).model, "nets", {})
+    ours = get_method(OURS)
+    params, macs = network_size(ours, pair)
+    nets = getattr(ours.model, "nets", {})
     sizes = ", ".join(f"{m} {sum(p.numel() for p in n.parameters()):,}" for m, n in nets.items())
     nets_note = (f" in all ({len(nets)} networks, one per modality: {sizes}; one runs per pair; "
                  f"multiply-adds for the {pair.modality} network)" if nets else "")

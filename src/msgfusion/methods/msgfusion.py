@@ -4,8 +4,9 @@ Wen et al., "MsgFusion: Medical Semantic Guided Two-Branch Network for Multimoda
 Fusion", IEEE TMM 26:944-957, 2024. The network is :class:`msgfusion.model.MsgFusionNet`;
 the shipped weights hold one per functional modality (:class:`msgfusion.model.PerModality`).
 This adapter sends each pair to the network of its modality, batches pairs, runs them in eval
-mode under ``torch.inference_mode`` and returns N x H x W intensities in [0, 1]. Colour is restored afterwards by the shared path
-(:func:`msgfusion.io.color.restore_color`), as for every method.
+mode under ``torch.inference_mode`` and returns N x H x W intensities in [0, 1]. Colour is
+restored afterwards by the shared path (:func:`msgfusion.io.color.restore_color`), as for every
+method.
 """
 
 from __future__ import annotations

@@ -92,8 +92,8 @@ def rsfe(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
 
 # ---- Xydeas-Petrovic edge transfer, as in the VIFB / CDDFuse / Tang code -------------------------
 
-_QABF_TG, _QABF_KG, _QABF_DG = 0.9994, -15.0, 0.5
-_QABF_TA, _QABF_KA, _QABF_DA = 0.9879, -22.0, 0.8
+QABF_TG, QABF_KG, QABF_DG = 0.9994, -15.0, 0.5
+QABF_TA, QABF_KA, QABF_DA = 0.9879, -22.0, 0.8
 
 
 def _qabf_edges(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,8 +117,8 @@ def _qabf_preservation(gs: np.ndarray, as_: np.ndarray, gf: np.ndarray,
                       out=np.zeros_like(gs), where=gs != gf)
     strength = np.where(gs == gf, gf, ratio)
     orientation = 1.0 - np.abs(as_ - af) / HALF_PI
-    q_g = _QABF_TG / (1.0 + np.exp(_QABF_KG * (strength - _QABF_DG)))
-    q_a = _QABF_TA / (1.0 + np.exp(_QABF_KA * (orientation - _QABF_DA)))
+    q_g = QABF_TG / (1.0 + np.exp(QABF_KG * (strength - QABF_DG)))
+    q_a = QABF_TA / (1.0 + np.exp(QABF_KA * (orientation - QABF_DA)))
     return q_g * q_a
 
 

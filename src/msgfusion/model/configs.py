@@ -120,13 +120,18 @@ def model_config(spec: str | dict[str, Any]) -> MsgFusionConfig:
     preset = spec.pop("preset", "lite")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    base = asdict(PRESETS[preset]())
-    for key, value in spec.items():
+    return from_dict(MsgFusionConfig, merge_overrides(asdict(PRESETS[preset]()), spec))
+
+
+def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied in place: nested dicts are merged key by key, any
+    other value replaces the base's."""
+    for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            base[key].update(value)
+            merge_overrides(base[key], value)
         else:
             base[key] = value
-    return from_dict(MsgFusionConfig, base)
+    return base
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:

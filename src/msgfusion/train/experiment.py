@@ -13,7 +13,8 @@ The run writes to ``out_dir``: ``config.json`` (the full resolved config), ``log
 entry of ``pairs``, each in ``out_dir/<pair>/`` on that pair type's train split only (the same
 config, each seeded the same way); ``msgfusion.pt`` then holds them all
 (:class:`~msgfusion.model.msgfusion.PerModality`) and ``log.csv`` their logs, a ``pairs``
-column first; ``overrides`` changes model, loss or train fields for one pair type's network. The shipped weights are reproduced by::
+column first; ``overrides`` changes model, loss or train fields for one pair type's network.
+The shipped weights are reproduced by::
 
     msgfusion train --config src/msgfusion/model/weights/msgfusion_lite.json \
         --data ../shared/data/aanlib --out runs/lite --ship
@@ -33,7 +34,14 @@ import torch
 
 from msgfusion.data.datasets import AANLIB_PAIRS, load_aanlib
 from msgfusion.metrics.perceptual import VIF_MIN_SIZE
-from msgfusion.model.configs import MsgFusionConfig, from_dict, lite, model_config, read_config_file
+from msgfusion.model.configs import (
+    MsgFusionConfig,
+    from_dict,
+    lite,
+    merge_overrides,
+    model_config,
+    read_config_file,
+)
 from msgfusion.model.inputs import Batch
 from msgfusion.model.msgfusion import FusionModel, MsgFusionNet, PerModality, save_weights
 from msgfusion.train.data import preload
@@ -84,12 +92,7 @@ class ExperimentConfig:
         unknown = set(override) - {"model", "loss", "train"}
         if unknown:
             raise ValueError(f"overrides for {name}: unknown sections {', '.join(sorted(unknown))}")
-        for section, values in override.items():
-            for key, value in values.items():
-                if isinstance(value, dict) and isinstance(merged[section].get(key), dict):
-                    merged[section][key].update(value)
-                else:
-                    merged[section][key] = value
+        merge_overrides(merged, override)
         merged.update(pairs=[name], per_modality=False, overrides={})
         return ExperimentConfig.from_dict(merged)
 
@@ -145,10 +148,10 @@ def train_msgfusion(cfg: ExperimentConfig, data_root: str | os.PathLike,
                     out_dir: str | os.PathLike, resume: bool = True) -> Path:
     """Train MsgFusion on the AANLIB train split; returns the path of the saved weights."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     model: FusionModel
     if cfg.per_modality:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         runs = {name: out / name for name in cfg.pairs}
         model = PerModality({
             name.split("-")[0]: _train_one(cfg.for_pair(name), data_root, run, resume)

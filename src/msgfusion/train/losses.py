@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from msgfusion.model.inputs import Batch
-from msgfusion.train.scores import qabf_score, viff_score
+from msgfusion.train.scores import qabf_score, sobel_responses, viff_score
 
 LossFn = Callable[[torch.Tensor, Batch], tuple[torch.Tensor, dict[str, float]]]
 
@@ -93,10 +93,7 @@ def saliency_ssim(o: torch.Tensor, a: torch.Tensor, b: torch.Tensor, data_range:
 
 def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
     """|grad x| = |Sobel_x| + |Sobel_y| (replicate padding, same size)."""
-    k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).to(x)
-    kernels = torch.stack([k, k.t()]).unsqueeze(1)  # 2 x 1 x 3 x 3
-    g = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels)
-    return g.abs().sum(dim=1, keepdim=True)
+    return sobel_responses(x, "replicate").abs().sum(dim=1, keepdim=True)
 
 
 @dataclass(frozen=True)

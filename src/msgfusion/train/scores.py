@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from msgfusion.metrics.gradient import (
-    _QABF_DA,
-    _QABF_DG,
-    _QABF_KA,
-    _QABF_KG,
-    _QABF_TA,
-    _QABF_TG,
+    QABF_DA,
+    QABF_DG,
+    QABF_KA,
+    QABF_KG,
+    QABF_TA,
+    QABF_TG,
 )
 from msgfusion.metrics.perceptual import (
     VIF_EPS,
@@ -46,9 +46,16 @@ _SOBEL = torch.tensor([
 _GRAD_EPS = 1e-6  # keeps sqrt and the division differentiable where the response is 0
 
 
+def sobel_responses(x: torch.Tensor, padding: str = "constant") -> torch.Tensor:
+    """N x 2 x H x W Sobel responses (sx, sy) of N x 1 x H x W images, as the Qabf reference
+    code's ``conv2`` computes them; ``padding``: a mode of ``torch.nn.functional.pad``
+    (``constant``: zeros, as the reference)."""
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode=padding), _SOBEL.to(x))
+
+
 def _edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Edge strength g and orientation alpha = atan(sy / sx) (pi/2 where sx = 0), zero padding."""
-    s = F.conv2d(x, _SOBEL.to(x), padding=1)
+    s = sobel_responses(x)
     sx, sy = s[:, :1], s[:, 1:]
     g = torch.sqrt(sx * sx + sy * sy + _GRAD_EPS)
     zero = sx == 0
@@ -60,8 +67,8 @@ def _preservation(gs: torch.Tensor, as_: torch.Tensor, gf: torch.Tensor,
                   af: torch.Tensor) -> torch.Tensor:
     strength = torch.minimum(gs, gf) / torch.maximum(gs, gf)
     orientation = 1.0 - (as_ - af).abs() / (math.pi / 2)
-    q_g = _QABF_TG / (1.0 + torch.exp(_QABF_KG * (strength - _QABF_DG)))
-    q_a = _QABF_TA / (1.0 + torch.exp(_QABF_KA * (orientation - _QABF_DA)))
+    q_g = QABF_TG / (1.0 + torch.exp(QABF_KG * (strength - QABF_DG)))
+    q_a = QABF_TA / (1.0 + torch.exp(QABF_KA * (orientation - QABF_DA)))
     return q_g * q_a
 
 
