@@ -15,7 +15,9 @@ Fusion 82, 2022; Zhao et al., CDDFuse, CVPR 2023):
 - ``gradient_max``: L1(|grad O|, max(|grad A|, |grad B|)) with Sobel gradients, keeps the
   stronger edge of the two sources;
 - ``qabf``, ``viff``: 1 - Q^AB/F and 1 - VIFF, differentiable versions of two of the paper's
-  metrics (:mod:`msgfusion.train.scores`).
+  metrics (:mod:`msgfusion.train.scores`);
+- ``mi``: 1 - MI / (H(A) + H(B)), the paper's MI (soft-histogram version) over its upper bound,
+  so that the term lies in [0, 1] like the others.
 
 With ``clamp`` the terms see O clamped to [0, 1], as the method writes it: the network may then
 push the background below 0 at no cost, so that it comes out exactly black (a fused background
@@ -35,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from msgfusion.model.inputs import Batch
-from msgfusion.train.scores import qabf_score, sobel_responses, viff_score
+from msgfusion.train.scores import entropy_score, mi_score, qabf_score, sobel_responses, viff_score
 
 LossFn = Callable[[torch.Tensor, Batch], tuple[torch.Tensor, dict[str, float]]]
 
@@ -107,6 +109,7 @@ class LossConfig:
     gradient_max: float = 0.0
     qabf: float = 0.0
     viff: float = 0.0
+    mi: float = 0.0
     clamp: bool = False  # score the output as written, clamped to [0, 1]
 
 
@@ -141,5 +144,8 @@ class FusionLoss:
             terms["qabf"] = (1 - qabf_score(o, a, b)).mean()
         if cfg.viff:
             terms["viff"] = (1 - viff_score(o, a, b)).mean()
+        if cfg.mi:
+            bound = entropy_score(a) + entropy_score(b)
+            terms["mi"] = (1 - mi_score(o, a, b) / bound).mean()
         total = sum(getattr(cfg, name) * value for name, value in terms.items())
         return total, {name: float(value.detach()) for name, value in terms.items()}  # type: ignore[return-value]

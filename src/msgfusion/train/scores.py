@@ -1,4 +1,4 @@
-"""Differentiable torch versions of two fusion metrics, to train on what the benchmark measures.
+"""Differentiable torch versions of fusion metrics, to train on what the benchmark measures.
 
 Each function mirrors a metric of :mod:`msgfusion.metrics` (same formula, same constants, images
 scaled to 0..255 as the reference code reads them) and returns one score per image (N) for
@@ -10,7 +10,12 @@ the branch taken.
 - :func:`qabf_score`: Xydeas & Petrovic's Q^AB/F (Electronics Letters 36(4), 2000), as
   :func:`msgfusion.metrics.gradient.qabf`;
 - :func:`viff_score`: Han et al.'s VIFF (Information Fusion 14(2), 2013), as
-  :func:`msgfusion.metrics.perceptual.viff`.
+  :func:`msgfusion.metrics.perceptual.viff`;
+- :func:`entropy_score`, :func:`mi_score`: EN and Qu et al.'s MI (Electronics Letters 38(7),
+  2002), as :func:`msgfusion.metrics.information.entropy` and ``mutual_information``. The
+  histograms are soft: a fused value between grey levels l and l + 1 counts to both, in
+  proportion (linear interpolation), so that moving it moves counts and the score has a
+  gradient; on integer grey levels the soft histogram is the metric's histogram.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from msgfusion.metrics.gradient import (
     QABF_TA,
     QABF_TG,
 )
+from msgfusion.metrics.information import LEVELS
 from msgfusion.metrics.perceptual import (
     VIF_EPS,
     VIF_MIN_SIZE,
@@ -154,4 +160,45 @@ def viff_score(o: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tenso
         kept = torch.where(use_a, kept_a, kept_b) + VIFF_C
         info = torch.where(use_a, info_a, info_b) + VIFF_C
         total = total + float(p) * kept.flatten(1).sum(dim=1) / info.flatten(1).sum(dim=1)
+    return total
+
+
+def _soft_counts(x: torch.Tensor, offsets: torch.Tensor, bins: int) -> torch.Tensor:
+    """Soft histograms of 255 x (N x 1 x H x W, in [0, 1]), one row of ``bins`` per image:
+    pixel i adds 1 - w to bin offsets_i + floor(t) and w to the next, t = 255 x, w = t - floor(t).
+    ``offsets``: N x 1 x H x W integer bin offsets (0 for a plain histogram)."""
+    t = 255.0 * x.clamp(0.0, 1.0)
+    low = t.detach().floor().clamp(max=LEVELS - 2)
+    w = t - low
+    n = x.shape[0]
+    rows = torch.arange(n, device=x.device).view(n, 1, 1, 1) * bins
+    index = (rows + offsets + low.long()).flatten()
+    counts = torch.zeros(n * bins, dtype=x.dtype, device=x.device)
+    counts = counts.index_add(0, index, (1.0 - w).flatten()).index_add(0, index + 1, w.flatten())
+    return counts.view(n, bins)
+
+
+def _entropy_bits(counts: torch.Tensor) -> torch.Tensor:
+    p = counts / counts.sum(dim=1, keepdim=True)
+    return -(p * torch.log2(p.clamp(min=1e-12))).sum(dim=1)
+
+
+def entropy_score(x: torch.Tensor) -> torch.Tensor:
+    """EN = -sum_l p_l log2 p_l over the 256 grey levels of 255 x, per image (N), in bits."""
+    return _entropy_bits(_soft_counts(x, torch.zeros_like(x, dtype=torch.long), LEVELS))
+
+
+def mi_score(o: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """MI = I(A; O) + I(B; O), I(X; O) = H(X) + H(O) - H(X, O), per image (N), in bits.
+
+    The sources' grey levels are rounded (hard), the output's histogram is soft; the joint
+    histogram is 256 x 256.
+    """
+    h_o = entropy_score(o)
+    total = torch.zeros_like(h_o)
+    for src in (a, b):
+        levels = torch.round(255.0 * src.clamp(0.0, 1.0)).long()
+        h_src = entropy_score(levels.to(o.dtype) / 255.0)
+        h_joint = _entropy_bits(_soft_counts(o, levels * LEVELS, LEVELS * LEVELS))
+        total = total + h_src + h_o - h_joint
     return total
