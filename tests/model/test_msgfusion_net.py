@@ -62,6 +62,17 @@ def test_without_v_prime_ignores_v_prime() -> None:
     assert model.gv2 is None
 
 
+def test_v_weight_sets_the_initial_weight_of_v_prime_in_gv2() -> None:
+    from msgfusion.model.gv_branch import BrightnessBranch
+
+    cfg = model_config({"preset": "lite", "gv": {"v_weight": 0.25}}).gv
+    vp = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    low, full = BrightnessBranch(cfg), BrightnessBranch(lite().gv)
+    assert float(low.v_gain) == 0.25 and float(full.v_gain) == 1.0
+    with torch.no_grad():  # V' counts less in the merge: GV2 is lower wherever V' > 0
+        assert bool((low(vp) < full(vp)).all())
+
+
 def test_seeded_construction_and_inference_are_deterministic() -> None:
     outs = []
     for _ in range(2):

@@ -48,6 +48,7 @@ class GVConfig:
     out_gain: float = 3.0  # initial per-channel gain on GV1's tanh output (range of SF)
     brightness_kernel: int = 7  # GV2: conv7x7 -> conv1x1 -> tanh
     brightness_channels: int = 3
+    v_weight: float = 1.0  # initial weight of V' in the GV2 merge (learned; 1: the spec's merge)
 
 
 @dataclass(frozen=True)

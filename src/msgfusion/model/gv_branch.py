@@ -76,11 +76,12 @@ class BrightnessBranch(nn.Module):
     since max(L1, GV2) passes no gradient to L1 there, L1 never learns to cover those regions
     and the fused bone stays a flat 0.8 grey (measured).
 
-    V' enters the merge through a learnable weight (ours, ``v_gain``, initialised to 1, so the
-    initial network is the spec's): with V' at full weight, GV2 >= 0.76 wherever V' = 1 (the
+    V' enters the merge through a learnable weight (ours, ``v_gain``, initialised to
+    ``cfg.v_weight``, by default 1, so that the initial network is the spec's): with V' at full weight, GV2 >= 0.76 wherever V' = 1 (the
     merge weight of V' is then at least e / (e + 1/e)), which puts a flat floor under the
     output over bone and the hottest uptake and hides the MR detail there (measured: Qabf
-    0.59-0.63 on PET/SPECT with V', 0.71-0.73 without GV2). Training can lower the weight.
+    0.59-0.63 on PET/SPECT with V', 0.71-0.73 without GV2). Training can lower the weight; a
+    lower start trades the functional image's contrast for the MR edges inside it.
     """
 
     def __init__(self, cfg: GVConfig, gain: float = 6.0) -> None:
@@ -94,7 +95,7 @@ class BrightnessBranch(nn.Module):
             self.conv.bias.zero_()
             self.point.weight.copy_(gain * torch.eye(c).view(c, c, 1, 1))
             self.point.bias.fill_(-gain / 2)
-        self.v_gain = nn.Parameter(torch.ones(1))
+        self.v_gain = nn.Parameter(torch.full((1,), float(cfg.v_weight)))
 
     def forward(self, v_prime: torch.Tensor) -> torch.Tensor:
         g = torch.tanh(self.point(self.conv(v_prime)))
