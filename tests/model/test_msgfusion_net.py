@@ -68,7 +68,7 @@ def test_v_weight_sets_the_initial_weight_of_v_prime_in_gv2() -> None:
     cfg = model_config({"preset": "lite", "gv": {"v_weight": 0.25}}).gv
     vp = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     low, full = BrightnessBranch(cfg), BrightnessBranch(lite().gv)
-    assert float(low.v_gain) == 0.25 and float(full.v_gain) == 1.0
+    assert low.v_gain.item() == 0.25 and full.v_gain.item() == 1.0
     with torch.no_grad():  # V' counts less in the merge: GV2 is lower wherever V' > 0
         assert bool((low(vp) < full(vp)).all())
 
