@@ -7,6 +7,7 @@ import torch
 
 from msgfusion.model import MsgFusionNet, lite, paper
 from msgfusion.model.configs import model_config, with_ablation
+from msgfusion.model.gv_branch import BrightnessBranch
 from msgfusion.model.msgfusion import count_parameters
 from msgfusion.model.sf_branch import FrequencyUnit
 
@@ -63,8 +64,6 @@ def test_without_v_prime_ignores_v_prime() -> None:
 
 
 def test_v_weight_sets_the_initial_weight_of_v_prime_in_gv2() -> None:
-    from msgfusion.model.gv_branch import BrightnessBranch
-
     cfg = model_config({"preset": "lite", "gv": {"v_weight": 0.25}}).gv
     vp = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     low, full = BrightnessBranch(cfg), BrightnessBranch(lite().gv)

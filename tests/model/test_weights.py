@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from msgfusion.data.datasets import sample_folders
-import pytest
-
 from msgfusion.model import MsgFusionNet, PerModality, lite, load_pretrained
 from msgfusion.model.inputs import batch_from_pairs
 from msgfusion.model.msgfusion import load_weights, save_weights

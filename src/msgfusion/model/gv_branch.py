@@ -77,10 +77,11 @@ class BrightnessBranch(nn.Module):
     and the fused bone stays a flat 0.8 grey (measured).
 
     V' enters the merge through a learnable weight (ours, ``v_gain``, initialised to
-    ``cfg.v_weight``, by default 1, so that the initial network is the spec's): with V' at full weight, GV2 >= 0.76 wherever V' = 1 (the
-    merge weight of V' is then at least e / (e + 1/e)), which puts a flat floor under the
-    output over bone and the hottest uptake and hides the MR detail there (measured: Qabf
-    0.59-0.63 on PET/SPECT with V', 0.71-0.73 without GV2). Training can lower the weight; a
+    ``cfg.v_weight``, by default 1, so that the initial network is the spec's): with V' at full
+    weight, GV2 >= 0.76 wherever V' = 1 (the merge weight of V' is then at least
+    e / (e + 1/e)), which puts a flat floor under the output over bone and the hottest uptake
+    and hides the MR detail there (measured: Qabf 0.59-0.63 on PET/SPECT with V', 0.71-0.73
+    without GV2). Training can lower the weight; a
     lower start trades the functional image's contrast for the MR edges inside it.
     """
 

@@ -37,7 +37,12 @@ import torch
 import torch.nn.functional as F
 
 from msgfusion.model.inputs import Batch
-from msgfusion.train.scores import entropy_score, mi_score, qabf_score, sobel_responses, viff_score
+from msgfusion.train.scores import (
+    normalized_mi_score,
+    qabf_score,
+    sobel_responses,
+    viff_score,
+)
 
 LossFn = Callable[[torch.Tensor, Batch], tuple[torch.Tensor, dict[str, float]]]
 
@@ -145,7 +150,6 @@ class FusionLoss:
         if cfg.viff:
             terms["viff"] = (1 - viff_score(o, a, b)).mean()
         if cfg.mi:
-            bound = entropy_score(a) + entropy_score(b)
-            terms["mi"] = (1 - mi_score(o, a, b) / bound).mean()
+            terms["mi"] = (1 - normalized_mi_score(o, a, b)).mean()
         total = sum(getattr(cfg, name) * value for name, value in terms.items())
         return total, {name: float(value.detach()) for name, value in terms.items()}  # type: ignore[return-value]

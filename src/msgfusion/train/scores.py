@@ -188,17 +188,29 @@ def entropy_score(x: torch.Tensor) -> torch.Tensor:
     return _entropy_bits(_soft_counts(x, torch.zeros_like(x, dtype=torch.long), LEVELS))
 
 
-def mi_score(o: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """MI = I(A; O) + I(B; O), I(X; O) = H(X) + H(O) - H(X, O), per image (N), in bits.
-
-    The sources' grey levels are rounded (hard), the output's histogram is soft; the joint
-    histogram is 256 x 256.
-    """
+def _mi_and_bound(o: torch.Tensor, a: torch.Tensor,
+                  b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(I(A; O) + I(B; O), H(A) + H(B)) per image, in bits; the sources' grey levels are
+    rounded (hard histograms), the output's histogram is soft, the joint ones 256 x 256."""
     h_o = entropy_score(o)
-    total = torch.zeros_like(h_o)
+    mi = torch.zeros_like(h_o)
+    h_sources = torch.zeros_like(h_o)
     for src in (a, b):
         levels = torch.round(255.0 * src.clamp(0.0, 1.0)).long()
-        h_src = entropy_score(levels.to(o.dtype) / 255.0)
+        counts = torch.stack([torch.bincount(lv.flatten(), minlength=LEVELS) for lv in levels])
+        h_src = _entropy_bits(counts.to(o.dtype))
         h_joint = _entropy_bits(_soft_counts(o, levels * LEVELS, LEVELS * LEVELS))
-        total = total + h_src + h_o - h_joint
-    return total
+        mi = mi + h_src + h_o - h_joint
+        h_sources = h_sources + h_src
+    return mi, h_sources
+
+
+def mi_score(o: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """MI = I(A; O) + I(B; O), I(X; O) = H(X) + H(O) - H(X, O), per image (N), in bits."""
+    return _mi_and_bound(o, a, b)[0]
+
+
+def normalized_mi_score(o: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """MI / (H(A) + H(B)), per image (N): MI over its upper bound, in [0, 1]."""
+    mi, bound = _mi_and_bound(o, a, b)
+    return mi / bound
