@@ -42,6 +42,20 @@ def test_max_terms_are_zero_at_the_max_rule() -> None:
     assert float(total) < 1e-6
 
 
+def test_floor_counts_negative_output_only_where_a_source_has_signal() -> None:
+    """mean of max(0, -O) over pixels with max(A, B) > 0; free below 0 on a black background."""
+    a = torch.zeros(1, 1, 4, 4)
+    a[..., :2, :] = 0.02  # faint signal on the top half (8 pixels), black below
+    b = {"mr": a, "func_gray": torch.zeros_like(a)}
+    o = torch.full_like(a, -0.5)  # black everywhere after the clamp
+    o[..., 0, :] = 0.1  # first row keeps its signal
+    loss = FusionLoss(LossConfig(ssim=0, mse=0, floor=1, clamp=True))
+    total, terms = loss(o, b)
+    assert abs(float(total) - 0.5 * 4 / 8) < 1e-7  # 4 of the 8 signal pixels are at -0.5
+    o[..., :2, :] = 0.0
+    assert float(loss(o, b)[0]) == 0.0  # the black half below 0 costs nothing
+
+
 def test_saliency_ssim_is_the_q_s_metric() -> None:
     """1 - ssim_saliency is Piella's Q_S (metrics.piella_q, on 0..255) of the output."""
     pair = sample_folders()[1][0]
