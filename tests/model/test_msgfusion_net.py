@@ -116,6 +116,21 @@ def test_level2_straight_through_keeps_the_forward_value() -> None:
     assert sf.grad is not None and sf.grad.abs().sum() > 0
 
 
+def test_gain_max_bounds_the_level1_gain() -> None:
+    """L1 = min(gain, gain_max) tanh(...): a gain learned above the bound acts as the bound."""
+    from msgfusion.model.fusion import HierarchicalFusion
+
+    sf, gv1 = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
+    free, bounded = HierarchicalFusion(4, 1), HierarchicalFusion(4, 1, gain_max=1.5)
+    bounded.load_state_dict(free.state_dict())
+    with torch.no_grad():
+        free.gain.fill_(1.5)
+        bounded.gain.fill_(3.0)
+    assert torch.equal(free(sf, gv1), bounded(sf, gv1))
+    cfg = model_config({"preset": "lite", "gain_max": 1.5})
+    assert MsgFusionNet(cfg).fusion.gain_max == 1.5
+
+
 def test_model_config_overrides_and_rejects_unknown_keys() -> None:
     cfg = model_config({"preset": "lite", "sf": {"frequency": False}, "use_v_prime": False})
     assert not cfg.sf.frequency and not cfg.use_v_prime and cfg.sf.channels == lite().sf.channels

@@ -59,6 +59,7 @@ class MsgFusionConfig:
     gv: GVConfig = field(default_factory=GVConfig)
     out_channels: int = 3  # L1 = tanh(conv1x1_{C -> out_channels}(max(SF, GV1)))
     use_v_prime: bool = True  # level-2 fusion with GV2 (ablation "without V'")
+    gain_max: float = 0.0  # upper bound of the learnable L1 gain (0: unbounded)
 
     def __post_init__(self) -> None:
         if self.sf.channels != self.gv.out_channels:

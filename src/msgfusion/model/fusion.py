@@ -18,6 +18,9 @@ Also ours: L1 = gain tanh(...), with a learnable scalar gain initialised to 1 (t
 initialisation). With gain 1 an output near white needs a large pre-activation, which
 compresses the contrast of bright edges (bone, hot uptake); the method clamps the output to
 [0, 1], so a gain above 1 lets the top of the range be reached on the steep part of tanh.
+``gain_max`` (> 0) bounds it: on PET the gain kept rising with training (1.2-1.5 after 60 epochs,
+2.5 after 90) and every network with a gain above 1.7 had left the faithful fusion for an
+over-contrasted one (Q_S and Qabf below pixel max; measured, docs/msgfusion.md).
 """
 
 from __future__ import annotations
@@ -29,15 +32,17 @@ from torch import nn
 class HierarchicalFusion(nn.Module):
     """The two-level max fusion; ``gv2`` may be ``None`` (the ablation without V')."""
 
-    def __init__(self, channels: int, out_channels: int) -> None:
+    def __init__(self, channels: int, out_channels: int, gain_max: float = 0.0) -> None:
         super().__init__()
         self.project = nn.Conv2d(channels, out_channels, 1)
         self.gain = nn.Parameter(torch.ones(1))
+        self.gain_max = gain_max
 
     def forward(
         self, sf: torch.Tensor, gv1: torch.Tensor, gv2: torch.Tensor | None = None
     ) -> torch.Tensor:
-        level1 = self.gain * torch.tanh(self.project(torch.maximum(sf, gv1)))
+        gain = self.gain.clamp(max=self.gain_max) if self.gain_max > 0 else self.gain
+        level1 = gain * torch.tanh(self.project(torch.maximum(sf, gv1)))
         if gv2 is None:
             return level1
         out = torch.maximum(level1, gv2)
