@@ -23,6 +23,7 @@ The hand-written part of ``docs/msgfusion.md`` (everything above the marker line
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import hashlib
 import json
@@ -140,9 +141,9 @@ def training_summary() -> tuple[float, str, dict]:
     cfg = json.loads(SHIPPED_CONFIG.read_text())
     seconds = sum(float(r["seconds"]) for r in rows)
     if cfg.get("per_modality"):
-        nets = sorted({r["pairs"] for r in rows})
-        what = (f"{len(rows) // len(nets)} epochs for each of {len(nets)} networks "
-                f"({', '.join(nets)})")
+        epochs = collections.Counter(r["pairs"] for r in rows)
+        what = f"{len(epochs)} networks: " + ", ".join(
+            f"{name} {n} epochs" for name, n in sorted(epochs.items()))
     else:
         what = f"{len(rows)} epochs"
     return seconds, what, cfg
