@@ -35,16 +35,21 @@ def test_odd_size_pair() -> None:
 
 
 def test_fused_keeps_both_sources() -> None:
-    """The fusion follows the functional image over the head, and the MR anatomy outside the
-    functional highlights (V' < 1/2: not bone, not the hottest uptake), where the MR is the
-    detail to keep. (Over the whole head the MR correlation of a max-like fusion of CT-MRI is
-    low: the bright bone, dark in MR, dominates it; the pixel max rule scores 0.09 there.)"""
+    """The fusion follows the functional image over the head about as closely as the pixel
+    maximum does (which keeps it wherever it is the brighter source; on the sample pairs the
+    max rule's correlation is 0.83 / 0.42 / 0.33 for CT / PET / SPECT, since the MR anatomy
+    fills the rest), and the MR anatomy outside the functional highlights (V' < 1/2: not bone,
+    not the hottest uptake), where the MR is the detail to keep. (Over the whole head the MR
+    correlation of a max-like fusion of CT-MRI is low: the bright bone, dark in MR, dominates
+    it; the pixel max rule scores 0.09 there.)"""
     for folder in sample_folders():
         pair = folder[0]
         fused = get_method("msgfusion").fuse([pair])[0]
+        by_max = get_method("max").fuse([pair])[0]
         head = (pair.mr > 0.05) | (pair.func_gray > 0.05)
         anatomy = head & (pair.v_prime < 0.5)
-        assert np.corrcoef(fused[head], pair.func_gray[head])[0, 1] > 0.3
+        follows = np.corrcoef(fused[head], pair.func_gray[head])[0, 1]
+        assert follows > 0.8 * np.corrcoef(by_max[head], pair.func_gray[head])[0, 1]
         assert np.corrcoef(fused[anatomy], pair.mr[anatomy])[0, 1] > 0.3
 
 
