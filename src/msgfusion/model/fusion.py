@@ -20,7 +20,8 @@ compresses the contrast of bright edges (bone, hot uptake); the method clamps th
 [0, 1], so a gain above 1 lets the top of the range be reached on the steep part of tanh.
 ``gain_max`` (> 0) bounds it: on PET the gain kept rising with training (1.2-1.5 after 60 epochs,
 2.5 after 90) and every network with a gain above 1.7 had left the faithful fusion for an
-over-contrasted one (Q_S and Qabf below pixel max; measured, docs/msgfusion.md).
+over-contrasted one (Q_S and Qabf below pixel max). The bound alone did not keep PET faithful:
+at 1.4, 75 epochs still ended over-contrasted (measured, runs q4-q6 in docs/msgfusion.md).
 """
 
 from __future__ import annotations

@@ -40,7 +40,9 @@ class MsgFusionNet(nn.Module):
         self.sf = SFBranch(self.cfg.sf)
         self.gv1 = MultiScaleEncoder(self.cfg.gv)
         self.gv2 = BrightnessBranch(self.cfg.gv) if self.cfg.use_v_prime else None
-        self.fusion = HierarchicalFusion(self.cfg.sf.channels, self.cfg.out_channels, self.cfg.gain_max)
+        self.fusion = HierarchicalFusion(
+            self.cfg.sf.channels, self.cfg.out_channels, self.cfg.gain_max
+        )
 
     def forward(self, mr: torch.Tensor, func: torch.Tensor, v_prime: torch.Tensor) -> torch.Tensor:
         h, w = mr.shape[-2:]
