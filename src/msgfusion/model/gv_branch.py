@@ -81,8 +81,8 @@ class BrightnessBranch(nn.Module):
     weight, GV2 >= 0.76 wherever V' = 1 (the merge weight of V' is then at least
     e / (e + 1/e)), which puts a flat floor under the output over bone and the hottest uptake
     and hides the MR detail there (measured: Qabf 0.59-0.63 on PET/SPECT with V', 0.71-0.73
-    without GV2). Training can lower the weight; a
-    lower start trades the functional image's contrast for the MR edges inside it.
+    without GV2). Training can lower the weight; a lower start trades the functional image's
+    contrast for the MR edges inside it.
     """
 
     def __init__(self, cfg: GVConfig, gain: float = 6.0) -> None:
