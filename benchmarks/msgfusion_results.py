@@ -23,7 +23,6 @@ The hand-written part of ``docs/msgfusion.md`` (everything above the marker line
 from __future__ import annotations
 
 import argparse
-import collections
 import csv
 import hashlib
 import json
@@ -140,13 +139,22 @@ def training_summary() -> tuple[float, str, dict]:
         rows = list(csv.DictReader(fh))
     cfg = json.loads(SHIPPED_CONFIG.read_text())
     seconds = sum(float(r["seconds"]) for r in rows)
-    if cfg.get("per_modality"):
-        epochs = collections.Counter(r["pairs"] for r in rows)
-        what = f"{len(epochs)} networks: " + ", ".join(
-            f"{name} {n} epochs" for name, n in sorted(epochs.items()))
-    else:
-        what = f"{len(rows)} epochs"
+    by_net: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_net.setdefault(r.get("pairs", ""), []).append(r)
+    parts = [f"{name} {len(log)} epochs".lstrip() + _best_epoch_note(log)
+             for name, log in sorted(by_net.items())]
+    what = f"{len(parts)} networks: " + ", ".join(parts) if len(parts) > 1 else parts[0]
     return seconds, what, cfg
+
+
+def _best_epoch_note(log: list[dict[str, str]]) -> str:
+    """' (weights of epoch N, best on the validation pairs)' for a run with validation."""
+    scored = [r for r in log if r.get("val_score")]
+    if not scored:
+        return ""
+    best = max(scored, key=lambda r: float(r["val_score"]))
+    return f" (weights of epoch {best['epoch']}, best on its validation pairs)"
 
 
 def speed_section(pair: FusionPair, repeats: int) -> list[str]:

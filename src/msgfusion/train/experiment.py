@@ -14,6 +14,9 @@ entry of ``pairs``, each in ``out_dir/<pair>/`` on that pair type's train split 
 config, each seeded the same way); ``msgfusion.pt`` then holds them all
 (:class:`~msgfusion.model.msgfusion.PerModality`) and ``log.csv`` their logs, a ``pairs``
 column first; ``overrides`` changes model, loss or train fields for one pair type's network.
+With ``train.val_pairs`` N, N evenly spaced train pairs of each pair type are held out, every
+epoch is scored on them (:class:`~msgfusion.train.validation.Validator`, ``val_*`` columns of
+the log) and ``msgfusion.pt`` holds the weights of the best epoch instead of the last.
 The shipped weights are reproduced by::
 
     msgfusion train --config src/msgfusion/model/weights/msgfusion_lite.json \
@@ -44,9 +47,11 @@ from msgfusion.model.configs import (
 )
 from msgfusion.model.inputs import Batch
 from msgfusion.model.msgfusion import FusionModel, MsgFusionNet, PerModality, save_weights
+from msgfusion.pair import FusionPair
 from msgfusion.train.data import preload
 from msgfusion.train.losses import FusionLoss, LossConfig
 from msgfusion.train.trainer import Trainer, TrainConfig
+from msgfusion.train.validation import Validator, split_validation
 
 WEIGHTS_FILE = "msgfusion.pt"
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "model" / "weights"
@@ -116,13 +121,23 @@ def _train_one(cfg: ExperimentConfig, data_root: str | os.PathLike, out: Path,
     """One network on the train split of ``cfg.pairs``, its run files in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    folders = load_aanlib(data_root, "train", cfg.pairs)
-    data = preload((pair for folder in folders for pair in folder),
-                   desc=f"loading {sum(len(f) for f in folders)} train pairs")
+    train: list[FusionPair] = []
+    val: list[FusionPair] = []
+    for folder in load_aanlib(data_root, "train", cfg.pairs):
+        kept, held = split_validation(folder, cfg.train.val_pairs)
+        train += kept
+        val += held
+    data = preload(train, desc=f"loading {len(train)} train pairs")
+    validator = Validator(val, msgfusion_forward) if val else None
+    if validator is not None:
+        (out / "validation.json").write_text(json.dumps(
+            {"pairs": [p.name for p in val], "baselines": validator.baselines}, indent=2) + "\n")
     torch.manual_seed(cfg.train.seed)  # the initial weights follow the run's seed
     trainer = Trainer(MsgFusionNet(cfg.model), FusionLoss(cfg.loss), cfg.train,
                       forward=msgfusion_forward)
-    trainer.fit(data, out, resume=resume)
+    trainer.fit(data, out, resume=resume, validate=validator)
+    if validator is not None:
+        trainer.load_best(out)
     return trainer.model.cpu()  # type: ignore[return-value]
 
 

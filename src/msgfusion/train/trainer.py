@@ -4,7 +4,10 @@ Generic over a ``torch.nn.Module``, a loss ``(output, batch) -> (total, {term: v
 ``forward(model, batch) -> output``; data is a preloaded batch dict (:mod:`msgfusion.train.data`).
 Seeded and deterministic on the CPU, ``torch.set_num_threads`` respected, GPU used when present;
 writes ``checkpoint.pt`` after every epoch and resumes from it, and ``log.csv`` (one row per
-epoch: mean of every loss term, learning rate, seconds). The released MsgFusion script used Adam,
+epoch: mean of every loss term, learning rate, seconds). With a ``validate`` callable (e.g.
+:class:`msgfusion.train.validation.Validator`) each epoch is also scored on held-out pairs, the
+scores logged as ``val_<name>`` columns, and the weights of the epoch with the highest
+``score`` kept in ``best.pt``. The released MsgFusion script used Adam,
 lr 1e-3, StepLR(50, 0.1), 251 epochs, batch 2 (MSGFUSION.md section 4).
 """
 
@@ -25,6 +28,8 @@ from msgfusion.train.data import Batch, random_crop_flip, subset
 from msgfusion.train.losses import LossFn
 
 Forward = Callable[[nn.Module, Batch], torch.Tensor]
+Validate = Callable[[nn.Module], dict[str, float]]
+BEST_FILE = "best.pt"
 
 
 def grey_pair_forward(model: nn.Module, batch: Batch) -> torch.Tensor:
@@ -49,6 +54,7 @@ class TrainConfig:
     num_threads: int = 2
     device: str = "auto"  # "auto": CUDA when available, else CPU
     max_steps_per_epoch: int = 0  # 0: one pass over the data
+    val_pairs: int = 0  # train pairs held out per pair type to pick the best epoch (experiment)
 
 
 def pick_device(name: str) -> torch.device:
@@ -74,6 +80,7 @@ class Trainer:
         self.scheduler = self._scheduler()
         self.generator = torch.Generator().manual_seed(self.cfg.seed)
         self.epoch = 0
+        self.best: tuple[int, float] | None = None  # (epoch, validation score) of best.pt
 
     def _scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
         c = self.cfg
@@ -88,7 +95,8 @@ class Trainer:
     def state(self) -> dict:
         return {"epoch": self.epoch, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "generator": self.generator.get_state(), "config": asdict(self.cfg)}
+                "generator": self.generator.get_state(), "config": asdict(self.cfg),
+                "best": self.best}
 
     def load_state(self, state: dict) -> None:
         self.epoch = state["epoch"]
@@ -96,6 +104,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
+        self.best = state.get("best")
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         """One optimiser step on a batch (already on the device); returns the loss terms."""
@@ -127,11 +136,12 @@ class Trainer:
         return {key: value / steps for key, value in sums.items()}
 
     def fit(self, data: Batch, out_dir: str | Path, resume: bool = True,
-            stop_at: int | None = None) -> list[dict[str, float]]:
+            stop_at: int | None = None, validate: Validate | None = None) -> list[dict[str, float]]:
         """Train to ``cfg.epochs``, resuming from ``out_dir/checkpoint.pt`` when present.
 
         ``stop_at`` ends the session after that many epochs (for time-boxed sessions); a later
-        ``fit`` resumes where it stopped, with the same schedule.
+        ``fit`` resumes where it stopped, with the same schedule. ``validate(model)`` scores
+        the model after every epoch (``seconds`` in the log is the training time without it).
         """
         last = min(self.cfg.epochs, stop_at) if stop_at else self.cfg.epochs
         out = Path(out_dir)
@@ -139,8 +149,9 @@ class Trainer:
         ckpt, log_path = out / "checkpoint.pt", out / "log.csv"
         if resume and ckpt.exists():
             self.load_state(torch.load(ckpt, map_location=self.device, weights_only=False))
-        else:  # a fresh start: the log of an earlier run would mix two runs
+        else:  # a fresh start: the log and best epoch of an earlier run would mix two runs
             log_path.unlink(missing_ok=True)
+            (out / BEST_FILE).unlink(missing_ok=True)
         rows: list[dict[str, float]] = []
         n = len(next(iter(data.values())))
         per_epoch = math.ceil(n / self.cfg.batch_size)
@@ -156,10 +167,23 @@ class Trainer:
                 self.epoch += 1
                 row = {"epoch": self.epoch, "lr": lr, **terms,
                        "seconds": round(time.perf_counter() - start, 2)}
+                if validate is not None:
+                    scores = validate(self.model)
+                    row.update({f"val_{k}": round(v, 6) for k, v in scores.items()})
+                    if self.best is None or scores["score"] > self.best[1]:
+                        self.best = (self.epoch, scores["score"])
+                        torch.save({"epoch": self.epoch, "model": self.model.state_dict()},
+                                   out / BEST_FILE)
                 rows.append(row)
                 self._append_log(log_path, row)
                 torch.save(self.state(), ckpt)
         return rows
+
+    def load_best(self, out_dir: str | Path) -> int:
+        """Load the weights of ``best.pt`` in ``out_dir`` into the model; returns its epoch."""
+        state = torch.load(Path(out_dir) / BEST_FILE, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        return int(state["epoch"])
 
     @staticmethod
     def _append_log(path: Path, row: dict[str, float]) -> None:
