@@ -176,3 +176,31 @@ def test_console_script_help():
     assert proc.returncode == 0
     for cmd in ("fuse", "fuse-dir", "methods", "demo"):
         assert cmd in proc.stdout
+
+
+def test_weights_option_uses_a_trained_file_and_rejects_bad_ones(capsys, tmp_path, pet,
+                                                                 aanlib_dir):
+    from msgfusion.model.msgfusion import PerModality, load_pretrained, save_weights
+
+    pet_only = tmp_path / "pet_only.pt"  # the shipped PET network alone, as `train` writes it
+    save_weights(PerModality({"PET": load_pretrained().net("PET")}), pet_only)
+    common = ["--mr", pet[0], "--func", pet[1], "--color", "ycbcr"]
+    assert run(capsys, "fuse", *common, "-o", tmp_path / "a.png")[0] == 0
+    assert run(capsys, "fuse", *common, "--weights", pet_only, "-o", tmp_path / "b.png")[0] == 0
+    assert np.array_equal(read_image(tmp_path / "a.png"), read_image(tmp_path / "b.png"))
+
+    root = _pairs_dir(aanlib_dir, tmp_path)  # SPECT pairs: this file has no SPECT network
+    code, _, err = run(capsys, "fuse-dir", root, "-o", tmp_path / "out", "--weights", pet_only)
+    assert_one_line_error(code, err, str(pet_only), "no network for SPECT")
+    assert not any((tmp_path / "out").glob("*.png"))
+    code, _, err = run(capsys, "fuse", *common, "--weights", tmp_path / "nope.pt",
+                       "-o", tmp_path / "c.png")
+    assert_one_line_error(code, err, "nope.pt", "no such weights file")
+    not_weights = tmp_path / "not_weights.pt"
+    not_weights.write_text("hello")
+    code, _, err = run(capsys, "fuse", *common, "--weights", not_weights, "-o", tmp_path / "c.png")
+    assert_one_line_error(code, err, "not_weights.pt", "not a MsgFusion weights file")
+    code, _, err = run(capsys, "fuse", *common, "--method", "max", "--weights", pet_only,
+                       "-o", tmp_path / "c.png")
+    assert_one_line_error(code, err, "--method msgfusion")
+    assert not (tmp_path / "c.png").exists()

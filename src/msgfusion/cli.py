@@ -20,7 +20,13 @@ from msgfusion.errors import MsgFusionError, OutputExistsError
 from msgfusion.io.color import COLOR_MODES, restore_color
 from msgfusion.io.figures import side_by_side
 from msgfusion.io.images import check_writable, write_image
-from msgfusion.methods.registry import DEFAULT_METHOD, fuse_pairs, get_method, list_methods
+from msgfusion.methods.registry import (
+    DEFAULT_METHOD,
+    FusionMethod,
+    fuse_pairs,
+    get_method,
+    list_methods,
+)
 from msgfusion.pair import MODALITIES, check_modality
 
 EXIT_USAGE = 2
@@ -43,6 +49,9 @@ def _modality(value: str) -> str:
 def _add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default=DEFAULT_METHOD,
                    help=f"fusion method (default: {DEFAULT_METHOD}; list: `msgfusion methods`)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="MsgFusion weights from `msgfusion train` (OUT/msgfusion.pt) instead of "
+                        "the shipped ones; with --method msgfusion only")
     p.add_argument("--color", default="hsv", choices=COLOR_MODES,
                    help="how PET/SPECT colour is restored: hsv (keep hue and saturation, default), "
                         "ycbcr (keep chroma), gray (fused intensity only), viridis (the paper's "
@@ -50,10 +59,25 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
 
 
+def _method(args: argparse.Namespace) -> FusionMethod:
+    """The method of ``--method``; with ``--weights``, MsgFusion with those weights (loaded
+    now, so that a bad file fails before anything is written)."""
+    if args.weights is None:
+        return get_method(args.method)
+    if args.method != "msgfusion":
+        raise MsgFusionError(f"--weights {args.weights} is for --method msgfusion, not "
+                             f"{args.method!r}")
+    from msgfusion.methods.msgfusion import MsgFusion
+
+    method = MsgFusion(args.weights)
+    method.model  # noqa: B018 (loads and checks the file)
+    return method
+
+
 def cmd_fuse(args: argparse.Namespace) -> int:
     from msgfusion.api import make_pair
 
-    method = get_method(args.method)
+    method = _method(args)
     out = check_writable(args.output, args.overwrite)
     pair = make_pair(Path(args.mr), Path(args.func), args.modality)
     (intensity,) = fuse_pairs(method, [pair])
@@ -62,14 +86,13 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fuse_folder(folder: PairFolder, method_name: str, color: str, out_dir: Path,
+def _fuse_folder(folder: PairFolder, method: FusionMethod, color: str, out_dir: Path,
                  overwrite: bool, batch_size: int, desc: str) -> list[Path]:
     """Fuse every pair of a folder, writing each result under the pair's file name.
 
     Reading the next batch and writing the last one run in background threads (PNG coding
     releases the GIL) while the method fuses the current batch.
     """
-    method = get_method(method_name)
     outputs = [check_writable(out_dir / f.name, overwrite) for f in folder.files]
     starts = range(0, len(folder), batch_size)
     with ThreadPoolExecutor(max_workers=2) as pool, \
@@ -98,7 +121,7 @@ def cmd_fuse_dir(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputExistsError(f"{out_dir}: exists and is not a folder")
-    written = _fuse_folder(folder, args.method, args.color, out_dir, args.overwrite,
+    written = _fuse_folder(folder, _method(args), args.color, out_dir, args.overwrite,
                            args.batch_size, desc=f"{folder.modality}-MRI {args.method}")
     print(f"wrote {len(written)} fused {folder.modality}-MRI images to {out_dir}")
     return 0
@@ -116,7 +139,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
-    method = get_method(args.method)
+    method = _method(args)
     jobs = []  # every output is checked before any is written
     for folder in sample_folders():
         for i, f in enumerate(folder.files):

@@ -35,3 +35,8 @@ class DatasetError(MsgFusionError):
 
 class UnknownMetricError(MsgFusionError, ValueError):
     """No metric is registered under the requested name."""
+
+
+class WeightsError(MsgFusionError):
+    """A weights file is missing, unreadable, not a MsgFusion weights file, or has no network
+    for the pairs' modality."""

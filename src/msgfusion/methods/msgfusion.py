@@ -18,6 +18,7 @@ from importlib import resources
 
 import numpy as np
 
+from msgfusion.errors import WeightsError
 from msgfusion.methods.registry import FusionMethod, register
 from msgfusion.pair import FusionPair
 
@@ -42,12 +43,19 @@ class MsgFusion(FusionMethod):
     @cached_property
     def model(self):  # type: ignore[no-untyped-def]
         """The network for inference, BatchNorm folded (loaded on first use: importing torch
-        takes a second)."""
+        takes a second). A bad weights file raises :class:`WeightsError` naming it."""
         from msgfusion.model.layers import fold_batchnorm
         from msgfusion.model.msgfusion import load_pretrained, load_weights
 
-        return fold_batchnorm(load_weights(self.weights) if self.weights
-                              else load_pretrained(SHIPPED))
+        if not self.weights:
+            return fold_batchnorm(load_pretrained(SHIPPED))
+        if not os.path.isfile(self.weights):
+            raise WeightsError(f"{self.weights}: no such weights file")
+        try:
+            return fold_batchnorm(load_weights(self.weights))
+        except Exception as exc:  # pickle, zip and key errors alike: not our weights file
+            raise WeightsError(f"{self.weights}: not a MsgFusion weights file from `msgfusion "
+                               f"train` ({type(exc).__name__} while loading it)") from None
 
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
         """Fused intensities, N x H x W in [0, 1]: the pairs of each modality go to that
@@ -62,7 +70,10 @@ class MsgFusion(FusionMethod):
             groups.setdefault(pair.modality, []).append(i)
         with torch.inference_mode():
             for modality, indices in groups.items():
-                net = self.model.net(modality)
+                try:
+                    net = self.model.net(modality)
+                except ValueError as exc:
+                    raise WeightsError(f"{self.weights or SHIPPED}: {exc}") from None
                 for start in range(0, len(indices), self.chunk):
                     part = indices[start: start + self.chunk]
                     fused = net.forward_batch(batch_from_pairs([pairs[i] for i in part]))
