@@ -28,6 +28,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import statistics
 import time
 from dataclasses import replace
@@ -50,6 +51,7 @@ from msgfusion.methods.msgfusion import MsgFusion
 from msgfusion.methods.registry import fuse_pairs, get_method, list_methods
 from msgfusion.metrics import PAPER_METRICS, evaluate_images
 from msgfusion.model.configs import with_ablation
+from msgfusion.model.msgfusion import PerModality, load_weights, save_weights
 from msgfusion.pair import FusionPair
 from msgfusion.train.experiment import ExperimentConfig, train_msgfusion
 
@@ -197,33 +199,42 @@ def speed_section(pair: FusionPair, repeats: int) -> list[str]:
     ]
 
 
-def ablation_runs(epochs: int) -> dict[str, tuple[ExperimentConfig, Path]]:
-    """The shipped recipe with each ablation's switches, every network trained for ``epochs``
-    (per-pair ``epochs`` overrides dropped), and the folder it trains in (one per recipe:
-    training resumes from a folder's checkpoint)."""
+Run = tuple[ExperimentConfig, Path]
+
+
+def ablation_runs(epochs: int) -> dict[str, dict[str, Run]]:
+    """variant -> network -> (its config, its folder): the shipped recipe with each ablation's
+    switches, every network trained for ``epochs`` (per-pair ``epochs`` overrides dropped).
+    One folder per network config, so that a network whose config did not change is not
+    trained again (training resumes from a folder's checkpoint)."""
     base = ExperimentConfig.from_file(SHIPPED_CONFIG)
     overrides = {name: {**o, "train": {k: v for k, v in o.get("train", {}).items()
                                        if k != "epochs"}}
                  for name, o in base.overrides.items()}
-    runs = {}
+    base = replace(base, train=replace(base.train, epochs=epochs), overrides=overrides)
+    runs: dict[str, dict[str, Run]] = {}
     for variant, (frequency, v_prime) in ABLATIONS.items():
-        cfg = replace(base, model=with_ablation(base.model, frequency, v_prime),
-                      train=replace(base.train, epochs=epochs), overrides=overrides)
-        key = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-        runs[variant] = (cfg, WORK / "ablation" / key)
+        cfg = replace(base, model=with_ablation(base.model, frequency, v_prime))
+        networks = ({name.split("-")[0]: cfg.for_pair(name) for name in cfg.pairs}
+                    if cfg.per_modality else {"all": cfg})
+        runs[variant] = {}
+        for net, one in networks.items():
+            key = hashlib.sha256(json.dumps(one.to_dict(), sort_keys=True).encode()).hexdigest()
+            runs[variant][net] = (one, WORK / "ablation" / key[:8])
     return runs
 
 
-def _train_run(run: tuple[ExperimentConfig, Path]) -> Path:
+def _train_run(run: Run) -> Path:
     return train_msgfusion(run[0], DATA, run[1])
 
 
 def ablation_section(epochs: int, jobs: int) -> list[str]:
     """Short runs of the shipped recipe with the paper's ablation switches, all on ycbcr;
-    ``jobs`` variants train at once (one CPU thread each)."""
+    ``jobs`` networks train at once (one CPU thread each)."""
     runs = ablation_runs(epochs)
+    flat = [run for nets in runs.values() for run in nets.values()]
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        weights = dict(zip(runs, pool.map(_train_run, runs.values())))
+        trained = dict(zip((run[1] for run in flat), pool.map(_train_run, flat)))
     groups = {f.label.split("/")[0]: list(f) for f in load_aanlib(DATA, "test")}
     peers = parse_peers(PEERS)
     cols = [column_for(m) for m in PAPER_METRICS]
@@ -233,8 +244,12 @@ def ablation_section(epochs: int, jobs: int) -> list[str]:
              "test pairs, ycbcr colour, (rank among the published methods).", ""]
     header = ["variant", "pair"] + [c.label.replace("|", "\\|") for c in cols]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for variant, path in weights.items():
-        method = MsgFusion(path)
+    for variant, nets in runs.items():
+        models = {net: load_weights(trained[folder]) for net, (_, folder) in nets.items()}
+        slug = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-")
+        weights = WORK / "ablation" / f"{slug}-{epochs}-epochs.pt"
+        save_weights(models["all"] if "all" in models else PerModality(models), weights)
+        method = MsgFusion(weights)
         for group, pairs in groups.items():
             rows = [evaluate_images(p.mr, p.func, fused_picture(method, p, "ycbcr"),
                                     PAPER_METRICS) for p in pairs]

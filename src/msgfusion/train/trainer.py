@@ -54,7 +54,7 @@ class TrainConfig:
     num_threads: int = 2
     device: str = "auto"  # "auto": CUDA when available, else CPU
     max_steps_per_epoch: int = 0  # 0: one pass over the data
-    val_pairs: int = 0  # train pairs held out per pair type to pick the best epoch (experiment)
+    val_pairs: int = 0  # msgfusion train: train pairs held out per pair type, best epoch kept
 
 
 def pick_device(name: str) -> torch.device:
