@@ -30,12 +30,18 @@ VAL_BASELINES = ("average", "max")
 
 def split_validation(pairs: Sequence[FusionPair], n: int) -> tuple[list[FusionPair],
                                                                    list[FusionPair]]:
-    """``(train, val)``: ``n`` evenly spaced pairs of the (name-sorted) ``pairs`` are held out."""
+    """``(train, val)``: ``n`` evenly spaced pairs of the (name-sorted) ``pairs`` are held out.
+
+    Each pair is read once (a :class:`~msgfusion.data.datasets.PairFolder` reads on access).
+    """
     if not 0 <= n < len(pairs):
         raise ValueError(f"cannot hold out {n} of {len(pairs)} pairs for validation")
     held = set(np.linspace(0, len(pairs) - 1, n).round().astype(int).tolist()) if n else set()
-    return ([p for i, p in enumerate(pairs) if i not in held],
-            [p for i, p in enumerate(pairs) if i in held])
+    train: list[FusionPair] = []
+    val: list[FusionPair] = []
+    for i, pair in enumerate(pairs):
+        (val if i in held else train).append(pair)
+    return train, val
 
 
 def _mean_scores(pairs: Sequence[FusionPair], fused: np.ndarray, color: str,
