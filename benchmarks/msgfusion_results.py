@@ -12,7 +12,8 @@ MsgFusion: Wen et al., IEEE Transactions on Multimedia 26:944-957, 2024 (MSGFUSI
   and multiply-adds (:func:`msgfusion.bench.timing.network_size`), and the training time of the
   shipped weights (their committed log).
 - Ablation (``--ablation``): short runs of the shipped recipe with the frequency path and/or V'
-  switched off (MSGFUSION.md section 6, MR-PET ablation), scored on every modality pair.
+  switched off (MSGFUSION.md section 6, MR-PET ablation), scored on every modality pair; each
+  network is cached by its own config, so only networks whose config changed are retrained.
 - Figure: one test pair per modality.
 
 The hand-written part of ``docs/msgfusion.md`` (everything above the marker line) is kept::
@@ -310,7 +311,7 @@ def main() -> None:
     parser.add_argument("--ablation", type=int, default=0, metavar="EPOCHS",
                         help="also train the ablation variants for EPOCHS epochs and score them")
     parser.add_argument("--jobs", type=int, default=2,
-                        help="ablation variants trained at once (default 2)")
+                        help="ablation networks trained at once, one CPU thread each (default 2)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     docs = Path(args.docs)
