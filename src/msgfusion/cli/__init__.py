@@ -1,0 +1,68 @@
+"""The command line: thin wrappers around the Python API with clear one-line errors.
+
+Every user error (missing or unreadable file, images of different sizes, unknown method or
+modality, an output that exists) prints one line ``msgfusion: error: ...`` on stderr and exits
+with code 2, with no traceback and no partial output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+
+from msgfusion.errors import MsgFusionError
+
+EXIT_USAGE = 2
+
+#: Modules of ``msgfusion.cli`` that add subcommands, each through ``add_commands(command)``.
+COMMAND_MODULES = ("fusion", "analysis", "training")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit code 2), like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="msgfusion",
+        description="Fuse an MR slice with a CT, PET or SPECT slice of the same brain into one "
+                    "image that keeps the MR anatomy and the CT bone or PET/SPECT function; "
+                    "evaluate and compare fusion methods. Images: PNG, JPEG, TIFF, BMP; grey or "
+                    "RGB pseudo-colour; pairs must be co-registered and of the same size.",
+        epilog="Errors (missing files, size mismatch, unknown method, existing output) exit with "
+               "code 2 and one line on stderr.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_: str,
+                **kw: object) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_, **kw)  # type: ignore[arg-type]
+        p.set_defaults(handler=handler)
+        return p
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"msgfusion.cli.{name}").add_commands(command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parser.parse_args(argv)
+        args.argv = argv
+    except SystemExit as exc:  # --help, or a usage error already printed as one line
+        return int(exc.code or 0)
+    try:
+        return args.handler(args)
+    except MsgFusionError as exc:
+        print(f"msgfusion: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("msgfusion: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,5 @@
+import sys
+
+from msgfusion.cli import main
+
+sys.exit(main())

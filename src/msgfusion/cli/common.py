@@ -1,0 +1,49 @@
+"""Options and helpers shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from msgfusion.errors import MsgFusionError
+from msgfusion.io.color import COLOR_MODES
+from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, get_method
+from msgfusion.pair import check_modality
+
+#: ``command(name, handler, help, **kw)`` adds a subcommand and returns its parser.
+CommandAdder = Callable[..., argparse.ArgumentParser]
+
+
+def modality_arg(value: str) -> str:
+    try:
+        return check_modality(value)
+    except MsgFusionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_method_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", default=DEFAULT_METHOD,
+                   help=f"fusion method (default: {DEFAULT_METHOD}; list: `msgfusion methods`)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="MsgFusion weights from `msgfusion train` (OUT/msgfusion.pt) instead of "
+                        "the shipped ones; with --method msgfusion only")
+    p.add_argument("--color", default="hsv", choices=COLOR_MODES,
+                   help="how PET/SPECT colour is restored: hsv (keep hue and saturation, default), "
+                        "ycbcr (keep chroma), gray (fused intensity only), viridis (the paper's "
+                        "rendering). CT results are grey.")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
+
+
+def method_from_args(args: argparse.Namespace) -> FusionMethod:
+    """The method of ``--method``; with ``--weights``, MsgFusion with those weights (loaded
+    now, so that a bad file fails before anything is written)."""
+    if args.weights is None:
+        return get_method(args.method)
+    if args.method != "msgfusion":
+        raise MsgFusionError(f"--weights {args.weights} is for --method msgfusion, not "
+                             f"{args.method!r}")
+    from msgfusion.methods.msgfusion import MsgFusion
+
+    method = MsgFusion(args.weights)
+    method.model  # noqa: B018 (loads and checks the file)
+    return method
