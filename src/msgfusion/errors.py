@@ -40,3 +40,13 @@ class UnknownMetricError(MsgFusionError, ValueError):
 class WeightsError(MsgFusionError):
     """A weights file is missing, unreadable, not a MsgFusion weights file, or has no network
     for the pairs' modality."""
+
+
+class RegistrationError(MsgFusionError):
+    """Two images cannot be registered: 2-D with 3-D, a constant image, images that do not
+    overlap, or a registration that leaves no overlap."""
+
+
+class MsgFusionWarning(UserWarning):
+    """A result that is probably wrong but not certainly (e.g. a doubtful registration); the
+    message says what to check or try. The CLI prints it as one ``msgfusion: warning:`` line."""

@@ -123,7 +123,7 @@ def load_pair(
         raise ShapeMismatchError(
             f"{mr_path} is {mr.shape[0]}x{mr.shape[1]} but {func_path} is "
             f"{func.shape[0]}x{func.shape[1]} (height x width); the pair must be co-registered "
-            "to the same size"
+            "to the same size (`msgfusion fuse --register` registers and resamples it)"
         )
     stem = name if name is not None else os.path.splitext(os.path.basename(mr_path))[0]
     return FusionPair(mr=mr, func=func, modality=modality, name=stem)

@@ -23,7 +23,12 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
     method = method_from_args(args)
     out = check_writable(args.output, args.overwrite)
-    pair = make_pair(Path(args.mr), Path(args.func), args.modality)
+    if args.register:
+        from msgfusion.cli.registration import registered_pair
+
+        pair = registered_pair(args, out)
+    else:
+        pair = make_pair(Path(args.mr), Path(args.func), args.modality)
     (intensity,) = fuse_pairs(method, [pair])
     write_image(out, restore_color(intensity, pair.func, args.color), overwrite=args.overwrite)
     print(f"wrote {out} ({pair.modality}-MRI, method {method.name}, colour {args.color})")
@@ -111,6 +116,9 @@ def add_commands(command: CommandAdder) -> None:
                    help="modality of --func; inferred when omitted: grey is CT, colour is PET "
                         "(PET and SPECT are processed alike, the name labels the output)")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .tif, .jpg, .bmp)")
+    p.add_argument("--register", action="store_true",
+                   help="register --func onto --mr first (similarity, Mattes MI; any sizes): "
+                        "see `msgfusion register`")
     add_method_options(p)
 
     p = command("fuse-dir", cmd_fuse_dir, "fuse every pair of a folder of pairs")

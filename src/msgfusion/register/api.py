@@ -1,0 +1,143 @@
+"""Registration of arrays and volumes: the functional image moved onto the MR.
+
+2-D images (numpy, as :func:`msgfusion.io.images.read_image` returns them) have no physical
+size, so their coordinates are pixels with the origin at the top-left pixel; a 256 x 256 PET
+registered to a 300 x 300 MR is found at the right place and scale (``similarity``, the 2-D
+default) and resampled onto the MR's grid. Colour PET/SPECT is registered on its luminance and
+every channel is resampled. Volumes carry their geometry (:class:`~msgfusion.volume.Volume`),
+so the 3-D default is ``rigid``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+
+from msgfusion.errors import RegistrationError
+from msgfusion.io.color import luminance
+from msgfusion.pair import FusionPair, check_modality, infer_modality
+from msgfusion.register.engine import RegistrationResult, RegistrationSettings, register
+from msgfusion.volume import Volume
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
+Moving = TypeVar("Moving", np.ndarray, Volume, "sitk.Image")
+
+
+def image_to_sitk(image: np.ndarray, label: str = "image", scalar: bool = True) -> sitk.Image:
+    """A 2-D image (H x W, or H x W x 3 colour) as a SimpleITK image with unit pixel spacing;
+    colour becomes its luminance when ``scalar``."""
+    import SimpleITK as sitk
+
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 3 and image.shape[2] == 3:
+        if scalar:
+            image = luminance(image)
+        else:
+            return sitk.GetImageFromArray(image, isVector=True)
+    if image.ndim != 2:
+        raise RegistrationError(f"{label} must be a 2-D image (H x W or H x W x 3), got shape "
+                                f"{image.shape}")
+    return sitk.GetImageFromArray(image)
+
+
+def volume_to_sitk(volume: Volume, scalar: bool = True) -> sitk.Image:
+    """A :class:`Volume` as a SimpleITK image; colour becomes its luminance when ``scalar``."""
+    if volume.is_rgb and scalar:
+        return Volume(luminance(volume.data.astype(np.float32)), volume.spacing, volume.origin,
+                      volume.direction).to_sitk()
+    return volume.to_sitk()
+
+
+def register_images(mr: np.ndarray, func: np.ndarray, kind: str = "similarity",
+                    settings: RegistrationSettings | None = None) -> RegistrationResult:
+    """Register a 2-D functional image (grey or colour) onto a 2-D MR image.
+
+    >>> result = register_images(mr, pet)                      # doctest: +SKIP
+    >>> pet_on_mr = resample(pet, mr, result.transform)        # doctest: +SKIP
+    """
+    mr = np.asarray(mr)
+    func = np.asarray(func)
+    if mr.ndim == 3 and mr.shape[2] == 3:
+        mr = luminance(mr.astype(np.float32))
+    for image, label in ((mr, "the MR"), (func, "the functional image")):
+        if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+            raise RegistrationError(f"{label} is not a 2-D image (shape {image.shape}); use "
+                                    "register_volumes for volumes")
+    return register(image_to_sitk(mr, "the MR"), image_to_sitk(func, "the functional image"),
+                    kind, settings)
+
+
+def register_volumes(mr: Volume, func: Volume, kind: str = "rigid",
+                     settings: RegistrationSettings | None = None) -> RegistrationResult:
+    """Register a functional volume (CT/PET/SPECT) onto the MR volume, in physical space."""
+    for volume, label in ((mr, "the MR"), (func, "the functional volume")):
+        if not isinstance(volume, Volume):
+            raise RegistrationError(f"{label} is not a Volume; use register_images for 2-D "
+                                    "images")
+    return register(volume_to_sitk(mr), volume_to_sitk(func), kind, settings,
+                    labels=("the MR volume", "the functional volume"))
+
+
+def resample(moving: Moving, fixed: np.ndarray | Volume | sitk.Image,
+             transform: sitk.Transform, default: float = 0.0) -> Moving:
+    """``moving`` resampled onto ``fixed``'s grid through ``transform`` (MR point -> moving
+    point), with linear interpolation; returned as the type of ``moving`` (a 2-D array keeps
+    its channels, a Volume takes the MR's geometry).
+
+    Raises :class:`RegistrationError` when no voxel of the result comes from ``moving`` (the
+    transform leaves an empty overlap), instead of returning a blank image.
+    """
+    import SimpleITK as sitk
+
+    if isinstance(fixed, np.ndarray):
+        reference = image_to_sitk(fixed, "the MR")
+    elif isinstance(fixed, Volume):
+        reference = volume_to_sitk(fixed)
+    else:
+        reference = fixed
+    if isinstance(moving, np.ndarray):
+        source = image_to_sitk(moving, "the functional image", scalar=False)
+    elif isinstance(moving, Volume):
+        source = volume_to_sitk(moving, scalar=False)
+    else:
+        source = moving
+    if source.GetDimension() != reference.GetDimension() \
+            or transform.GetDimension() != reference.GetDimension():
+        raise RegistrationError(
+            f"cannot resample a {source.GetDimension()}-D image onto a "
+            f"{reference.GetDimension()}-D grid with a {transform.GetDimension()}-D transform")
+    ones = sitk.Image(source.GetSize(), sitk.sitkUInt8) + 1
+    ones.CopyInformation(source)
+    covered = sitk.Resample(ones, reference, transform, sitk.sitkNearestNeighbor, 0)
+    if not np.any(sitk.GetArrayViewFromImage(covered)):
+        raise RegistrationError("the transform moves the functional image entirely outside the "
+                                "MR's grid (empty overlap); nothing to fuse")
+    moved = sitk.Resample(source, reference, transform, sitk.sitkLinear, default,
+                          sitk.sitkFloat32 if source.GetNumberOfComponentsPerPixel() == 1
+                          else sitk.sitkVectorFloat32)
+    if isinstance(moving, np.ndarray):
+        return sitk.GetArrayFromImage(moved)
+    if isinstance(moving, Volume):
+        return Volume.from_sitk(moved, **moving.meta)
+    return moved
+
+
+def register_pair(mr: np.ndarray, func: np.ndarray, modality: str | None = None,
+                  kind: str = "similarity", settings: RegistrationSettings | None = None,
+                  name: str = "") -> tuple[FusionPair, RegistrationResult]:
+    """A :class:`FusionPair` of 2-D images that need not be aligned or of one size: the
+    functional image is registered onto the MR and resampled onto its grid (every channel of a
+    colour image), ready to fuse. Returns the pair and the registration result."""
+    modality = check_modality(modality) if modality else infer_modality(np.asarray(func))
+    mr = np.asarray(mr, dtype=np.float32)
+    if mr.ndim == 3 and mr.shape[2] == 3:
+        mr = luminance(mr)
+    func = np.asarray(func, dtype=np.float32)
+    if modality == "CT" and func.ndim == 3:
+        func = luminance(func)
+    result = register_images(mr, func, kind, settings)
+    moved = resample(func, mr, result.transform)
+    return FusionPair(mr=mr, func=np.clip(moved, 0.0, 1.0), modality=modality, name=name), result
