@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -59,7 +61,7 @@ MIN_MI = 0.05               # |Mattes MI| below which the images share too littl
 
 @dataclass(frozen=True)
 class RegistrationSettings:
-    """Every knob of the registration; the defaults are the measured choice (docs/registration.md)."""
+    """Every knob of the registration; the defaults are measured (docs/registration.md)."""
 
     histogram_bins: int = 32
     sampling: float = 0.1
@@ -308,14 +310,34 @@ def _start(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings
     return best
 
 
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """SimpleITK's default thread count set to ``n`` for the filters run inside (the pyramid's
+    smoothing, the initialiser): with one thread the result is the same bit for bit."""
+    import SimpleITK as sitk
+
+    old = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(n)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(old)
+
+
 def register(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid",
              settings: RegistrationSettings | None = None,
              labels: tuple[str, str] = ("the MR", "the functional image")) -> RegistrationResult:
     """Register ``moving`` (CT/PET/SPECT, scalar) onto ``fixed`` (the MR), both SimpleITK
     images of one dimension. ``labels`` name the two inputs in messages."""
+    settings = settings or (DEFAULTS_2D if fixed.GetDimension() == 2 else DEFAULTS_3D)
+    with _threads(settings.threads):
+        return _register(fixed, moving, kind, settings, labels)
+
+
+def _register(fixed: sitk.Image, moving: sitk.Image, kind: str, settings: RegistrationSettings,
+              labels: tuple[str, str]) -> RegistrationResult:
     import SimpleITK as sitk
 
-    settings = settings or (DEFAULTS_2D if fixed.GetDimension() == 2 else DEFAULTS_3D)
     if kind not in KINDS:
         raise RegistrationError(f"unknown registration type {kind!r}; choose one of "
                                 f"{', '.join(KINDS)}")

@@ -35,7 +35,8 @@ def _normalise(image: sitk.Image) -> sitk.Image:
     a = sitk.GetArrayViewFromImage(image)
     lo, hi = np.percentile(a, [1, 99])
     hi = hi if hi > lo else lo + 1
-    return sitk.Clamp((sitk.Cast(image, sitk.sitkFloat32) - float(lo)) / float(hi - lo), sitk.sitkFloat32, 0.0, 1.0)
+    scaled = (sitk.Cast(image, sitk.sitkFloat32) - float(lo)) / float(hi - lo)
+    return sitk.Clamp(scaled, sitk.sitkFloat32, 0.0, 1.0)
 
 
 def _views(fixed: sitk.Image) -> list[tuple[str, tuple[int | slice, ...], float]]:
