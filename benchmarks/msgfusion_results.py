@@ -7,7 +7,7 @@ MsgFusion: Wen et al., IEEE Transactions on Multimedia 26:944-957, 2024 (MSGFUSI
   paper metrics only, in both colour modes: ``ycbcr`` (the benchmark default; the luminance the
   metrics read is the fused intensity) and ``hsv`` (the CLI display default), ranked against the
   published methods of ``../shared/reference/peers.md`` by
-  :func:`msgfusion.bench.report.peer_comparison`. Caches under ``runs/msgfusion_results/``.
+  :func:`msgfusion.bench.peers.peer_comparison`. Caches under ``runs/msgfusion_results/``.
 - Speed: the network at batch 1 and 16, end-to-end ``msgfusion fuse-dir`` per pair, parameters
   and multiply-adds (:func:`msgfusion.bench.timing.network_size`), and the training time of the
   shipped weights (their committed log).
@@ -39,9 +39,9 @@ import numpy as np
 import torch
 
 from msgfusion.bench.config import BenchConfig
-from msgfusion.bench.peers import parse_peers, rank_among
-from msgfusion.bench.report import column_for, group_stats, peer_comparison
+from msgfusion.bench.peers import parse_peers, peer_comparison, rank_among
 from msgfusion.bench.runner import BenchResult, run_bench
+from msgfusion.bench.tables import column_for, group_stats
 from msgfusion.bench.timing import network_size, time_fuse
 from msgfusion.cli import main as cli_main
 from msgfusion.data.datasets import load_aanlib
