@@ -298,10 +298,25 @@ def generated(args: argparse.Namespace) -> list[str]:
     lines += speed_section(pair, args.repeats)
     if args.ablation:
         lines += ablation_section(args.ablation, args.jobs)
+    elif previous := previous_ablation(Path(args.docs) / "msgfusion.md"):
+        lines += previous  # from an earlier `--ablation` run: it trains its own networks
     else:
         lines += ["## Ablation", "", "Not run in this generation (`--ablation EPOCHS` trains and "
                   "scores the variants).", ""]
     return lines
+
+
+def previous_ablation(doc: Path) -> list[str]:
+    """The generated "## Ablation" section of ``doc`` when an earlier run trained it, so that a
+    generation without ``--ablation`` (minutes instead of the ablation's half hour of training)
+    keeps it; the section says how many epochs it was trained for."""
+    if not doc.exists() or MARKER not in doc.read_text():
+        return []
+    generated_part = doc.read_text().split(MARKER)[1]
+    match = re.search(r"^## Ablation\n.*?(?=^## |\Z)", generated_part, re.S | re.M)
+    if not match or "Not run in this generation" in match.group(0):
+        return []
+    return match.group(0).rstrip("\n").split("\n") + [""]
 
 
 def main() -> None:
