@@ -63,3 +63,8 @@ def test_v_prime_is_min_max_normalised_per_image(colour_images):
         assert vp.min() == 0.0 and vp.max() == pytest.approx(1.0)
         half = v_prime(func * 0.5)  # a dimmer image has the same normalised V'
         np.testing.assert_allclose(half, vp, atol=2e-6)
+
+
+def test_to_uint8_clips_and_rounds_half_to_even():
+    values = np.array([-0.2, 0.0, 0.5, 1.5 / 255, 2.5 / 255, 1.0, 1.7])
+    np.testing.assert_array_equal(to_uint8(values), [0, 0, 128, 2, 2, 255, 255])
