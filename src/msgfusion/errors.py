@@ -48,5 +48,7 @@ class RegistrationError(MsgFusionError):
 
 
 class MsgFusionWarning(UserWarning):
-    """A result that is probably wrong but not certainly (e.g. a doubtful registration); the
-    message says what to check or try. The CLI prints it as one ``msgfusion: warning:`` line."""
+    """Input that is used, but not as given (a colour MR made grey, a colour CT made grey, a
+    modality that had to be assumed), or a result that is probably wrong but not certainly (a
+    doubtful registration: the message says what to try). The CLI prints it as
+    ``msgfusion: warning: ...``."""

@@ -94,14 +94,16 @@ def _write_volume(path: Path, volume: Volume) -> None:
 
 @contextmanager
 def printed_warnings(found: list[str]) -> Iterator[None]:
-    """Collect :class:`MsgFusionWarning` messages into ``found`` instead of Python's warning
-    print-out (the caller prints them as one line each, with the QA figure's name)."""
+    """Collect the registration's :class:`MsgFusionWarning` messages into ``found`` (the caller
+    prints them as one line each, with the QA figure's name); other warnings pass through."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MsgFusionWarning)
         yield
-    found += [str(w.message) for w in caught if issubclass(w.category, MsgFusionWarning)]
     for w in caught:
-        if not issubclass(w.category, MsgFusionWarning):
+        if issubclass(w.category, MsgFusionWarning) and str(w.message).startswith(
+                "registration:"):
+            found.append(str(w.message))
+        else:  # e.g. an input made grey: printed as it comes
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
@@ -152,12 +154,15 @@ def registered_pair(args: argparse.Namespace, output: Path) -> FusionPair:
     QA figure goes beside ``output`` when the registration looks doubtful."""
     from msgfusion.register import register_pair
 
+    from msgfusion.pair import infer_modality
+
     mr, func = read_image(args.mr), read_image(args.func)
+    modality = args.modality or infer_modality(func, args.func)
     found: list[str] = []
     with printed_warnings(found):
-        pair, result = register_pair(mr, func, args.modality,
+        pair, result = register_pair(mr, func, modality,
                                      settings=settings_from_args(args, two_d=True),
-                                     name=Path(args.mr).stem)
+                                     name=Path(args.mr).stem, cmap=args.cmap)
     report(result, found, None, output, args.overwrite)
     return pair
 

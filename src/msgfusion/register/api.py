@@ -16,7 +16,7 @@ import numpy as np
 
 from msgfusion.errors import RegistrationError
 from msgfusion.io.color import luminance
-from msgfusion.pair import FusionPair, check_modality, infer_modality
+from msgfusion.pair import FusionPair, check_modality, infer_modality, prepare_images
 from msgfusion.register.engine import RegistrationResult, RegistrationSettings, register
 from msgfusion.volume import Volume
 
@@ -127,17 +127,15 @@ def resample(moving: Moving, fixed: np.ndarray | Volume | sitk.Image,
 
 def register_pair(mr: np.ndarray, func: np.ndarray, modality: str | None = None,
                   kind: str = "similarity", settings: RegistrationSettings | None = None,
-                  name: str = "") -> tuple[FusionPair, RegistrationResult]:
-    """A :class:`FusionPair` of 2-D images that need not be aligned or of one size: the
-    functional image is registered onto the MR and resampled onto its grid (every channel of a
-    colour image), ready to fuse. Returns the pair and the registration result."""
-    modality = check_modality(modality) if modality else infer_modality(np.asarray(func))
-    mr = np.asarray(mr, dtype=np.float32)
-    if mr.ndim == 3 and mr.shape[2] == 3:
-        mr = luminance(mr)
+                  name: str = "", cmap: str | None = None
+                  ) -> tuple[FusionPair, RegistrationResult]:
+    """A :class:`FusionPair` of 2-D images that need not be aligned or of one size: the images
+    are prepared as for fusion (:func:`msgfusion.pair.prepare_images`), the functional image is
+    registered onto the MR and resampled onto its grid (every channel of a colour image).
+    Returns the pair and the registration result."""
     func = np.asarray(func, dtype=np.float32)
-    if modality == "CT" and func.ndim == 3:
-        func = luminance(func)
+    modality = check_modality(modality) if modality else infer_modality(func)
+    mr, func = prepare_images(np.asarray(mr, dtype=np.float32), func, modality, cmap)
     result = register_images(mr, func, kind, settings)
     moved = resample(func, mr, result.transform)
     return FusionPair(mr=mr, func=np.clip(moved, 0.0, 1.0), modality=modality, name=name), result
