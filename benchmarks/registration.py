@@ -52,7 +52,7 @@ from msgfusion.register import (  # noqa: E402
     register_images,
     resample,
 )
-from msgfusion.register.engine import _foreground_points  # noqa: E402
+from msgfusion.register.engine import foreground_points  # noqa: E402
 from msgfusion.register.transforms import apply, homogeneous  # noqa: E402
 from msgfusion.api import fuse  # noqa: E402
 
@@ -142,7 +142,7 @@ def load_3d() -> tuple[sitk.Image, dict[str, sitk.Image]]:
 def study_3d(n: int, settings: RegistrationSettings, modalities=MODALITIES_3D, seed: int = 0,
              kind: str = "rigid") -> dict[str, dict]:
     t1, funcs = load_3d()
-    points = _foreground_points(t1)
+    points = foreground_points(t1)
     out = {}
     for modality in modalities:
         func = funcs[modality]
@@ -177,7 +177,7 @@ def study_2d(pairs: list, n: int, settings: RegistrationSettings, seed: int = 0,
     for index, pair in enumerate(pairs):
         mr = sitk.GetImageFromArray(pair.mr)
         func = sitk.GetImageFromArray(pair.func_gray)
-        points = _foreground_points(mr)
+        points = foreground_points(mr)
         t_unmoved, _, _ = quiet_register(mr, func, kind, settings)
         rng = np.random.default_rng([seed, index])
         row = out.setdefault(pair.modality, {"identity": [], "tre": [], "seconds": [],
@@ -430,6 +430,7 @@ def main() -> None:
                       "3d": compare_settings({
                           "regular-step, 32 bins, 10 % samples (default)": DEFAULTS_3D,
                           "regular-step, 64 bins": replace(DEFAULTS_3D, histogram_bins=64),
+                          "regular-step, 25 % samples": replace(DEFAULTS_3D, sampling=0.25),
                           "gradient descent, learning rate estimated each iteration":
                               replace(DEFAULTS_3D, optimizer="gradient", learning_rate=1.0),
                           "conjugate gradient line search":

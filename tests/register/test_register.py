@@ -25,7 +25,7 @@ from msgfusion.register import (
     resample,
     write_transform,
 )
-from msgfusion.register.engine import DEFAULTS_2D, _foreground_points, check_result
+from msgfusion.register.engine import DEFAULTS_2D, foreground_points, check_result
 from msgfusion.register.transforms import homogeneous
 from msgfusion.volume import Volume
 
@@ -50,6 +50,18 @@ def spm(aanlib_dir):
     return read("T1"), read("T2")
 
 
+@pytest.fixture(scope="module")
+def spect_result(spect_pair):
+    """The default 2-D registration of the unmoved SPECT pair (shared by several tests)."""
+    return _quiet(register_images, *spect_pair)
+
+
+@pytest.fixture(scope="module")
+def spm_result(spm):
+    """The fast 3-D registration of the unmoved SPM T2 -> T1 (shared by several tests)."""
+    return _quiet(register_volumes, *spm, settings=FAST_3D)
+
+
 def _tre(t_moved, t_unmoved, a, points) -> float:
     """Mean distance between T_moved and A^-1 o T_unmoved over the points (the protocol of
     docs/registration.md)."""
@@ -66,20 +78,20 @@ def _quiet(fn, *args, **kw):
         return fn(*args, **kw)
 
 
-def test_2d_recovers_a_known_similarity(spect_pair):
+def test_2d_recovers_a_known_similarity(spect_pair, spect_result):
     mr, spect = spect_pair
-    unmoved = _quiet(register_images, mr, spect)
+    unmoved = spect_result
     a = sitk.Similarity2DTransform(1.06, np.radians(6.0), (-7.0, 9.0), (127.5, 127.5))
     moved = resample(spect, mr, a)  # moved(q) = spect(A(q)): A^-1 o T_unmoved is the truth
     result = _quiet(register_images, mr, moved)
-    points = _foreground_points(sitk.GetImageFromArray(mr))
+    points = foreground_points(sitk.GetImageFromArray(mr))
     assert _tre(result.transform, unmoved.transform, a, points) < 1.0
     assert result.metric_final < result.metric_initial
 
 
-def test_3d_recovers_a_known_rigid_transform(spm):
+def test_3d_recovers_a_known_rigid_transform(spm, spm_result):
     t1, t2 = spm
-    unmoved = _quiet(register_volumes, t1, t2, settings=FAST_3D)
+    unmoved = spm_result
     image = t2.to_sitk()
     centre = image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in image.GetSize()])
     a = sitk.Euler3DTransform(centre, np.radians(8.0), np.radians(-5.0), np.radians(4.0),
@@ -87,15 +99,14 @@ def test_3d_recovers_a_known_rigid_transform(spm):
     grid = sitk.ConstantPad(image, [8] * 3, [8] * 3, 0.0)  # nothing cut off
     moved = Volume.from_sitk(sitk.Resample(image, grid, a, sitk.sitkBSpline, 0.0))
     result = _quiet(register_volumes, t1, moved, settings=FAST_3D)
-    points = _foreground_points(t1.to_sitk())
+    points = foreground_points(t1.to_sitk())
     assert _tre(result.transform, unmoved.transform, a, points) < 1.0  # mm; voxels are 4 mm
     assert isinstance(result.transform, sitk.Euler3DTransform)
 
 
-def test_deterministic_bit_for_bit(spect_pair):
-    mr, spect = spect_pair
-    one = _quiet(register_images, mr, spect)
-    two = _quiet(register_images, mr, spect)
+def test_deterministic_bit_for_bit(spect_pair, spect_result):
+    one = spect_result
+    two = _quiet(register_images, *spect_pair)
     assert one.transform.GetParameters() == two.transform.GetParameters()
     assert one.metric_final == two.metric_final
 
@@ -108,9 +119,8 @@ def test_affine_3d_and_rigid_2d_kinds(spm, spect_pair):
     assert isinstance(rigid.transform, sitk.Euler2DTransform)
 
 
-def test_transform_file_round_trip(tmp_path, spm):
-    t1, t2 = spm
-    result = _quiet(register_volumes, t1, t2, settings=FAST_3D)
+def test_transform_file_round_trip(tmp_path, spm_result):
+    result = spm_result
     path = write_transform(tmp_path / "t.tfm", result.transform)
     back = read_transform(path)
     assert type(back) is type(result.transform)
@@ -126,10 +136,8 @@ def test_transform_file_round_trip(tmp_path, spm):
         read_transform(tmp_path / "bad.tfm")
 
 
-def test_qa_figure_written(tmp_path, spm, spect_pair):
-    t1, t2 = spm
-    for name, result in (("qa3d.png", _quiet(register_volumes, t1, t2, settings=FAST_3D)),
-                         ("qa2d.png", _quiet(register_images, *spect_pair))):
+def test_qa_figure_written(tmp_path, spm_result, spect_result):
+    for name, result in (("qa3d.png", spm_result), ("qa2d.png", spect_result)):
         path = qa_figure(result, tmp_path / name)
         with Image.open(path) as im:
             assert im.size[0] >= 800 and im.size[1] >= 600
@@ -138,9 +146,9 @@ def test_qa_figure_written(tmp_path, spm, spect_pair):
 
 def test_colour_pet_onto_larger_mr_resamples_every_channel(aanlib_dir):
     d = aanlib_dir / "PET-MRI" / "test"
-    mr = np.asarray(Image.open(d / "MRI" / "25015.png").resize((300, 300), Image.BICUBIC),
+    mr = np.asarray(Image.open(d / "MRI" / "41054.png").resize((300, 300), Image.BICUBIC),
                     dtype=np.float32) / 255
-    pet = read_image(d / "PET" / "25015.png")
+    pet = read_image(d / "PET" / "41054.png")
     pair, result = _quiet(register_pair, mr, pet)
     assert pair.func.shape == (300, 300, 3) and pair.modality == "PET"
     scale = np.sqrt(abs(np.linalg.det(homogeneous(result.transform)[:2, :2])))
@@ -163,7 +171,7 @@ def test_iteration_cap_warns_no_convergence(spect_pair):
 
 
 def test_extreme_transform_and_little_overlap_warn(spect_pair):
-    result = _quiet(register_images, *spect_pair)
+    result = _quiet(register_images, *spect_pair, settings=replace(DEFAULTS_2D, iterations=5))
     turned = sitk.Similarity2DTransform(result.transform)
     turned.SetAngle(np.radians(70.0))
     turned.SetTranslation((120.0, 0.0))
@@ -223,8 +231,8 @@ def test_cli_register_2d_writes_transform_resampled_and_qa(capsys, tmp_path, aan
 
 def test_cli_fuse_register_accepts_different_sizes(capsys, tmp_path, aanlib_dir):
     d = aanlib_dir / "PET-MRI" / "test"
-    Image.open(d / "MRI" / "25015.png").resize((300, 300), Image.BICUBIC).save(tmp_path / "mr.png")
-    args = ("fuse", "--mr", tmp_path / "mr.png", "--func", d / "PET" / "25015.png",
+    Image.open(d / "MRI" / "41054.png").resize((300, 300), Image.BICUBIC).save(tmp_path / "mr.png")
+    args = ("fuse", "--mr", tmp_path / "mr.png", "--func", d / "PET" / "41054.png",
             "--method", "average", "-o", tmp_path / "fused.png")
     code, _, err = _run(capsys, *args)
     assert code == 2 and "--register" in err
@@ -270,3 +278,17 @@ def test_cli_bad_input_one_line_exit_2(capsys, tmp_path, aanlib_dir, case):
         assert out.read_text() == "keep me"
     else:
         assert not out.exists()
+
+
+def test_cli_register_volumes_writes_transform_and_resampled_volume(capsys, tmp_path, spm):
+    t1, t2 = spm
+    sitk.WriteImage(t1.to_sitk(), str(tmp_path / "t1.nii.gz"))
+    sitk.WriteImage(t2.to_sitk(), str(tmp_path / "t2.mha"))
+    code, out, err = _run(capsys, "register", "--mr", tmp_path / "t1.nii.gz", "--func",
+                          tmp_path / "t2.mha", "-o", tmp_path / "t.tfm", "--resampled",
+                          tmp_path / "t2_on_t1.nii.gz")
+    assert code == 0, err
+    assert isinstance(read_transform(tmp_path / "t.tfm"), sitk.Euler3DTransform)
+    moved = sitk.ReadImage(str(tmp_path / "t2_on_t1.nii.gz"))
+    assert moved.GetSize() == t1.to_sitk().GetSize()
+    assert moved.GetSpacing() == pytest.approx(t1.spacing)

@@ -144,7 +144,7 @@ def _check_images(fixed: sitk.Image, moving: sitk.Image, labels: tuple[str, str]
             raise RegistrationError(f"{label} is too small to register ({image.GetSize()})")
 
 
-def _foreground_points(image: sitk.Image, max_points: int = 20000) -> np.ndarray:
+def foreground_points(image: sitk.Image, max_points: int = 20000) -> np.ndarray:
     """Physical points of the image's foreground (Otsu), a deterministic subsample."""
     import SimpleITK as sitk
 
@@ -160,7 +160,7 @@ def _foreground_points(image: sitk.Image, max_points: int = 20000) -> np.ndarray
 def overlap_fraction(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform,
                      points: np.ndarray | None = None) -> float:
     """The fraction of the MR's foreground that lands inside the moving image's grid."""
-    pts = _foreground_points(fixed) if points is None else points
+    pts = foreground_points(fixed) if points is None else points
     if len(pts) == 0:
         return 0.0
     d = fixed.GetDimension()
@@ -384,7 +384,7 @@ def check_result(result: RegistrationResult, settings: RegistrationSettings) -> 
     rotation = u @ vt
     angle = float(np.degrees(np.arccos(np.clip(
         (np.trace(rotation) - (1 if d == 3 else 0)) / 2, -1, 1))))
-    points = _foreground_points(fixed, 5000)
+    points = foreground_points(fixed, 5000)
     move = float(np.linalg.norm(apply(end, points) - apply(start, points), axis=1).mean())
     extent = np.asarray(fixed.GetSize()) * np.asarray(fixed.GetSpacing())
     if angle > MAX_ROTATION_DEG:
