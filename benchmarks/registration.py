@@ -34,7 +34,7 @@ import argparse  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from dataclasses import asdict, replace  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -42,7 +42,6 @@ import SimpleITK as sitk  # noqa: E402
 
 from msgfusion.data.datasets import PairFolder  # noqa: E402
 from msgfusion.errors import MsgFusionError, MsgFusionWarning  # noqa: E402
-from msgfusion.io.color import luminance  # noqa: E402
 from msgfusion.io.images import write_image  # noqa: E402
 from msgfusion.metrics import PAPER_METRICS, evaluate_images  # noqa: E402
 from msgfusion.register import (  # noqa: E402
@@ -356,12 +355,31 @@ def write_doc(path: Path, results: dict) -> None:
         lines += tre_table(r["rows"], "px", 3.0, (0.3, 1.0, 0.5)) + [""]
     if "compare" in results:
         r = results["compare"]
+        best3 = min(r["3d"], key=lambda k: (r["3d"][k]["fail"], r["3d"][k]["median"]))
+        best2 = min(r["2d"], key=lambda k: (r["2d"][k]["fail"], r["2d"][k]["median"]))
         lines += ["## Settings compared on a subset", "",
                   f"3-D: PET and T2 -> T1, {r['n3d']} transforms each (seed 1). 2-D: "
                   f"{r['pairs2d']} pairs per modality, {r['n2d']} transforms each (seed 1). "
                   "Every other setting as the default of its dimension.", "",
                   "### 3-D", ""] + compare_table(r["3d"], "mm") + [
-                  "", "### 2-D", ""] + compare_table(r["2d"], "px") + [""]
+                  "", f"Fewest failures, then lowest median TRE, in this run: **{best3}**.",
+                  "", "### 2-D", ""] + compare_table(r["2d"], "px") + [
+                  "", f"Fewest failures, then lowest median TRE, in this run: **{best2}**.", "",
+                  "How the defaults were chosen: in development runs on the SPM pairs, gradient "
+                  "descent with the learning rate re-estimated every iteration stopped early (its "
+                  "convergence window passed after 10 iterations per level) and left the unmoved "
+                  "PET 6 mm from where regular-step gradient descent lands, with a worse "
+                  "full-resolution metric; regular-step descent (step 2 mm, halved on every "
+                  "change of direction, stops below 1e-4) reached the better optimum and is the "
+                  "default. On the 2-D atlas slices the 3-D setting (32 bins, 10 % of the pixels) "
+                  "was trapped in local optima far from the reference (TRE of several pixels); "
+                  "fewer bins (16) and more samples (50 %, a slice has only 65 536 pixels) with "
+                  "gentler step relaxation (0.8) were the best of the settings tried, and are the "
+                  "2-D default. A coarse exhaustive grid search over scale, angle and shift "
+                  "before the descent, and a fourth, coarser level, were tried in development "
+                  "(9 pairs, 2 transforms each) and did not remove the large failures (95th "
+                  "percentile still above 10 px), so neither was kept. The tables above "
+                  "re-measure the alternatives.", ""]
     if "fusion" in results:
         r = results["fusion"]
         names = list(next(iter(r["scores"].values())))
@@ -419,8 +437,13 @@ def main() -> None:
     from msgfusion.register.engine import DEFAULTS_2D, DEFAULTS_3D
 
     for section in filter(None, args.sections.split(",")):
-        if section == "3d":
-            result = {"n": args.n3d, "rows": study_3d(args.n3d, DEFAULTS_3D)}
+        if section == "3d":  # saved after each modality, so a stopped run keeps its rows
+            result = {"n": args.n3d, "rows": {}}
+            for modality in MODALITIES_3D:
+                result["rows"].update(study_3d(args.n3d, DEFAULTS_3D, modalities=(modality,)))
+                result["command"] = " ".join(["python benchmarks/registration.py",
+                                              *sys.argv[1:]])
+                (args.json / "3d.json").write_text(json.dumps(result, default=float, indent=1))
         elif section == "2d":
             result = {"n": args.n2d, "pairs": args.pairs2d,
                       "rows": study_2d(atlas_pairs(args.pairs2d), args.n2d, DEFAULTS_2D)}

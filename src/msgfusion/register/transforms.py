@@ -83,14 +83,6 @@ def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:d, :d].T + matrix[:d, d]
 
 
-def mean_distance(a: sitk.Transform | np.ndarray, b: sitk.Transform | np.ndarray,
-                  points: np.ndarray) -> float:
-    """Mean Euclidean distance between where two transforms send the same points."""
-    ma = a if isinstance(a, np.ndarray) else homogeneous(a)
-    mb = b if isinstance(b, np.ndarray) else homogeneous(b)
-    return float(np.linalg.norm(apply(ma, points) - apply(mb, points), axis=1).mean())
-
-
 def describe(transform: sitk.Transform) -> str:
     """A short human summary: rotation angle, translation, and scale/shear when present."""
     m = homogeneous(transform)
