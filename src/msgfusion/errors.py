@@ -40,3 +40,8 @@ class UnknownMetricError(MsgFusionError, ValueError):
 class WeightsError(MsgFusionError):
     """A weights file is missing, unreadable, not a MsgFusion weights file, or has no network
     for the pairs' modality."""
+
+
+class SpaceMismatchError(MsgFusionError):
+    """Two volumes to be fused do not share physical space (disjoint extents or different frames
+    of reference); they need registering first."""
