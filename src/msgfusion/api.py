@@ -15,7 +15,8 @@ from msgfusion.io.color import COLOR_MODES, restore_color, to_uint8
 from msgfusion.io.volumes import guess_modality, read_volume
 from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, fuse_pairs, get_method
 from msgfusion.pair import FusionPair, check_modality, infer_modality, load_pair
-from msgfusion.volume import AXES, Orientation, Volume, n_planes, plane, resample_to
+from msgfusion.volume import (AXES, Orientation, Volume, n_planes, plane, plane_spacing,
+                              resample_to)
 
 ImageLike = np.ndarray | str | os.PathLike
 
@@ -186,3 +187,24 @@ def fuse_volume(
             if rgb:
                 plane(pic_view, axis, i)[...] = to_uint8(restore_color(fused, pair.func, color))
     return result
+
+
+def volume_preview(result: FusedVolume, size: int = 256) -> np.ndarray:
+    """A montage of the middle axial, coronal and sagittal slices, one row each:
+    MR | functional | fused, with square pixels (the longest side of the volume is ``size``
+    pixels). Returns H x W x 3 in [0, 1]."""
+    from msgfusion.io.figures import resize, side_by_side, stack_rows
+
+    extent = max(n * s for n, s in zip(result.mr.shape, result.mr.spacing[::-1]))
+    mm_per_pixel = extent / size
+    canonical = Orientation.of(result.mr).view(result.mr.data)
+    rows = []
+    for axis in AXES:
+        panels = result.planes(axis, n_planes(canonical, axis) // 2)
+        dy, dx = plane_spacing(result.mr, axis)
+        h, w = panels[0].shape[:2]
+        shape = (round(h * dy / mm_per_pixel), round(w * dx / mm_per_pixel))
+        rows.append(side_by_side([resize(p, *shape) for p in panels],
+                                 [f"MR ({axis})", result.modality,
+                                  f"fused ({result.method})"]))
+    return stack_rows(rows)

@@ -271,6 +271,9 @@ def _select_series(where: Path, headers: list[tuple[Path, Any]], series: Sequenc
         chosen = [file_uid]
     if len(chosen) == 1:
         return chosen[0], groups[chosen[0]]
+    if len(chosen) > 1:
+        raise ImageReadError(f"{where}: {len(chosen)} of the chosen series are in this folder; "
+                             "give one file of the series you mean instead of the folder")
     if len(groups) == 1 and not chosen:
         uid = next(iter(groups))
         return uid, groups[uid]
@@ -373,7 +376,9 @@ def read_dicom_series(path: Path, series: Sequence[str] = (), frame: int | None 
     else:
         step = float(first.get("SpacingBetweenSlices", 0) or first.get("SliceThickness", 0) or 1)
     dy, dx = (float(v) for v in first.PixelSpacing)
-    data = np.empty((len(slices), int(first.Rows), int(first.Columns)), dtype=np.float32)
+    rgb = int(first.get("SamplesPerPixel", 1)) == 3
+    shape = (len(slices), int(first.Rows), int(first.Columns)) + ((3,) if rgb else ())
+    data = np.empty(shape, dtype=np.uint8 if rgb else np.float32)
     headers = []
     integral = True
     for k, (f, _) in enumerate(slices):
@@ -382,20 +387,26 @@ def read_dicom_series(path: Path, series: Sequence[str] = (), frame: int | None 
             pixels = ds.pixel_array
         except Exception as exc:
             raise ImageReadError(f"{f}: truncated or unreadable pixel data ({exc})") from None
-        if pixels.shape != data.shape[1:]:
-            raise ImageReadError(f"{f}: pixel data of shape {pixels.shape} is not one "
-                                 f"{data.shape[1]} x {data.shape[2]} grey slice")
-        slope = float(ds.get("RescaleSlope", 1) or 1)
-        intercept = float(ds.get("RescaleIntercept", 0) or 0)
-        integral &= slope == int(slope) and intercept == int(intercept)
-        data[k] = pixels * slope + intercept  # exact in float32 for integer values < 2**24
+        if pixels.shape != data.shape[1:] or (rgb and pixels.dtype != np.uint8):
+            raise ImageReadError(f"{f}: pixel data of shape {pixels.shape} ({pixels.dtype}) does "
+                                 f"not fit the series' {' x '.join(map(str, data.shape[1:]))}")
+        if rgb:
+            data[k] = pixels
+        else:
+            slope = float(ds.get("RescaleSlope", 1) or 1)
+            intercept = float(ds.get("RescaleIntercept", 0) or 0)
+            integral &= slope == int(slope) and intercept == int(intercept)
+            data[k] = pixels * slope + intercept  # exact in float32 for integer values < 2**24
         del ds.PixelData
         headers.append(ds)
-    lo, hi = data.min(), data.max()
-    if integral and -32768 <= lo and hi <= 32767:
+    if rgb:
+        volume_data = data
+    elif integral and np.all((data >= 0) & (data <= 255)) and pixels.dtype == np.uint8:
+        volume_data = data.astype(np.uint8)
+    elif integral and -32768 <= data.min() and data.max() <= 32767:
         volume_data = data.astype(np.int16)
     else:
-        volume_data = data.astype(np.float32)
+        volume_data = data
     del data
     direction = np.column_stack([row, col, normal])
     meta = {"path": str(where), "format": "dicom", "series_uid": uid,
