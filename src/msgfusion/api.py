@@ -11,7 +11,7 @@ import numpy as np
 
 from msgfusion.errors import MsgFusionError, ShapeMismatchError, UnknownModalityError
 from msgfusion.intensity import IntensityScale, modality_scale, mr_scale
-from msgfusion.io.color import COLOR_MODES, restore_color, to_uint8
+from msgfusion.io.color import COLOR_MODES, colorize, default_cmap, restore_color, to_uint8
 from msgfusion.io.volumes import guess_modality, read_volume
 from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, fuse_pairs, get_method
 from msgfusion.pair import FusionPair, check_modality, infer_modality, load_pair
@@ -58,20 +58,6 @@ def fuse(
 
 
 # --- Volumes -------------------------------------------------------------------------------------
-
-try:  # the colour-map API of io.color (COLORMAPS, colorize, default_cmap)
-    from msgfusion.io.color import colorize, default_cmap
-except ImportError:  # TO BE REPLACED by io.color's colour maps once they are on main
-    def default_cmap(modality: str) -> str:
-        """Placeholder until io.color provides the atlas's PET/SPECT scales: viridis."""
-        return "viridis"
-
-    def colorize(values: np.ndarray, cmap: str) -> np.ndarray:
-        """Placeholder until io.color provides colorize: viridis from io.color."""
-        from msgfusion.io.color import apply_colormap
-
-        return apply_colormap(values, cmap)
-
 
 VolumeLike = Volume | str | os.PathLike
 
