@@ -157,4 +157,9 @@ def test_bad_options_are_one_line(capsys, tmp_path):
         assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
     code, _, err = run(capsys, "fuse", "--mr", t1, "--func", pet, "-o", tmp_path / "f.png")
     assert_one_line_error(code, err, "f.png: cannot write this format")
+    pngs = VOLUMES.parent / "aanlib" / "PET-MRI" / "test"
+    code, _, err = run(capsys, "fuse", "--mr", pngs / "MRI" / "25015.png", "--func",
+                       pngs / "PET" / "25015.png", "--preview", tmp_path / "p.png",
+                       "-o", tmp_path / "f.png")
+    assert_one_line_error(code, err, "--preview: for volumes")
     assert not list(tmp_path.iterdir())

@@ -157,7 +157,9 @@ def fuse_volume(
     rgb = color == "viridis" or (modality != "CT" and color != "gray")
     intensity = np.zeros(mr.shape, dtype=np.float32)
     picture = np.zeros(mr.shape + (3,), dtype=np.uint8) if rgb else intensity
-    result = FusedVolume(mr.with_data(intensity), mr.with_data(picture), mr, on_grid, modality,
+    descrip = f"msgfusion {modality}-MRI fused ({method.name})"
+    result = FusedVolume(mr.with_data(intensity, descrip=f"{descrip} intensity"),
+                         mr.with_data(picture, descrip=descrip), mr, on_grid, modality,
                          method.name, color, cmap, mr_scale_, func_scale)
     orient = Orientation.of(mr)
     mr_view, func_view = orient.view(mr.data), orient.view(on_grid.data)

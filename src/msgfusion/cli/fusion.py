@@ -11,7 +11,7 @@ from tqdm import tqdm
 from msgfusion.cli.common import CommandAdder, add_method_options, method_from_args, modality_arg
 from msgfusion.cli.volumes import add_volume_options, fuse_volume_dir, fuse_volumes
 from msgfusion.data.datasets import PairFolder, is_volume_pair_folder, sample_folders
-from msgfusion.errors import OutputExistsError
+from msgfusion.errors import MsgFusionError, OutputExistsError
 from msgfusion.io.color import restore_color
 from msgfusion.io.figures import side_by_side
 from msgfusion.io.images import check_writable, write_image
@@ -25,6 +25,11 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
     if is_volume_path(args.mr) or is_volume_path(args.func):
         return fuse_volumes(args)
+    volume_only = [f"--{name}" for name in ("series", "frame", "window", "transform", "preview",
+                                            "intensity") if getattr(args, name)]
+    if volume_only or args.axis != "axial":
+        raise MsgFusionError(f"{' '.join(volume_only) or '--axis'}: for volumes; {args.mr} and "
+                             f"{args.func} are 2-D images")
     method = method_from_args(args)
     out = check_writable(args.output, args.overwrite)
     pair = make_pair(Path(args.mr), Path(args.func), args.modality)
