@@ -49,7 +49,8 @@ def test_fuse_nifti_writes_rgb_intensity_and_preview(capsys, tmp_path):
     np.testing.assert_allclose(fused.affine, t1.affine, atol=1e-6)
     assert fused.header["sform_code"] == 4  # the MR's MNI code is kept
     intensity = read_volume(inten)
-    assert intensity.data.dtype == np.float32 and 0 <= intensity.data.min() < intensity.data.max() <= 1
+    assert intensity.data.dtype == np.float32
+    assert 0 <= intensity.data.min() < intensity.data.max() <= 1
     assert read_image(preview).shape[2] == 3
     # nothing is replaced without --overwrite, and nothing is touched then
     before = out.read_bytes()
@@ -142,7 +143,8 @@ def test_every_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path, bad_in
     for name, (mr, func, fragment) in bad_inputs.items():
         out = tmp_path / "out" / "fused.nii.gz"
         code, _, err = run(capsys, "fuse", "--mr", mr, "--func", func, "--modality", "PET",
-                           "--method", "average", "-o", out, "--preview", tmp_path / "out" / "p.png")
+                           "--method", "average", "-o", out,
+                           "--preview", tmp_path / "out" / "p.png")
         assert_one_line_error(code, err, fragment)
         assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()), name
 

@@ -71,7 +71,7 @@ def test_planes_are_displayed_radiologically(t1):
     assert data.sum() == t1.shape[0] * t1.shape[2] and data[:, -6, :].all()
 
 
-# --- Space -----------------------------------------------------------------------------------------
+# --- Space ---------------------------------------------------------------------------------------
 
 def test_resampling_follows_the_physical_geometry(t1, pet):
     assert resample_to(pet, t1).data is not None
@@ -103,7 +103,7 @@ def test_disjoint_space_and_foreign_frames_of_reference_are_refused(t1, pet):
     check_same_space(mr, ct, sitk.Euler3DTransform())  # a registration relates them
 
 
-# --- Intensities ------------------------------------------------------------------------------------
+# --- Intensities ---------------------------------------------------------------------------------
 
 def test_intensity_scales(t1, pet):
     scale = mr_scale(t1.data)
@@ -124,7 +124,7 @@ def test_intensity_scales(t1, pet):
     assert IntensityScale(3.0, 3.0)(np.ones(4)).max() == 0
 
 
-# --- Fusion ------------------------------------------------------------------------------------------
+# --- Fusion --------------------------------------------------------------------------------------
 
 def test_fuse_volume_is_the_slice_method_on_every_slice_along_any_axis(t1, pet):
     """The pixel average fuses (MR + luminance of the rendered PET) / 2 on every voxel, so the

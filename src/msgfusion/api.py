@@ -135,7 +135,8 @@ def fuse_volume(
     if axis not in AXES:
         raise MsgFusionError(f"unknown axis {axis!r}; choose one of {', '.join(AXES)}")
     if color not in COLOR_MODES:
-        raise MsgFusionError(f"unknown colour mode {color!r}; choose one of {', '.join(COLOR_MODES)}")
+        raise MsgFusionError(f"unknown colour mode {color!r}; choose one of "
+                             f"{', '.join(COLOR_MODES)}")
     mr = mr if isinstance(mr, Volume) else load_volume(mr)
     func = func if isinstance(func, Volume) else load_volume(func)
     method = get_method(method) if isinstance(method, str) else method

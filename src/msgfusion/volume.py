@@ -165,6 +165,12 @@ def _corners(volume: Volume) -> np.ndarray:
     return idx @ (volume.direction * np.asarray(volume.spacing)).T + np.asarray(volume.origin)
 
 
+def _box(volume: Volume) -> str:
+    corners = _corners(volume)
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    return ", ".join(f"{a} {lo[i]:.0f}..{hi[i]:.0f}" for i, a in enumerate("xyz")) + " mm"
+
+
 def check_same_space(reference: Volume, moving: Volume, transform: Any = None) -> None:
     """Raise :class:`SpaceMismatchError` unless ``moving`` covers part of ``reference``'s space.
 
@@ -178,7 +184,8 @@ def check_same_space(reference: Volume, moving: Volume, transform: Any = None) -
     ref_name = reference.meta.get("path", "the MR volume")
     mov_name = moving.meta.get("path", "the functional volume")
     hint = "register them first (a transform onto the MR) or check that the files belong together"
-    ref_for, mov_for = reference.meta.get("frame_of_reference"), moving.meta.get("frame_of_reference")
+    ref_for = reference.meta.get("frame_of_reference")
+    mov_for = moving.meta.get("frame_of_reference")
     if transform is None and ref_for and mov_for and ref_for != mov_for:
         raise SpaceMismatchError(
             f"{mov_name} and {ref_name} have different DICOM frames of reference, so their "
@@ -191,12 +198,8 @@ def check_same_space(reference: Volume, moving: Volume, transform: Any = None) -
     z, y, x = moving.shape
     upper = np.array([x, y, z]) - 0.5
     if np.any(idx.max(axis=0) <= -0.5) or np.any(idx.min(axis=0) >= upper):
-        lo, hi = _corners(moving).min(axis=0), _corners(moving).max(axis=0)
-        rlo, rhi = _corners(reference).min(axis=0), _corners(reference).max(axis=0)
-        box = lambda a, b: "x {:.0f}..{:.0f}, y {:.0f}..{:.0f}, z {:.0f}..{:.0f} mm".format(  # noqa: E731
-            *np.ravel(np.column_stack([a, b])))
         raise SpaceMismatchError(
-            f"{mov_name} ({box(lo, hi)}) and {ref_name} ({box(rlo, rhi)}) do not overlap in "
+            f"{mov_name} ({_box(moving)}) and {ref_name} ({_box(reference)}) do not overlap in "
             f"physical space; {hint}")
 
 

@@ -1,5 +1,6 @@
 """Reading and writing volumes on the real files of ../shared/data/volumes: geometry against
-nibabel's and SimpleITK's readings, round trips, DICOM sorting/rescale/series/gaps/4-D, bad input."""
+nibabel's and SimpleITK's readings, round trips, DICOM sorting, rescale, several series, gaps,
+4-D, and bad input."""
 
 from __future__ import annotations
 
@@ -269,7 +270,8 @@ def test_dicom_output_is_one_series_on_the_mr_geometry(tmp_path):
         assert h.DerivationDescription == "test fusion"
         assert h.SOPInstanceUID not in {m.SOPInstanceUID for m in mr.meta["dicom"]}
     for name in ("PatientName", "StudyDate", "SliceThickness"):
-        assert name in MR_HEADER_FIELDS and headers[0][name].value == mr.meta["dicom"][0][name].value
+        assert name in MR_HEADER_FIELDS
+        assert headers[0][name].value == mr.meta["dicom"][0][name].value
     back = read_volume(out)
     assert_same_geometry(back, mr)
     np.testing.assert_array_equal(back.data, np.round(fused.data * 255).astype(np.uint8))
@@ -295,7 +297,7 @@ def test_dicom_round_trip_keeps_voxels_and_colour(tmp_path):
     np.testing.assert_array_equal(back.data[::-1], rgb.data)
 
 
-# --- Writing safely and bad input ------------------------------------------------------------------
+# --- Writing safely and bad input ----------------------------------------------------------------
 
 def test_no_overwrite_without_asking_and_atomic_replacement(tmp_path):
     vol = read_volume(SPM / "PET.nii.gz")

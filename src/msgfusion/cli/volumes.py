@@ -21,6 +21,7 @@ from msgfusion.io.volumes import check_volume_writable, volume_suffix, write_vol
 
 AXES = ("axial", "coronal", "sagittal")
 OUT_FORMATS = (".nii.gz", ".nii", ".mha", ".nrrd", "dicom")
+_PRESETS = ", ".join(f"{k} ({w:g},{lv:g})" for k, (w, lv) in CT_WINDOWS.items())
 
 
 def add_volume_options(p: argparse.ArgumentParser, single: bool = True) -> None:
@@ -38,7 +39,7 @@ def add_volume_options(p: argparse.ArgumentParser, single: bool = True) -> None:
                    help="frame (0-based) of a 4-D input (fMRI, dynamic PET); 4-D inputs are "
                         "refused without it")
     g.add_argument("--window", metavar="PRESET|W,L",
-                   help=f"CT window: {', '.join(f'{k} ({w:g},{lv:g})' for k, (w, lv) in CT_WINDOWS.items())} "
+                   help=f"CT window: {_PRESETS} "
                         f"or width,level in HU (default: {DEFAULT_CT_WINDOW}, the grey levels of "
                         "the atlas CTs the network learnt from)")
     g.add_argument("--axis", choices=AXES, default="axial",

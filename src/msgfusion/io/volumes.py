@@ -1,4 +1,4 @@
-"""Reading and writing volumes: NIfTI, DICOM series, MetaImage and NRRD, all into one :class:`Volume`.
+"""Reading and writing volumes (NIfTI, DICOM series, MetaImage, NRRD), all as one :class:`Volume`.
 
 Every reader returns a :class:`~msgfusion.volume.Volume` in ITK's LPS convention (see
 ``msgfusion/volume.py``); every writer takes one. Formats, by name:
@@ -15,7 +15,8 @@ Every reader returns a :class:`~msgfusion.volume.Volume` in ITK's LPS convention
   is an error listing them; ``series`` chooses one by SeriesInstanceUID. A missing slice (a gap of a
   whole multiple of the spacing), unevenly spaced, tilted or differently sized slices are errors.
   A series with several images at every position (time points, echoes) is 4-D.
-- **MetaImage** ``.mha`` / ``.mhd`` and **NRRD** ``.nrrd`` / ``.nhdr`` (SimpleITK), written compressed.
+- **MetaImage** ``.mha`` / ``.mhd`` and **NRRD** ``.nrrd`` / ``.nhdr`` (SimpleITK), written
+  compressed.
 
 4-D inputs are refused unless ``frame`` picks one (0-based): NIfTI's 4th dimension, a 4-D
 MetaImage/NRRD, or the images sharing a position in a DICOM series ordered by
