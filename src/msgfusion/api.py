@@ -11,23 +11,32 @@ import numpy as np
 
 from msgfusion.errors import MsgFusionError, ShapeMismatchError, UnknownModalityError
 from msgfusion.intensity import IntensityScale, modality_scale, mr_scale
-from msgfusion.io.color import COLOR_MODES, colorize, default_cmap, restore_color, to_uint8
+from msgfusion.io.color import (COLOR_MODES, DEFAULT_COLOR_MODE, colorize, default_cmap,
+                                restore_color, to_uint8)
 from msgfusion.io.volumes import guess_modality, read_volume
 from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, fuse_pairs, get_method
-from msgfusion.pair import FusionPair, check_modality, infer_modality, load_pair
+from msgfusion.pair import FusionPair, check_modality, infer_modality, load_pair, prepare_images
 from msgfusion.volume import (AXES, Orientation, Volume, n_planes, plane, plane_spacing,
                               resample_to)
 
 ImageLike = np.ndarray | str | os.PathLike
 
 
-def make_pair(mr: ImageLike, func: ImageLike, modality: str | None = None) -> FusionPair:
-    """A :class:`FusionPair` from two arrays (float in [0, 1]) or two file paths."""
+def make_pair(mr: ImageLike, func: ImageLike, modality: str | None = None,
+              cmap: str | None = None) -> FusionPair:
+    """A :class:`FusionPair` from two arrays (float in [0, 1]) or two file paths.
+
+    The modality is inferred when not given (:func:`msgfusion.pair.infer_modality`: grey is CT,
+    colour PET or SPECT by its colour scale); a scalar PET/SPECT is rendered with ``cmap``
+    (default: the atlas's scale of that modality), as :func:`msgfusion.pair.prepare_images` says.
+    """
     if not isinstance(mr, np.ndarray) and not isinstance(func, np.ndarray):
-        return load_pair(mr, func, modality)
+        return load_pair(mr, func, modality, cmap=cmap)
     if not isinstance(mr, np.ndarray) or not isinstance(func, np.ndarray):
         raise TypeError("give both images as arrays or both as file paths")
     modality = check_modality(modality) if modality else infer_modality(func)
+    mr, func = prepare_images(np.asarray(mr, dtype=np.float32), np.asarray(func, np.float32),
+                              modality, cmap)
     return FusionPair(mr=mr, func=func, modality=modality)
 
 
@@ -41,18 +50,21 @@ def fuse(
     mr: ImageLike | FusionPair,
     func: ImageLike | None = None,
     method: str = DEFAULT_METHOD,
-    color: str = "hsv",
+    color: str = DEFAULT_COLOR_MODE,
     modality: str | None = None,
+    cmap: str | None = None,
 ) -> np.ndarray:
     """Fuse an MR image with a CT/PET/SPECT image; returns the fused picture in [0, 1].
 
     ``mr`` and ``func`` are arrays (grey H x W / RGB H x W x 3, float in [0, 1]) or file paths;
     or pass a :class:`FusionPair` as ``mr``. The result is grey for CT and in the functional
-    image's colour scale for PET/SPECT (``color``: hsv, ycbcr, gray or viridis).
+    image's colour scale for PET/SPECT (``color``: ycbcr (default), hsv, gray or viridis; grey
+    wherever the PET/SPECT has no signal). A scalar PET/SPECT (give ``modality``) is first
+    rendered with the colour map ``cmap`` (default: the atlas's own PET or SPECT scale).
 
     >>> fused = fuse("mr.png", "pet.png", method="average")   # doctest: +SKIP
     """
-    pair = mr if isinstance(mr, FusionPair) else make_pair(mr, func, modality)  # type: ignore[arg-type]
+    pair = mr if isinstance(mr, FusionPair) else make_pair(mr, func, modality, cmap)  # type: ignore[arg-type]
     (intensity,) = fuse_intensity([pair], method)
     return restore_color(intensity, pair.func, color)
 
@@ -114,19 +126,21 @@ def fuse_volume(
     func: VolumeLike,
     modality: str | None = None,
     method: str | FusionMethod = DEFAULT_METHOD,
-    color: str = "hsv",
+    color: str = DEFAULT_COLOR_MODE,
     window: str | tuple[float, float] | None = None,
     axis: str = "axial",
     transform: object = None,
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
+    cmap: str | None = None,
 ) -> FusedVolume:
     """Fuse an MR volume with a CT/PET/SPECT volume, slice by slice, on the MR's grid.
 
     The functional volume is resampled onto the MR grid (linear; ``transform``, a SimpleITK
     transform from MR to functional points, e.g. from registration, when they do not share a
     space), both are brought to [0, 1] per modality (:mod:`msgfusion.intensity`; ``window``: the
-    CT window), PET/SPECT rendered in the modality's colour map, then cut into
+    CT window), PET/SPECT rendered with ``cmap`` (default: the atlas's scale of the modality,
+    :func:`msgfusion.io.color.default_cmap`), then cut into
     :class:`FusionPair` slices along ``axis`` (axial, coronal or sagittal) that go through
     ``fuse_pairs`` in batches of ``batch_size`` (``progress(n)`` after each). Colour is restored
     per slice (``color`` as in :func:`fuse`). The modality is taken from the functional volume's
@@ -154,7 +168,7 @@ def fuse_volume(
     func_scale = modality_scale(func.data, modality, window)
     on_grid = resample_to(func, mr, transform)
     mr_scale_ = mr_scale(mr.data)
-    cmap = None if modality == "CT" else default_cmap(modality)
+    cmap = None if modality == "CT" else (cmap or default_cmap(modality))
     rgb = color == "viridis" or (modality != "CT" and color != "gray")
     intensity = np.zeros(mr.shape, dtype=np.float32)
     picture = np.zeros(mr.shape + (3,), dtype=np.uint8) if rgb else intensity

@@ -45,3 +45,8 @@ class WeightsError(MsgFusionError):
 class SpaceMismatchError(MsgFusionError):
     """Two volumes to be fused do not share physical space (disjoint extents or different frames
     of reference); they need registering first."""
+
+
+class MsgFusionWarning(UserWarning):
+    """Input that is used, but not as given (a colour MR made grey, a colour CT made grey, a
+    modality that had to be assumed). The CLI prints it as ``msgfusion: warning: ...``."""

@@ -83,7 +83,7 @@ def _fuse_one(args: argparse.Namespace, mr_path: Path, func_path: Path, out: Pat
     total = n_planes(Orientation.of(mr).view(mr.data), args.axis)
     with tqdm(total=total, desc=f"{mr_path.name} {args.axis}", unit="slice", disable=None) as bar:
         result = fuse_volume(mr, func, modality, method, args.color, args.window, args.axis,
-                             transform, progress=bar.update)
+                             transform, progress=bar.update, cmap=getattr(args, "cmap", None))
     label = f"{result.modality}-MRI fused with {result.method}"
     write_volume(out, result.picture, args.overwrite, source=mr,
                  description=f"{label} (msgfusion)",
