@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from msgfusion.io.color import restore_color
+from msgfusion.io.color import DEFAULT_COLOR, restore_color
 from msgfusion.methods.registry import DEFAULT_METHOD, fuse_pairs, get_method
 from msgfusion.pair import FusionPair, check_modality, infer_modality, load_pair
 
@@ -34,7 +34,7 @@ def fuse(
     mr: ImageLike | FusionPair,
     func: ImageLike | None = None,
     method: str = DEFAULT_METHOD,
-    color: str = "hsv",
+    color: str = DEFAULT_COLOR,
     modality: str | None = None,
 ) -> np.ndarray:
     """Fuse an MR image with a CT/PET/SPECT image; returns the fused picture in [0, 1].

@@ -40,3 +40,7 @@ class UnknownMetricError(MsgFusionError, ValueError):
 class WeightsError(MsgFusionError):
     """A weights file is missing, unreadable, not a MsgFusion weights file, or has no network
     for the pairs' modality."""
+
+
+class StudyError(MsgFusionError):
+    """A reader study is unknown, already exists, or was asked for something it cannot do."""

@@ -17,6 +17,8 @@ import numpy as np
 
 ColorMode = Literal["hsv", "ycbcr", "gray", "viridis"]
 COLOR_MODES: tuple[str, ...] = ("hsv", "ycbcr", "gray", "viridis")
+DEFAULT_COLOR: str = "hsv"
+"""The colour mode used when none is chosen (the API, the CLI, the web page and reader studies)."""
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -126,7 +128,7 @@ def apply_colormap(intensity: np.ndarray, name: str = "viridis") -> np.ndarray:
     return _viridis_lut()[to_uint8(intensity)].astype(np.float32) / 255.0
 
 
-def restore_color(fused: np.ndarray, func: np.ndarray, mode: str = "hsv") -> np.ndarray:
+def restore_color(fused: np.ndarray, func: np.ndarray, mode: str = DEFAULT_COLOR) -> np.ndarray:
     """Turn a fused intensity back into an image in the functional image's colour scale.
 
     ``fused`` is H x W in [0, 1]; ``func`` the functional image as read (grey or RGB).
