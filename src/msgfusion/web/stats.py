@@ -110,7 +110,10 @@ def bradley_terry(wins: np.ndarray, methods: Sequence[str]) -> tuple[list[Estima
         x[i], x[j] = 1.0, -1.0
         rows.append(x[1:])  # the first method is the reference
         endog.append((wins[i, j], wins[j, i]))
-    fit = sm.GLM(np.array(endog, dtype=float), np.array(rows), family=sm.families.Binomial()).fit()
+    with warnings.catch_warnings():  # a saturated fit (two methods) warns about its scale
+        warnings.simplefilter("ignore")
+        fit = sm.GLM(np.array(endog, dtype=float), np.array(rows),
+                     family=sm.families.Binomial()).fit()
     ci = np.asarray(fit.conf_int(0.05))
     out = [Estimate(methods[0], 0.0, 0.0, 0.0)]
     out += [Estimate(m, float(fit.params[i]), float(ci[i, 0]), float(ci[i, 1]))
