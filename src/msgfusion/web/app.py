@@ -347,7 +347,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
             raise HTTPException(404)
         # bytes, not a file response: no ETag or Last-Modified that could tell files apart
         return Response(path.read_bytes(), media_type="image/png",
-                        headers={"Cache-Control": "private, max-age=86400"})
+                        headers={"Cache-Control": "private, no-cache"})
 
     # -- the admin page --------------------------------------------------------------------------
 
