@@ -149,6 +149,10 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         return error(request, 500, "Internal error: the server could not finish this request. "
                                    "It has been logged; please try again.")
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        return Response(status_code=204)
+
     # -- the fusion page -------------------------------------------------------------------------
 
     @app.get("/", response_class=HTMLResponse)
@@ -297,12 +301,10 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
             ranks = {label: int(value) for label, value in ranks_given.items()}
         except ValueError:
             return render_case(request, rater, position, "Ranks must be numbers.", 400)
-        ranking: list[str] = []
-        if ranks:
-            ranks.setdefault(choice, 1)
-            if len(set(ranks.values())) != len(ranks):
-                return render_case(request, rater, position, "Give each rank at most once.", 400)
-            ranking = sorted(ranks, key=ranks.__getitem__)
+        ranks.pop(choice, None)  # the choice always ranks first; the ranks order the rest
+        if len(set(ranks.values())) != len(ranks):
+            return render_case(request, rater, position, "Give each rank at most once.", 400)
+        ranking = [choice, *sorted(ranks, key=ranks.__getitem__)] if ranks else []
         try:
             view = store.save_answer(rater, position, choice, ranking, fields.get("comment", ""))
         except StudyError as exc:

@@ -31,7 +31,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
                                "style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
                                "form-action 'self'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",  # rater and admin links are capabilities: never leak them
+    "Referrer-Policy": "same-origin",  # rater and admin links are capabilities: never leak them
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
 }
