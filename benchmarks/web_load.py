@@ -147,7 +147,8 @@ def report(result: LoadResult, db: tuple[int, int, int]) -> str:
     rows = [("case page (GET)", result.page_ms), ("answer (POST, one transaction)", result.answer_ms)]
     lines = [
         f"{result.raters} simulated raters x {result.cases} cases, all at once over loopback "
-        f"(one thread and one HTTP connection per rater; one uvicorn process): "
+        f"(one thread and one HTTP connection per rater, each opening every case page, "
+        f"HTML only, and answering it; one uvicorn process): "
         f"{expected} answers expected, {stored} stored: **{expected - distinct} lost, "
         f"{stored - distinct} duplicated** ({logged} submissions logged for {expected} sent), "
         f"{len(result.errors)} errors, {result.seconds:.1f} s in all.",

@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import subprocess
-import sys
 
 import httpx
 import numpy as np
@@ -15,11 +13,10 @@ import pytest
 from PIL import Image
 
 from msgfusion.api import fuse
+from msgfusion.cli import main
 from msgfusion.io.color import DEFAULT_COLOR
 from msgfusion.metrics import PAPER_METRICS, evaluate_images
 from msgfusion.pair import load_pair
-
-from .conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +94,7 @@ def test_whole_request_limit_refuses_before_reading(study_server):
     server, _, _ = study_server
     resp = httpx.post(server.url + "/api/fuse", content=bytes(3 * 2**20),
                       headers={"content-type": "multipart/form-data; boundary=x"})
-    assert resp.status_code == 413
+    assert resp.status_code == 413 and "larger than 2 MB in total" in resp.json()["error"]
 
 
 def test_guards_traversal_cross_site_tokens_and_no_traceback(study_server):
@@ -147,14 +144,18 @@ def answer(client, url, token, position, choice, **extra):
                        data={"csrf": csrf, "choice": choice, **extra})
 
 
-def test_full_study_by_several_raters_cli_and_admin(study_server, tmp_path):
+def cli(capsys, *argv: str) -> str:
+    """Run the command line in this process; its standard output (exit code 0 asserted)."""
+    capsys.readouterr()
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+def test_full_study_by_several_raters_cli_and_admin(study_server, tmp_path, capsys):
     server, store, study = study_server
-    env = {"PYTHONPATH": str(REPO / "src")}
-    invite = subprocess.run(
-        [sys.executable, "-m", "msgfusion", "study", "invite", study.name, "--raters", "3",
-         "--data-dir", str(store.data_dir), "--base-url", server.url],
-        capture_output=True, text=True, env=env, check=True)
-    links = re.findall(r"rater \d+: (\S+)", invite.stdout)
+    invite = cli(capsys, "study", "invite", study.name, "--raters", "3",
+                 "--data-dir", str(store.data_dir), "--base-url", server.url)
+    links = re.findall(r"rater \d+: (\S+)", invite)
     assert len(links) == 3 and all(link.startswith(server.url + "/r/") for link in links)
     tokens = [link.rsplit("/", 1)[1] for link in links]
     n = 4
@@ -194,20 +195,26 @@ def test_full_study_by_several_raters_cli_and_admin(study_server, tmp_path):
     fig = httpx.get(f"{server.url}/admin/{study.admin_token}/results.png")
     assert Image.open(io.BytesIO(fig.content)).size[0] > 500
     # the command line reads the same data folder
-    out = subprocess.run(
-        [sys.executable, "-m", "msgfusion", "study", "results", study.name, "--data-dir",
-         str(store.data_dir), "-o", str(tmp_path / "res")],
-        capture_output=True, text=True, env=env, check=True).stdout
+    out = cli(capsys, "study", "results", study.name, "--data-dir", str(store.data_dir),
+              "-o", str(tmp_path / "res"))
     total = re.search(r"^all\s+(.*)$", out, re.M).group(1).split()
     assert int(total[-1]) == len(store.answers(study))
     assert {p.name for p in (tmp_path / "res").iterdir()} == {"answers.csv", "results.csv",
                                                                "results.png"}
 
 
-def test_cli_errors_are_one_line(tmp_path):
-    env = {"PYTHONPATH": str(REPO / "src")}
-    run = subprocess.run([sys.executable, "-m", "msgfusion", "study", "results", "nosuch",
-                          "--data-dir", str(tmp_path)], capture_output=True, text=True, env=env)
-    assert run.returncode == 2
-    assert run.stderr.strip() == (f"msgfusion: error: no study named 'nosuch' in {tmp_path} "
-                                  "(create it with `msgfusion study create`)")
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["study", "results", "nosuch", "--data-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"msgfusion: error: no study named 'nosuch' in {tmp_path} "
+        "(create it with `msgfusion study create`)")
+
+
+def test_cli_create_and_invite_print_links(tmp_path, pet_pairs, capsys):
+    create = cli(capsys, "study", "create", "cli", "--pairs", str(pet_pairs), "--methods",
+                 "average", "max", "--cases", "2", "--seed", "5", "--data-dir", str(tmp_path))
+    assert "created study 'cli': 2 PET-MRI cases x 2 methods (average, max)" in create
+    assert re.search(r"admin page \(keep it private\): http://127\.0\.0\.1:8000/admin/[\w-]{43}$",
+                     create, re.M)
+    invite = cli(capsys, "study", "invite", "cli", "--raters", "2", "--data-dir", str(tmp_path))
+    assert len(re.findall(r"^rater [12]: http://127\.0\.0\.1:8000/r/[\w-]{43}$", invite, re.M)) == 2

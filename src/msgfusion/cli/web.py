@@ -40,6 +40,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study_usage(args: argparse.Namespace) -> int:
+    """``msgfusion study`` without a subcommand: its help, exit code 2."""
+    args.study_parser.print_help()
+    return 2
+
+
 def cmd_study_create(args: argparse.Namespace) -> int:
     store = _store(args)
     study = store.create_study(args.name, args.pairs, args.methods, cases=args.cases,
@@ -95,7 +101,7 @@ def add_commands(command: CommandAdder) -> None:
                    help="server log level (default info)")
     data_dir_option(p)
 
-    study = command("study", lambda a: (a.study_parser.print_help(), 2)[1],
+    study = command("study", cmd_study_usage,
                     "blinded reader studies: create, invite raters, analyse the answers")
     sub = study.add_subparsers(dest="study_command", metavar="STUDY_COMMAND")
     study.set_defaults(study_parser=study)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -87,7 +88,7 @@ class BodyLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            await _plain(send, 413, str(RequestTooLarge(self.limit)))
+            await _plain(send, 413, str(RequestTooLarge(self.limit)), scope["path"])
             return
         seen = 0
 
@@ -120,7 +121,7 @@ class SameOriginMiddleware:
             host = headers.get("host", "")
             cross = headers.get("sec-fetch-site") == "cross-site"
             if cross or (origin and origin.split("://", 1)[-1] != host):
-                await _plain(send, 403, "cross-site request refused")
+                await _plain(send, 403, "cross-site request refused", scope["path"])
                 return
 
         async def with_headers(message: Message) -> None:
@@ -134,10 +135,14 @@ class SameOriginMiddleware:
         await self.app(scope, receive, with_headers)
 
 
-async def _plain(send: Send, status: int, text: str) -> None:
-    body = text.encode()
+async def _plain(send: Send, status: int, text: str, path: str) -> None:
+    """An answer sent before the app runs: ``{"error": text}`` under /api/, else plain text."""
+    if path.startswith("/api/"):
+        body, kind = json.dumps({"error": text}).encode(), b"application/json"
+    else:
+        body, kind = text.encode(), b"text/plain; charset=utf-8"
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                "headers": [(b"content-type", kind),
                             (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close"),
                             *[(k.lower().encode(), v.encode())
