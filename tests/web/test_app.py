@@ -14,7 +14,7 @@ from PIL import Image
 
 from msgfusion.api import fuse
 from msgfusion.cli import main
-from msgfusion.io.color import DEFAULT_COLOR
+from msgfusion.io.color import DEFAULT_COLOR_MODE
 from msgfusion.metrics import PAPER_METRICS, evaluate_images
 from msgfusion.pair import load_pair
 
@@ -35,7 +35,7 @@ def test_fusion_page_lists_methods_and_default_colour(study_server):
     server, _, _ = study_server
     page = httpx.get(server.url + "/").text
     assert 'value="average"' in page and 'value="msgfusion" checked' in page
-    assert f'value="{DEFAULT_COLOR}" selected' in page
+    assert f'value="{DEFAULT_COLOR_MODE}" selected' in page
     assert httpx.get(server.url + "/static/fuse.js").status_code == 200
 
 
@@ -45,7 +45,7 @@ def test_upload_fuses_through_the_api_with_metrics_and_download(study_server, pa
     resp = upload(server.url, mr.read_bytes(), func.read_bytes(), methods=("average", "max"))
     assert resp.status_code == 200, resp.text
     data = resp.json()
-    assert data["modality"] == "PET" and data["color"] == DEFAULT_COLOR
+    assert data["modality"] == "PET" and data["color"] == DEFAULT_COLOR_MODE
     assert [r["method"] for r in data["results"]] == ["average", "max"]
     pair = load_pair(mr, func)
     for r in data["results"]:
@@ -58,7 +58,7 @@ def test_upload_fuses_through_the_api_with_metrics_and_download(study_server, pa
         assert list(r["metrics"]) == list(PAPER_METRICS)
         assert r["metrics"] == pytest.approx({k: round(v, 4) for k, v in scores.items()})
         dl = httpx.get(server.url + r["download"])
-        assert f'fused-PET-{r["method"]}-{DEFAULT_COLOR}.png' in dl.headers["content-disposition"]
+        assert f'fused-PET-{r["method"]}-{DEFAULT_COLOR_MODE}.png' in dl.headers["content-disposition"]
         assert dl.content == img.content
     for s in data["sources"]:
         assert httpx.get(server.url + s["url"]).status_code == 200

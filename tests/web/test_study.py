@@ -13,7 +13,7 @@ from PIL import Image
 from msgfusion.api import fuse_intensity
 from msgfusion.data.datasets import PairFolder
 from msgfusion.errors import StudyError, UnknownMethodError
-from msgfusion.io.color import DEFAULT_COLOR, restore_color, to_uint8
+from msgfusion.io.color import DEFAULT_COLOR_MODE, restore_color, to_uint8
 from msgfusion.web.study import StudyStore, encode_uniform_png
 
 
@@ -37,7 +37,7 @@ def test_uniform_png_is_metadata_free_and_size_only_depends_on_shape():
 
 def test_create_fuses_with_the_shared_api_and_default_colour(tmp_path, pet_pairs, study_maker):
     store, study = study_maker(tmp_path, pet_pairs, cases=3)
-    assert study.color == DEFAULT_COLOR and study.modality == "PET"
+    assert study.color == DEFAULT_COLOR_MODE and study.modality == "PET"
     folder = PairFolder(pet_pairs)
     names = store.case_names(study)
     assert len(names) == 3 and len(set(names)) == 3
@@ -46,7 +46,7 @@ def test_create_fuses_with_the_shared_api_and_default_colour(tmp_path, pet_pairs
         pair = folder[by_name[name]]
         for k, method in enumerate(study.methods):
             (intensity,) = fuse_intensity([pair], method)
-            expected = to_uint8(restore_color(intensity, pair.func, DEFAULT_COLOR))
+            expected = to_uint8(restore_color(intensity, pair.func, DEFAULT_COLOR_MODE))
             stored = np.asarray(Image.open(study.option_path(idx, k)))
             assert np.array_equal(stored, expected), (name, method)
         sizes = {p.stat().st_size for p in study.option_path(idx, 0).parent.iterdir()}

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from msgfusion.cli.common import CommandAdder
-from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR
+from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
@@ -119,8 +119,8 @@ def add_commands(command: CommandAdder) -> None:
                    help="the methods to compare (at least two; `msgfusion methods` lists them)")
     p.add_argument("--cases", type=int, help="how many pairs to draw (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
-    p.add_argument("--color", default=DEFAULT_COLOR, choices=COLOR_MODES,
-                   help=f"colour restoration of the fused images (default {DEFAULT_COLOR})")
+    p.add_argument("--color", default=DEFAULT_COLOR_MODE, choices=COLOR_MODES,
+                   help=f"colour restoration of the fused images (default {DEFAULT_COLOR_MODE})")
     base_url_option(p)
     data_dir_option(p)
 

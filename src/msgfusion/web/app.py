@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException
 
 from msgfusion.api import fuse_intensity
 from msgfusion.errors import ImageReadError, MsgFusionError, StudyError
-from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR, restore_color, to_uint8
+from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE, restore_color, to_uint8
 from msgfusion.methods.registry import DEFAULT_METHOD, get_method, list_methods
 from msgfusion.metrics import METRICS, PAPER_METRICS, evaluate_images
 from msgfusion.pair import load_pair
@@ -159,7 +159,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
     def fusion_page(request: Request) -> Response:
         return templates.TemplateResponse(request, "fuse.html", {
             "methods": list_methods(), "default_method": DEFAULT_METHOD, "colors": COLOR_MODES,
-            "default_color": DEFAULT_COLOR, "max_mb": max_upload_mb, "metrics": PAPER_METRICS})
+            "default_color": DEFAULT_COLOR_MODE, "max_mb": max_upload_mb, "metrics": PAPER_METRICS})
 
     def read_upload(upload: UploadFile, label: str, folder: Path) -> Path:
         data = upload.file.read(file_limit + 1)
@@ -175,7 +175,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
     def api_fuse(mr: UploadFile = File(...), func: UploadFile = File(...),
                  methods: list[str] = Form(...), color: str | None = Form(None),
                  modality: str = Form("auto")) -> JSONResponse:
-        color = color or DEFAULT_COLOR
+        color = color or DEFAULT_COLOR_MODE
         if color not in COLOR_MODES:
             raise MsgFusionError(f"unknown colour {color!r}; choose one of "
                                  f"{', '.join(COLOR_MODES)}")

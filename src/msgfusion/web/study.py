@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from msgfusion.errors import StudyError
-from msgfusion.io.color import DEFAULT_COLOR, to_uint8
+from msgfusion.io.color import DEFAULT_COLOR_MODE, to_uint8
 
 DB_NAME = "studies.sqlite"
 LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -226,7 +226,7 @@ class StudyStore:
             return [self._study(r) for r in conn.execute("SELECT * FROM studies ORDER BY id")]
 
     def create_study(self, name: str, pairs_dir: str | os.PathLike, methods: Sequence[str],
-                     cases: int | None = None, seed: int = 0, color: str = DEFAULT_COLOR,
+                     cases: int | None = None, seed: int = 0, color: str = DEFAULT_COLOR_MODE,
                      progress: Callable[[str], None] | None = None) -> Study:
         """Draw ``cases`` pairs (all when None) from a folder of pairs with ``seed``, fuse each
         with every method through the shared API and colour path, and store the study.
