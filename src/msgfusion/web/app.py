@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import secrets
 import tempfile
@@ -56,7 +57,6 @@ from msgfusion.web.study import (
     Rater,
     Study,
     StudyStore,
-    encode_uniform_png,
 )
 
 log = logging.getLogger("msgfusion.web")
@@ -111,7 +111,6 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
     app.add_middleware(BodyLimitMiddleware, limit=2 * file_limit + 64 * 1024)
     app.add_middleware(SameOriginMiddleware)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    app.state.store = store
 
     # -- errors: one clear message, never a traceback ---------------------------------------
 
@@ -208,8 +207,8 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
                 raise type(exc)(str(exc).replace(f"{tmp}{os.sep}mr{os.sep}", "MR image ")
                                 .replace(f"{tmp}{os.sep}func{os.sep}", "functional image ")
                                 ) from None
-        job = FusionJob(names={}, images={"mr": encode_uniform_png(pair.mr),
-                                          "func": encode_uniform_png(pair.func)})
+        job = FusionJob(names={}, images={"mr": encode_png(pair.mr),
+                                          "func": encode_png(pair.func)})
         results = []
         for i, m in enumerate(methods):
             (intensity,) = fuse_intensity([pair], m)
@@ -219,7 +218,8 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
             job.names[key] = f"fused-{pair.modality}-{m}-{color}.png"
             scores = evaluate_images(pair.mr, pair.func, fused, "paper")
             results.append({"method": m, "key": key,
-                            "metrics": {k: round(v, 4) for k, v in scores.items()}})
+                            "metrics": {k: round(v, 4) if math.isfinite(v) else None
+                                        for k, v in scores.items()}})
         job_id = jobs.add(job)
         base = f"/api/jobs/{job_id}"
         for r in results:

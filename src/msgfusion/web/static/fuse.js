@@ -101,7 +101,10 @@ function render(data) {
   }
   const rows = data.results.map((r) => {
     const tr = document.createElement("tr");
-    const cells = [r.method, ...data.metrics.map((m) => r.metrics[m.label].toFixed(4))];
+    const cells = [r.method, ...data.metrics.map((m) => {
+      const v = r.metrics[m.label];
+      return v === null ? "n/a" : v.toFixed(4);
+    })];
     for (const c of cells) {
       const td = document.createElement("td");
       td.textContent = c;
