@@ -201,6 +201,10 @@ def test_full_study_by_several_raters_cli_and_admin(study_server, tmp_path, caps
     assert int(total[-1]) == len(store.answers(study))
     assert {p.name for p in (tmp_path / "res").iterdir()} == {"answers.csv", "results.csv",
                                                                "results.png"}
+    argv = ["study", "results", study.name, "--data-dir", str(store.data_dir), "-o",
+            str(tmp_path / "res")]
+    assert main(argv) == 2 and "already exists" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

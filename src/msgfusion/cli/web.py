@@ -69,13 +69,19 @@ def cmd_study_invite(args: argparse.Namespace) -> int:
 
 
 def cmd_study_results(args: argparse.Namespace) -> int:
-    from msgfusion.web.report import format_text, study_results, write_results
+    from msgfusion.errors import OutputExistsError
+    from msgfusion.web.report import RESULT_FILES, format_text, study_results, write_results
 
     store = _store(args)
     study = store.get_study(args.name)
+    out = Path(args.output) if args.output else study.folder / "results"
+    if args.output and not args.overwrite:  # the study's own results folder is always refreshed
+        for name in RESULT_FILES:
+            if (out / name).exists():
+                raise OutputExistsError(f"{out / name}: already exists (use --overwrite to "
+                                        "replace it)")
     res = study_results(store, study)
     print(format_text(res), end="")
-    out = Path(args.output) if args.output else study.folder / "results"
     for path in write_results(store, study, out, res):
         print(f"wrote {path}")
     return 0
@@ -136,5 +142,6 @@ def add_commands(command: CommandAdder) -> None:
     p.add_argument("name", metavar="NAME")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="folder for answers.csv, results.csv, results.png "
-                        "(default: the study's folder/results)")
+                        "(default: the study's folder/results, refreshed every time)")
+    p.add_argument("--overwrite", action="store_true", help="replace those files in -o DIR")
     data_dir_option(p)

@@ -12,6 +12,7 @@ from pathlib import Path
 from msgfusion.web.stats import StudyResults, analyse
 from msgfusion.web.study import Study, StudyStore
 
+RESULT_FILES = ("answers.csv", "results.csv", "results.png")
 ANSWER_COLUMNS = ("rater", "position", "case_idx", "pair_name", "shown", "choice_label", "choice",
                   "ranking", "comment", "created_at", "updated_at", "revisions")
 
@@ -152,8 +153,8 @@ def write_results(store: StudyStore, study: Study, out_dir: str | os.PathLike,
     """answers.csv, results.csv and results.png in ``out_dir`` (each written atomically)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"answers.csv": answers_csv(store, study).encode(),
-             "results.csv": tables_csv(res).encode(), "results.png": figure_png(res)}
+    files = dict(zip(RESULT_FILES, (answers_csv(store, study).encode(), tables_csv(res).encode(),
+                                    figure_png(res))))
     written = []
     for name, data in files.items():
         tmp = out / f".{name}.part"
