@@ -222,3 +222,20 @@ def test_cli_create_and_invite_print_links(tmp_path, pet_pairs, capsys):
                      create, re.M)
     invite = cli(capsys, "study", "invite", "cli", "--raters", "2", "--data-dir", str(tmp_path))
     assert len(re.findall(r"^rater [12]: http://127\.0\.0\.1:8000/r/[\w-]{43}$", invite, re.M)) == 2
+
+
+def test_upload_tiff_and_jpeg_ct_pair_gives_grey_results(study_server, aanlib_dir):
+    server, _, _ = study_server
+    folder = aanlib_dir / "CT-MRI" / "test"
+    name = sorted((folder / "MRI").iterdir())[0].name
+    encoded = []
+    for sub, fmt in (("MRI", "TIFF"), ("CT", "JPEG")):
+        buf = io.BytesIO()
+        Image.open(folder / sub / name).convert("L").save(buf, fmt)
+        encoded.append(buf.getvalue())
+    resp = upload(server.url, *encoded, methods=("max",))
+    assert resp.status_code == 200, resp.text
+    data = resp.json()
+    assert data["modality"] == "CT" and data["sources"][1]["label"] == "CT"
+    fused = Image.open(io.BytesIO(httpx.get(server.url + data["results"][0]["url"]).content))
+    assert fused.mode == "L"
