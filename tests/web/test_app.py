@@ -46,6 +46,7 @@ def test_upload_fuses_through_the_api_with_metrics_and_download(study_server, pa
     assert resp.status_code == 200, resp.text
     data = resp.json()
     assert data["modality"] == "PET" and data["color"] == DEFAULT_COLOR_MODE
+    assert data["warnings"] == []
     assert [r["method"] for r in data["results"]] == ["average", "max"]
     pair = load_pair(mr, func)
     for r in data["results"]:
@@ -237,5 +238,19 @@ def test_upload_tiff_and_jpeg_ct_pair_gives_grey_results(study_server, aanlib_di
     assert resp.status_code == 200, resp.text
     data = resp.json()
     assert data["modality"] == "CT" and data["sources"][1]["label"] == "CT"
+    assert data["warnings"] == []
     fused = Image.open(io.BytesIO(httpx.get(server.url + data["results"][0]["url"]).content))
     assert fused.mode == "L"
+
+
+def test_upload_warnings_are_shown_with_the_result(study_server, pair_files):
+    """A colour MR is used as grey: the result comes with that warning, naming the upload."""
+    server, _, _ = study_server
+    rgb = np.asarray(Image.open(pair_files[0]).convert("RGB")).copy()
+    rgb[..., 0] //= 2  # a real colour image, not grey stored as RGB
+    colour = io.BytesIO()
+    Image.fromarray(rgb).save(colour, "PNG")
+    resp = upload(server.url, colour.getvalue(), pair_files[1].read_bytes())
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["warnings"] == [
+        "MR image brain_mr.png is a colour image; it is fused as grey (its luminance)"]

@@ -21,6 +21,7 @@ import os
 import secrets
 import tempfile
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from msgfusion.api import fuse_intensity
-from msgfusion.errors import ImageReadError, MsgFusionError, StudyError
+from msgfusion.errors import ImageReadError, MsgFusionError, MsgFusionWarning, StudyError
 from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE, restore_color, to_uint8
 from msgfusion.methods.registry import DEFAULT_METHOD, get_method, list_methods
 from msgfusion.metrics import METRICS, PAPER_METRICS, evaluate_images
@@ -62,6 +63,8 @@ from msgfusion.web.study import (
 log = logging.getLogger("msgfusion.web")
 HERE = Path(__file__).resolve().parent
 MB = 2**20
+#: ``warnings.catch_warnings`` changes process-wide state: one request at a time records them.
+_WARNINGS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -200,13 +203,20 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
                     raise ImageReadError(f"{label} {name}: {w}x{h} pixels is more than the "
                                          f"{max_pixels} allowed")
                 paths[key] = path
+
+            def named(text: str) -> str:  # name the uploads, not the temporary folder
+                return (text.replace(f"{tmp}{os.sep}mr{os.sep}", "MR image ")
+                        .replace(f"{tmp}{os.sep}func{os.sep}", "functional image "))
+
             try:
-                pair = load_pair(paths["mr"], paths["func"],
-                                 None if modality == "auto" else modality)
-            except MsgFusionError as exc:  # name the uploads, not the temporary folder
-                raise type(exc)(str(exc).replace(f"{tmp}{os.sep}mr{os.sep}", "MR image ")
-                                .replace(f"{tmp}{os.sep}func{os.sep}", "functional image ")
-                                ) from None
+                with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", MsgFusionWarning)
+                    pair = load_pair(paths["mr"], paths["func"],
+                                     None if modality == "auto" else modality)
+            except MsgFusionError as exc:
+                raise type(exc)(named(str(exc))) from None
+            notes = [named(str(w.message)) for w in caught
+                     if issubclass(w.category, MsgFusionWarning)]
         job = FusionJob(names={}, images={"mr": encode_png(pair.mr),
                                           "func": encode_png(pair.func)})
         results = []
@@ -227,6 +237,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
             r["download"] = f"{base}/{r['key']}.png?download=1"
         return JSONResponse({
             "modality": pair.modality, "color": color, "size": list(pair.shape),
+            "warnings": notes,
             "sources": [{"label": "MR", "url": f"{base}/mr.png"},
                         {"label": pair.modality, "url": f"{base}/func.png"}],
             "results": results,

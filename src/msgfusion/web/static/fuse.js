@@ -83,6 +83,9 @@ function showMessage(text) {
 }
 
 function render(data) {
+  const notes = document.getElementById("notes");
+  notes.textContent = data.warnings.join(" ");
+  notes.hidden = data.warnings.length === 0;
   viewports = [];
   Object.assign(view, { scale: 1, x: 0, y: 0 });
   const panels = document.getElementById("panels");
@@ -138,6 +141,7 @@ document.addEventListener("DOMContentLoaded", () => {
       try { data = await resp.json(); } catch { data = { error: `the server answered ${resp.status}` }; }
       if (!resp.ok || data.error) {
         showMessage(data.error || `the server answered ${resp.status}`);
+        document.getElementById("notes").hidden = true;
         document.getElementById("results").hidden = true;
       } else {
         render(data);
