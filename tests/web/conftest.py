@@ -87,10 +87,11 @@ def make_study(data_dir: Path, pairs: Path, name: str = "pilot", cases: int = 4,
     return store, store.create_study(name, pairs, methods, cases=cases, seed=3)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def study_server(tmp_path_factory: pytest.TempPathFactory, pet_pairs: Path
                  ) -> Iterator[tuple[Server, StudyStore, Study]]:
-    """A server over a data folder with a 4-case study of three methods."""
+    """A server over a data folder with a 4-case study of three methods, shared by the tests
+    (each adds raters of its own)."""
     data_dir = tmp_path_factory.mktemp("web")
     store, study = make_study(data_dir, pet_pairs)
     server = Server(data_dir, extra=("--max-upload-mb", "1")).start()
