@@ -47,6 +47,10 @@ class SpaceMismatchError(MsgFusionError):
     of reference); they need registering first."""
 
 
+class StudyError(MsgFusionError):
+    """A reader study is unknown, already exists, or was asked for something it cannot do."""
+
+
 class MsgFusionWarning(UserWarning):
     """Input that is used, but not as given (a colour MR made grey, a colour CT made grey, a
     modality that had to be assumed). The CLI prints it as ``msgfusion: warning: ...``."""
