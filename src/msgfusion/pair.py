@@ -10,9 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from msgfusion.errors import ShapeMismatchError, UnknownModalityError
+from msgfusion.errors import (
+    ImageTypeError,
+    InvalidImageError,
+    ShapeMismatchError,
+    UnknownModalityError,
+)
 from msgfusion.io.color import luminance, v_prime
-from msgfusion.io.images import read_image
+from msgfusion.io.images import minmax_scale, read_image
 
 MODALITIES: tuple[str, ...] = ("CT", "PET", "SPECT")
 
@@ -27,6 +32,47 @@ def check_modality(modality: str) -> str:
     return upper
 
 
+#: How far a float image may stray outside [0, 1] (rounding) before it is refused; it is clipped.
+FLOAT_TOLERANCE = 1e-6
+
+
+def as_image(image: Any, what: str = "image") -> np.ndarray:
+    """An image array as float32 in [0, 1], scaled the way :func:`read_image` scales files.
+
+    - ``bool``: False/True -> 0/1; ``uint8``: divided by 255 (as scikit-image's ``img_as_float``);
+    - any other integer type (uint16, int32, ...): min-max to [0, 1], as the reader does for 16-
+      and 32-bit files, so a file and the array read from it give one result;
+    - floats must already be in [0, 1] and finite.
+
+    Raises :class:`ImageTypeError` (a TypeError) for a non-numeric array and
+    :class:`InvalidImageError` (a ValueError) for an empty one, NaN/infinity or floats outside
+    [0, 1]; ``what`` names the image in the message.
+    """
+    try:
+        arr = np.asarray(image)
+    except Exception as exc:  # ragged lists, objects numpy cannot convert
+        raise ImageTypeError(f"{what}: not an image array ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise ImageTypeError(f"{what}: expected a numeric image array, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise InvalidImageError(f"{what}: is empty (shape {arr.shape})")
+    if arr.dtype.kind == "b":
+        return arr.astype(np.float32)
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / np.float32(255.0)
+    if arr.dtype.kind in "iu":
+        return minmax_scale(arr)
+    if not np.isfinite(arr).all():
+        raise InvalidImageError(f"{what}: {int(np.count_nonzero(~np.isfinite(arr)))} value(s) "
+                                "are NaN or infinite")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -FLOAT_TOLERANCE or hi > 1.0 + FLOAT_TOLERANCE:
+        raise InvalidImageError(
+            f"{what}: float values must lie in [0, 1], got {lo:.4g}..{hi:.4g}; divide by the "
+            "maximum (e.g. 255) or pass integer arrays, which are scaled by their type")
+    return np.clip(arr, 0.0, 1.0).astype(np.float32, copy=False)
+
+
 def check_same_size(pairs: Sequence[FusionPair]) -> None:
     """Raise :class:`ShapeMismatchError` unless a batch holds pairs of one size."""
     shapes = {p.shape for p in pairs}
@@ -39,7 +85,7 @@ def infer_modality(func: np.ndarray) -> str:
     return "PET" if func.ndim == 3 else "CT"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FusionPair:
     """An MR slice and the co-registered functional/structural slice of the same brain.
 
@@ -62,9 +108,9 @@ class FusionPair:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modality", check_modality(self.modality))
-        mr = np.asarray(self.mr, dtype=np.float32)
-        func = np.asarray(self.func, dtype=np.float32)
         label = f"{self.name}: " if self.name else ""
+        mr = as_image(self.mr, f"{label}MR image")
+        func = as_image(self.func, f"{label}{self.modality} image")
         if mr.ndim == 3 and mr.shape[2] == 3:
             mr = luminance(mr)
         if mr.ndim != 2:
@@ -81,6 +127,12 @@ class FusionPair:
             )
         object.__setattr__(self, "mr", mr)
         object.__setattr__(self, "func", func)
+
+    def __repr__(self) -> str:
+        kind = "RGB" if self.is_color else "grey"
+        name = f"{self.name!r}, " if self.name else ""
+        return (f"FusionPair({name}{self.modality}, {self.shape[0]}x{self.shape[1]}, "
+                f"{self.modality} {kind})")
 
     @property
     def shape(self) -> tuple[int, int]:
