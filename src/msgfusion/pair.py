@@ -128,11 +128,15 @@ class FusionPair:
         object.__setattr__(self, "mr", mr)
         object.__setattr__(self, "func", func)
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # the arrays themselves would fill a screen
         kind = "RGB" if self.is_color else "grey"
-        name = f"{self.name!r}, " if self.name else ""
-        return (f"FusionPair({name}{self.modality}, {self.shape[0]}x{self.shape[1]}, "
-                f"{self.modality} {kind})")
+        return (f"FusionPair(name={self.name!r}, modality={self.modality!r}, "
+                f"shape={self.shape[0]}x{self.shape[1]}, func={kind})")
+
+    @property
+    def label(self) -> str:
+        """What names the pair in messages: its MR file when read from files, else its name."""
+        return str(self.meta.get("mr_path") or self.name or "pair")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -178,4 +182,5 @@ def load_pair(
             "to the same size"
         )
     stem = name if name is not None else os.path.splitext(os.path.basename(mr_path))[0]
-    return FusionPair(mr=mr, func=func, modality=modality, name=stem)
+    return FusionPair(mr=mr, func=func, modality=modality, name=stem,
+                      meta={"mr_path": str(mr_path), "func_path": str(func_path)})

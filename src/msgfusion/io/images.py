@@ -157,8 +157,8 @@ def _check_png_chunks(f: BinaryIO, path: Path) -> None:
         data = f.read(length)
         (crc,) = struct.unpack(">I", f.read(4))
         if zlib.crc32(data, zlib.crc32(kind)) != crc:
-            raise ImageReadError(f"{path}: corrupt PNG (bad CRC in a {kind.decode('latin-1')} "
-                                 "chunk)")
+            raise ImageReadError(f"{path}: corrupt PNG (bad CRC in chunk "
+                                 f"{kind.decode('latin-1')})")
         if kind == b"IEND":
             return
 
@@ -195,8 +195,11 @@ def _open_image(path: Path) -> Iterator[tuple[Image.Image, Callable[[], list[str
         warnings.simplefilter("ignore")  # "Corrupt EXIF data", DecompressionBombWarning, ...
         try:
             img = Image.open(f)
-        except Image.DecompressionBombError as exc:
-            raise ImageTooLargeError(f"{path}: refused, {exc}") from None
+        except Image.DecompressionBombError:
+            raise ImageTooLargeError(
+                f"{path}: image header claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, "
+                "refused as a possible decompression bomb (raise the limit with --max-pixels if "
+                "the file is genuine)") from None
         except UnidentifiedImageError:
             raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") \
                 from None

@@ -136,7 +136,7 @@ def fuse_pairs(
     for p in pairs:
         if min(p.shape) < method.min_size:
             raise InvalidImageError(
-                f"{p.name or 'pair'}: {p.shape[0]}x{p.shape[1]} is too small for {method.name}, "
+                f"{p.label}: {p.shape[0]}x{p.shape[1]} is too small for {method.name}, "
                 f"which needs at least {method.min_size}x{method.min_size} pixels")
     out: list[np.ndarray | None] = [None] * len(pairs)
     by_shape: dict[tuple[int, int], list[int]] = {}
@@ -173,5 +173,5 @@ def _call(method: FusionMethod, batch: list[FusionPair]) -> np.ndarray:
     h, w = batch[0].shape
     raise OutOfMemoryError(
         f"{method.name}: not enough memory to fuse {len(batch)} pair(s) of {h}x{w} "
-        f"({batch[0].name or 'pair'}{' ...' if len(batch) > 1 else ''}); use a smaller batch, "
+        f"({batch[0].label}{' ...' if len(batch) > 1 else ''}); use a smaller batch, "
         "a smaller image or a lighter method")
