@@ -175,6 +175,18 @@ def corrupt_file_cases(ws: Workspace, rng: random.Random, n_flips: int) -> Itera
             yield ws.fuse("bit flip", f"{ext} bit {bit}", func=p, culprit=p, detectable=checksummed)
 
 
+def libtiff_cases(ws: Workspace, rng: random.Random, n: int) -> Iterator[Case]:
+    """LZW-compressed TIFFs with 20 bytes of the strip data inverted: libtiff prints its own
+    messages on stderr ("Using code not yet in table"), which must not leak."""
+    data = encode(ws.func_img, "TIFF", compression="tiff_lzw")
+    for k in range(n):
+        damaged = bytearray(data)
+        for _ in range(20):
+            damaged[rng.randrange(8, len(data) - 400)] ^= 0xFF
+        p = ws.write(f"lzw_damaged{k}.tif", bytes(damaged))
+        yield ws.fuse("libtiff message", f"LZW TIFF, 20 bytes inverted #{k}", func=p, culprit=p)
+
+
 def bomb_cases(ws: Workspace) -> Iterator[Case]:
     for w, h in ((100_000, 100_000), (20_000, 20_000), (10_000, 10_000), (70_000, 1)):
         p = ws.write(f"bomb{w}x{h}.png", png_claiming(w, h))
@@ -321,7 +333,8 @@ def all_cases(root: Path, n_flips: int, seed: int = 0) -> list[Case]:
     ws = Workspace(root)
     rng = random.Random(seed)
     gens: list[Callable[[], Iterator[Case]]] = [
-        lambda: corrupt_file_cases(ws, rng, n_flips), lambda: bomb_cases(ws),
+        lambda: corrupt_file_cases(ws, rng, n_flips), lambda: libtiff_cases(ws, rng, n_flips // 4),
+        lambda: bomb_cases(ws),
         lambda: float_tiff_cases(ws), lambda: special_file_cases(ws),
         lambda: tiny_and_constant_cases(ws), lambda: output_cases(ws), lambda: batch_cases(ws)]
     return [case for gen in gens for case in gen()]

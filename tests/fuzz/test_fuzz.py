@@ -21,7 +21,8 @@ FAST = {  # (category, name prefix) of the cases that run in every test run
     ("tiny image", "8x8 nestfuse"), ("tiny image", "2x2 nestfuse"), ("tiny image", "1x7 fusiondn"),
     ("constant image", "all 0 average"), ("output", "parent"), ("output", "exists"),
     ("output", "output is a folder"), ("output", "file system full"),
-    ("output", "4 concurrent"), ("output", "permission"), ("batch", ""),
+    ("output", "4 concurrent"), ("output", "permission"), ("output", "read-only"), ("batch", ""),
+    ("libtiff message", ""),
 }
 
 

@@ -153,7 +153,8 @@ def _check_png_chunks(f: BinaryIO, path: Path) -> None:
             raise ImageReadError(f"{path}: truncated PNG (no IEND chunk)")
         length, kind = struct.unpack(">I4s", head)
         if length > size - f.tell() - 4:
-            raise ImageReadError(f"{path}: truncated PNG ({kind!r} chunk runs past the end)")
+            raise ImageReadError(f"{path}: truncated PNG (chunk {kind.decode('latin-1')} runs "
+                                 "past the end)")
         data = f.read(length)
         (crc,) = struct.unpack(">I", f.read(4))
         if zlib.crc32(data, zlib.crc32(kind)) != crc:
@@ -232,7 +233,7 @@ def _open_image(path: Path) -> Iterator[tuple[Image.Image, Callable[[], list[str
 
 def _one_line(exc: BaseException, messages: Callable[[], list[str]]) -> str:
     """The exception and the first library message, as one line."""
-    text = " ".join([str(exc) or type(exc).__name__, *messages()[:1]])
+    text = "; ".join([str(exc) or type(exc).__name__, *messages()[:1]])
     return " ".join(text.split())
 
 
