@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import platform
 import subprocess
@@ -15,8 +16,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from msgfusion.bench.peers import parse_peers, rank_among
-from msgfusion.bench.runner import BenchResult, records_array, summary_lines
+from msgfusion.bench.runner import INPUT, BenchResult, records_array, summary_lines
 from msgfusion.data.datasets import find_pair_folders
+from msgfusion.io.files import atomic_write, write_text
 from msgfusion.io.images import read_image
 from msgfusion.metrics import METRICS, PAPER_METRICS
 
@@ -122,28 +124,36 @@ def write_tables(result: BenchResult, out: Path) -> dict[str, Path]:
     for group in result.groups:
         cols, stats = group_stats(result, group)
         md = out / "tables" / f"{group}.md"
-        md.write_text(markdown_table(stats, cols) + "\n", encoding="utf-8")
-        (out / "tables" / f"{group}.tex").write_text(
-            latex_table(stats, cols, f"{group}: mean and standard deviation over the test pairs"),
-            encoding="utf-8")
-        with open(out / "tables" / f"{group}.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["method"] + [f"{c.label} {k}" for c in cols for k in ("mean", "std")])
-            for method, s in stats.items():
-                w.writerow([method] + [f"{s[c.label][i]:.6g}" if c.label in s else ""
-                                       for c in cols for i in (0, 1)])
-            w.writerow(["best"] + [x for c in cols for x in ((best_two(stats, c) or [""])[0], "")])
+        write_text(md, markdown_table(stats, cols) + "\n", overwrite=True)
+        write_text(out / "tables" / f"{group}.tex", latex_table(
+            stats, cols, f"{group}: mean and standard deviation over the test pairs"),
+            overwrite=True)
+        rows = [["method"] + [f"{c.label} {k}" for c in cols for k in ("mean", "std")]]
+        rows += [[method] + [f"{s[c.label][i]:.6g}" if c.label in s else ""
+                             for c in cols for i in (0, 1)] for method, s in stats.items()]
+        rows.append(["best"] + [x for c in cols for x in ((best_two(stats, c) or [""])[0], "")])
+        write_text(out / "tables" / f"{group}.csv", _csv(rows), overwrite=True)
         written[group] = md
     return written
 
 
+def _csv(rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()
+
+
+def _save_figure(fig: object, path: Path) -> None:
+    """Save a matplotlib figure as PNG atomically (:func:`msgfusion.io.files.atomic_write`)."""
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110),  # type: ignore[attr-defined]
+                 overwrite=True)
+
+
 def write_per_image_csv(result: BenchResult, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["method", "pair", "image"] + result.metrics)
-        for r in result.records:
-            w.writerow([r["method"], r["group"], r["image"]] + [f"{r[m]:.8g}" for m in result.metrics])
+    rows = [["method", "pair", "image"] + result.metrics]
+    rows += [[r["method"], r["group"], r["image"]] + [f"{r[m]:.8g}" for m in result.metrics]
+             for r in result.records]
+    write_text(path, _csv(rows), overwrite=True)
 
 
 def ranking(result: BenchResult) -> dict[str, dict[str, int]]:
@@ -182,8 +192,7 @@ def write_chart(result: BenchResult, group: str, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="lower left", bbox_to_anchor=(1.01, 0))
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
 
 
@@ -224,21 +233,24 @@ def write_figure_grid(result: BenchResult, group: str, pair, path: Path) -> None
             ax.set_axis_off()
     fig.suptitle(f"{group} {pair.name} (bottom row: zoom of the yellow box)", fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
 
 
 def figure_pairs(result: BenchResult) -> list[tuple[str, object]]:
-    """(group, pair) for the figure grids: the configured names, else the first pair per group."""
+    """(group, pair) for the figure grids: the configured names, else the first readable pair
+    per group (pairs that could not be read are failures of the run, never drawn)."""
     chosen = []
     wanted = set(result.config.figure_pairs)
-    for folder in find_pair_folders(result.config.data, split=result.config.split):
+    unreadable = {f.pair for f in result.failures if f.method == INPUT}
+    for folder in find_pair_folders(result.config.data, split=result.config.split,
+                                    check_sizes=False):
         group = f"{folder.modality}-MRI"
         if group not in result.groups:
             continue
         stems = [f.stem for f in folder.files]
-        picks = [i for i, s in enumerate(stems) if s in wanted] if wanted else [0]
+        readable = [i for i, s in enumerate(stems) if f"{group}/{s}" not in unreadable]
+        picks = [i for i in readable if stems[i] in wanted] if wanted else readable[:1]
         chosen += [(group, folder[i]) for i in picks]
     return chosen
 
@@ -300,10 +312,10 @@ def write_report(result: BenchResult, command: str, peers_path: Path | None = No
     out = result.config.out_dir
     write_per_image_csv(result, out / "per_image.csv")
     tables = write_tables(result, out)
-    (out / "config.json").write_text(json.dumps(result.config.to_dict(), indent=2))
+    write_text(out / "config.json", json.dumps(result.config.to_dict(), indent=2), overwrite=True)
     vers = versions()
-    (out / "versions.json").write_text(json.dumps(vers, indent=2))
-    (out / "summary.txt").write_text("\n".join(summary_lines(result)) + "\n")
+    write_text(out / "versions.json", json.dumps(vers, indent=2), overwrite=True)
+    write_text(out / "summary.txt", "\n".join(summary_lines(result)) + "\n", overwrite=True)
     doc_dir = publish if publish is not None else out
     fig_dir = doc_dir / "figures"
     rel = lambda p: p.relative_to(doc_dir).as_posix()  # noqa: E731
@@ -358,6 +370,5 @@ def write_report(result: BenchResult, command: str, peers_path: Path | None = No
         write_figure_grid(result, group, pair, path)
         md += [f"![{group} {pair.name}]({rel(path)})", ""]
     path = doc_dir / "results.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(md), encoding="utf-8")
+    write_text(path, "\n".join(md), overwrite=True)
     return path
