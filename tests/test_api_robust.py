@@ -23,7 +23,8 @@ from msgfusion.errors import ImageTypeError, InvalidImageError, MsgFusionError
 from msgfusion.methods.registry import fuse_pairs, get_method, list_methods
 from msgfusion.pair import FusionPair
 
-REPO = Path(__file__).resolve().parents[1]
+#: the source tree of the msgfusion under test (subprocesses run the same code)
+SRC = Path(msgfusion.__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ def test_out_of_memory_is_one_line_and_writes_nothing(tmp_path, aanlib_dir):
         [sys.executable, "-m", "msgfusion", "fuse", "--mr", str(tmp_path / "mr.png"), "--func",
          str(tmp_path / "pet.png"), "-o", str(tmp_path / "out.png")], preexec_fn=limit,
         capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+        env={**os.environ, "PYTHONPATH": str(SRC)})
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "not enough memory to fuse 1 pair(s) of 4096x4096" \
         in proc.stderr

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import msgfusion
+
 from msgfusion.cli import build_parser, main
 from msgfusion.io.images import read_image
 
-REPO = Path(__file__).resolve().parents[1]
-NAMES = ["25015.png", "25016.png", "25017.png", "25018.png", "25019.png", "25020.png"]
+#: the source tree of the msgfusion under test (subprocesses run the same code)
+SRC = Path(msgfusion.__file__).resolve().parents[1]
 
 
 def run(capsys, *argv):
@@ -162,7 +164,7 @@ def test_comma_lists_version_and_quiet():
     assert not parser.parse_args(["methods"]).quiet
     assert parser.parse_args(["--max-pixels", "99", "methods"]).max_pixels == 99
     proc = subprocess.run([sys.executable, "-m", "msgfusion", "--version"], capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+                          text=True, env={**os.environ, "PYTHONPATH": str(SRC)})
     assert proc.returncode == 0 and proc.stdout.strip() == "msgfusion 0.1.0"
 
 
@@ -173,3 +175,25 @@ def test_max_pixels_option_and_quiet_fuse(capsys, tmp_path, aanlib_dir):
     one_line_error(code, err, "16009.png", "above the limit of 1,000", "--max-pixels")
     code, _, err = run(capsys, "-q", *argv, "-o", tmp_path / "a.png")
     assert code == 0 and err == "" and read_image(tmp_path / "a.png").shape == (256, 256)
+
+
+def test_evaluate_table_on_a_full_file_system_leaves_nothing(pairs, tmp_path):
+    """A real write failure: the file-size limit makes the table write fail (EFBIG), as a full
+    disk would (ENOSPC); it used to leave a 0-byte table."""
+    import resource
+    import signal
+
+    fused = tmp_path / "fused"
+    assert main(["-q", "fuse-dir", str(pairs), "-o", str(fused), "--method", "average"]) == 0
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+
+    table = tmp_path / "tables" / "t.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "msgfusion", "evaluate", "--pairs", str(pairs), "--fused",
+         str(fused), "--metrics", "EN", "-o", str(table)], preexec_fn=limit, capture_output=True,
+        text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(SRC)})
+    one_line_error(proc.returncode, proc.stderr, "t.csv", "cannot write")
+    assert list(table.parent.iterdir()) == []

@@ -38,7 +38,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import msgfusion
+
 REPO = Path(__file__).resolve().parents[2]
+#: the source tree of the msgfusion under test (subprocesses run the same code)
+SRC = Path(msgfusion.__file__).resolve().parents[1]
 AANLIB = REPO.parent / "shared" / "data" / "aanlib"
 SOURCE_PAIRS = (("PET-MRI", "PET", "25015"), ("CT-MRI", "CT", "16009"), ("SPECT-MRI", "SPECT", "15009"))
 TIMEOUT_S = 60
@@ -414,7 +418,7 @@ def _preexec(case: Case) -> Callable[[], None]:
 
 def run_subprocess(case: Case, timeout: int = TIMEOUT_S) -> list[tuple[int | str, str, str]]:
     """``python -m msgfusion`` for the case (``parallel`` copies at once)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
     procs = [subprocess.Popen([*case.prefix, sys.executable, "-m", "msgfusion", *case.argv],
                               env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -468,7 +472,9 @@ def judge(case: Case, results: list[tuple[int | str, str, str]], before: dict[Pa
     for code, _, err in results:
         if code == "hang":
             return Outcome(case, "hang", f"no exit within {TIMEOUT_S} s")
-        if not isinstance(code, int) or code not in (0, 2) or "Traceback" in err:
+        if not isinstance(code, int):  # "crash: <exception>" from run_in_process
+            return Outcome(case, "crash", code[:200])
+        if code not in (0, 2) or "Traceback" in err:
             tail = (err.strip().splitlines() or [str(code)])[-1]
             return Outcome(case, "crash", f"exit {code}: {tail[:200]}")
     if case.parallel > 1:

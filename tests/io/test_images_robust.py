@@ -140,18 +140,40 @@ def test_libtiff_messages_do_not_leak_to_stderr(tmp_path, aanlib_dir, capfd):
     assert capfd.readouterr().err == ""  # libtiff printed "...: Using code not yet in table."
 
 
-def test_write_errors_are_one_clear_error_and_leave_nothing(tmp_path):
+def test_parent_path_being_a_file_is_one_clear_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputWriteError, match="file is a file, not a folder"):
         write_image(tmp_path / "file" / "out.png", np.zeros((4, 4)))
-
-    def failing(f):
-        f.write(b"partial")
-        raise OSError(28, "No space left on device")
-
-    with pytest.raises(OutputWriteError, match="out.csv: cannot write .No space left"):
-        atomic_write(tmp_path / "out.csv", failing)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_write_that_fails_midway_leaves_nothing(tmp_path):
+    """A real failure in the middle of writing: Pillow cannot encode a 2-channel image as PNG."""
+    with pytest.raises(OSError, match="out.png"):
+        atomic_write(tmp_path / "out.png",
+                     lambda f: (f.write(b"partial"), Image.new("LA", (4, 4)).save(f, "JPEG")))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_warnings_about_corrupt_tiff_metadata_do_not_leak(tmp_path, aanlib_dir):
+    from PIL import TiffImagePlugin
+
+    buf = io.BytesIO()
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[270] = "d" * 100  # ImageDescription, stored out of line
+    Image.open(aanlib_dir / "CT-MRI/test/MRI/16009.png").save(buf, format="TIFF", tiffinfo=info)
+    data = bytearray(buf.getvalue())
+    ifd = struct.unpack("<I", data[4:8])[0]
+    for k in range(struct.unpack("<H", data[ifd:ifd + 2])[0]):
+        entry = ifd + 2 + 12 * k
+        if struct.unpack("<H", data[entry:entry + 2])[0] == 270:  # point it past the end
+            data[entry + 8:entry + 12] = struct.pack("<I", len(data) - 20)
+    (tmp_path / "meta.tif").write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageReadError, match="meta.tif"):
+            read_image(tmp_path / "meta.tif")
+    assert caught == []  # Pillow's "Truncated File Read" warning used to print two lines
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
