@@ -108,7 +108,10 @@ def fuse_folder(
     """
     if overwrite and skip_existing:
         raise ValueError("overwrite and skip_existing exclude each other")
-    folder = pairs_dir if isinstance(pairs_dir, PairFolder) else PairFolder(pairs_dir, False)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    folder = (pairs_dir if isinstance(pairs_dir, PairFolder)
+              else PairFolder(pairs_dir, check_sizes=False))
     method = get_method(method) if isinstance(method, str) else method
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -143,14 +146,13 @@ def fuse_folder(
             todo.append((i, check_writable(out, overwrite)))
     if existing and not keep_going:
         raise OutputExistsError(f"{out_dir}: {len(existing)} output(s) already exist: "
-                                f"{name_list([p.name for p in existing], 3)}; --skip-existing "
-                                "keeps them and fuses the rest")
+                                f"{name_list([p.name for p in existing], 3)}")
 
     def written_note(exc: MsgFusionError) -> MsgFusionError:
         if not result.written:
             return exc
-        return type(exc)(f"{exc}; {len(result.written)} image(s) were written before, rerun "
-                         "with --skip-existing to resume")
+        return type(exc)(f"{exc}; {len(result.written)} image(s) were written before it "
+                         "(skip existing outputs to resume)")
 
     desc = f"{folder.modality}-MRI {method.name}"
     with ThreadPoolExecutor(max_workers=2) as pool, \

@@ -65,7 +65,8 @@ def test_bomb_is_refused_from_its_header_without_warnings(tmp_path, w, h):
 def test_max_pixels_is_documented_and_can_be_raised(tmp_path, aanlib_dir, limit):
     mr = aanlib_dir / "CT-MRI/test/MRI/16009.png"
     set_max_pixels(256 * 255)
-    with pytest.raises(ImageTooLargeError, match="65,536 pixels, above the limit of 65,280.*--max-pixels"):
+    with pytest.raises(ImageTooLargeError,
+                       match="65,536 pixels, above the limit of 65,280.*--max-pixels"):
         read_image(mr)
     set_max_pixels(256 * 256)
     assert read_image(mr).shape == (256, 256)

@@ -31,9 +31,10 @@ class NameList(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: object, option_string: str | None = None) -> None:
-        names = [n.strip() for v in values for n in str(v).split(",")]  # type: ignore[attr-defined]
+        given = [str(v) for v in values]  # type: ignore[attr-defined]
+        names = [n.strip() for v in given for n in v.split(",")]
         if not all(names):
-            parser.error(f"{option_string}: empty name in {' '.join(values)!r}")  # type: ignore[arg-type]
+            parser.error(f"{option_string}: empty name in {' '.join(given)!r}")
         setattr(namespace, self.dest, names)
 
 

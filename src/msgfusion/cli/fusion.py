@@ -14,7 +14,7 @@ from msgfusion.cli.common import (
     positive_int,
 )
 from msgfusion.data.datasets import PairFolder, sample_folders
-from msgfusion.errors import MsgFusionError
+from msgfusion.errors import MsgFusionError, OutputExistsError
 from msgfusion.io.color import restore_color
 from msgfusion.io.figures import side_by_side
 from msgfusion.io.images import check_writable, write_image
@@ -45,10 +45,14 @@ def cmd_fuse_dir(args: argparse.Namespace) -> int:
     if args.overwrite and args.skip_existing:
         raise MsgFusionError("--overwrite and --skip-existing exclude each other")
     folder = PairFolder(args.pairs_dir, check_sizes=False)
-    result = fuse_folder(folder, args.output, method_from_args(args), args.color,
-                         overwrite=args.overwrite, skip_existing=args.skip_existing,
-                         keep_going=args.keep_going, batch_size=args.batch_size,
-                         on_failure=report, progress=not args.quiet)
+    try:
+        result = fuse_folder(folder, args.output, method_from_args(args), args.color,
+                             overwrite=args.overwrite, skip_existing=args.skip_existing,
+                             keep_going=args.keep_going, batch_size=args.batch_size,
+                             on_failure=report, progress=not args.quiet)
+    except OutputExistsError as exc:
+        raise OutputExistsError(f"{exc}; --skip-existing keeps them and fuses the rest") \
+            from None
     skipped = f", kept {len(result.skipped)} that existed" if result.skipped else ""
     failed = f", {len(result.failed)} pair(s) failed" if result.failed else ""
     print(f"wrote {len(result.written)} fused {folder.modality}-MRI images to {args.output}"
@@ -101,7 +105,8 @@ def add_commands(command: CommandAdder) -> None:
     p = command("fuse-dir", cmd_fuse_dir, "fuse every pair of a folder of pairs")
     p.add_argument("pairs_dir", metavar="PAIRS_DIR",
                    help="folder with MRI/ beside one of CT/, PET/, SPECT/ (the folder name is the "
-                        "modality); partners share a file name, e.g. one split of the atlas data")
+                        "modality); partners share a file name without extension, e.g. one split "
+                        "of the atlas data")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
                    help="folder for the fused images, written under the pairs' file names")
     p.add_argument("--batch-size", type=positive_int, default=16,

@@ -78,11 +78,6 @@ def set_max_pixels(limit: int) -> None:
         Image.MAX_IMAGE_PIXELS = limit
 
 
-def max_pixels() -> int:
-    """The current pixel limit (see :func:`set_max_pixels`)."""
-    return _max_pixels
-
-
 def minmax_scale(x: np.ndarray) -> np.ndarray:
     """Scale to [0, 1] by the array's own range (all zeros when constant), as float32."""
     x = x.astype(np.float64)
@@ -268,11 +263,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                                      f"({_one_line(exc, messages)})") from None
     except MemoryError:
         raise ImageReadError(f"{path}: not enough memory to read this image") from None
-
-
-def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(height, width) of an image file, read from its header (with :func:`check_image`)."""
-    return check_image(path)
 
 
 def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:

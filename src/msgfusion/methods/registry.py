@@ -4,8 +4,9 @@ A method is a :class:`FusionMethod` subclass with a ``name``, a one-line ``descr
 ``reference`` (the paper it implements), the smallest image side it can fuse (``min_size``) and
 ``fuse(pairs) -> N x H x W`` float32 intensities in [0, 1] for a batch of same-size
 :class:`FusionPair`. :func:`fuse_pairs` is the one place methods are called: it refuses pairs
-below a method's ``min_size`` and turns running out of memory into one clear error. Methods fuse intensity only; colour is
-restored afterwards by :func:`msgfusion.io.color.restore_color`, the same for every method.
+below a method's ``min_size`` and turns running out of memory into one clear error. Methods
+fuse intensity only; colour is restored afterwards by :func:`msgfusion.io.color.restore_color`,
+the same for every method.
 
 Methods register themselves with :func:`register`; the modules that hold the built-in methods
 are imported on first use of the registry, so ``import msgfusion`` stays fast.
@@ -164,7 +165,7 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 
 def _call(method: FusionMethod, batch: list[FusionPair]) -> np.ndarray:
-    """``method.fuse(batch)`` as float32, with running out of memory as :class:`OutOfMemoryError`."""
+    """``method.fuse(batch)`` as float32; running out of memory is :class:`OutOfMemoryError`."""
     try:
         return np.asarray(method.fuse(batch), dtype=np.float32)
     except Exception as exc:
