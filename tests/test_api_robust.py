@@ -132,7 +132,7 @@ def test_out_of_memory_is_one_line_and_writes_nothing(tmp_path, aanlib_dir):
 def _image(h: int, w: int) -> st.SearchStrategy[np.ndarray]:
     """Any dtype, grey or RGB, of size h x w (sometimes another size); floats either anything
     (NaN, inf, huge) or within [0, 1]."""
-    shape = st.sampled_from([(h, w), (h, w, 3), (h + 1, w)])
+    shape = st.sampled_from([(h, w), (h, w, 3), (h + 1, w), (h, w, 4), (h, w, 1), (h,)])
     anything = st.sampled_from([np.uint8, np.uint16, np.int32, np.bool_, np.float32,
                                 np.float64]).flatmap(lambda dt: hnp.arrays(dt, shape))
     unit = hnp.arrays(np.float64, shape, elements=st.floats(0, 1))
@@ -145,6 +145,7 @@ def _pairs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     return draw(_image(h, w)), draw(_image(h, w))
 
 
+@pytest.mark.filterwarnings("ignore::msgfusion.errors.MsgFusionWarning")
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pair=_pairs(), method=st.sampled_from(["average", "max", "msgfusion", "lp", "nestfuse"]))
 def test_any_array_gives_an_image_in_unit_range_or_a_msgfusion_error(pair, method):

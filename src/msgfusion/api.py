@@ -18,31 +18,47 @@ from msgfusion.errors import (
     MsgFusionError,
     OutputExistsError,
     OutputWriteError,
+    ShapeMismatchError,
 )
-from msgfusion.io.color import restore_color
+from msgfusion.io.color import DEFAULT_COLOR_MODE, restore_color
 from msgfusion.io.images import check_writable, write_image
 from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, fuse_pairs, get_method
-from msgfusion.pair import FusionPair, as_image, check_modality, infer_modality, load_pair
+from msgfusion.pair import (
+    FusionPair,
+    as_image,
+    check_modality,
+    infer_modality,
+    load_pair,
+    prepare_images,
+)
 from msgfusion.progress import progress_bar
 
 ImageLike = np.ndarray | str | os.PathLike
 
 
-def make_pair(mr: ImageLike, func: ImageLike, modality: str | None = None) -> FusionPair:
+def make_pair(mr: ImageLike, func: ImageLike, modality: str | None = None,
+              cmap: str | None = None) -> FusionPair:
     """A :class:`FusionPair` from two arrays or two file paths.
 
     Arrays are scaled as :func:`msgfusion.pair.as_image` says (uint8 by 255, bool to {0, 1},
     16-bit as the file reader does; floats must be in [0, 1]); bad values raise a
-    :class:`~msgfusion.errors.MsgFusionError` subclass naming the image.
+    :class:`~msgfusion.errors.MsgFusionError` subclass naming the image. The modality is
+    inferred when not given (:func:`msgfusion.pair.infer_modality`: grey is CT, colour PET or
+    SPECT by its colour scale); a scalar PET/SPECT is rendered with ``cmap`` (default: the
+    atlas's scale of that modality), as :func:`msgfusion.pair.prepare_images` says.
     """
     paths = (str, os.PathLike)
     if isinstance(mr, paths) and isinstance(func, paths):
-        return load_pair(mr, func, modality)
+        return load_pair(mr, func, modality, cmap=cmap)
     if not isinstance(mr, np.ndarray) or not isinstance(func, np.ndarray):
         raise ImageTypeError("give both images as numpy arrays or both as file paths, got "
                              f"{type(mr).__name__} and {type(func).__name__}")
     mr, func = as_image(mr, "MR image"), as_image(func, "functional image")
+    for image, what in ((mr, "MR image"), (func, "functional image")):
+        if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+            raise ShapeMismatchError(f"{what} must be H x W or H x W x 3, got shape {image.shape}")
     modality = check_modality(modality) if modality else infer_modality(func)
+    mr, func = prepare_images(mr, func, modality, cmap)
     return FusionPair(mr=mr, func=func, modality=modality)
 
 
@@ -56,18 +72,21 @@ def fuse(
     mr: ImageLike | FusionPair,
     func: ImageLike | None = None,
     method: str = DEFAULT_METHOD,
-    color: str = "hsv",
+    color: str = DEFAULT_COLOR_MODE,
     modality: str | None = None,
+    cmap: str | None = None,
 ) -> np.ndarray:
     """Fuse an MR image with a CT/PET/SPECT image; returns the fused picture in [0, 1].
 
     ``mr`` and ``func`` are arrays (grey H x W / RGB H x W x 3, float in [0, 1]) or file paths;
     or pass a :class:`FusionPair` as ``mr``. The result is grey for CT and in the functional
-    image's colour scale for PET/SPECT (``color``: hsv, ycbcr, gray or viridis).
+    image's colour scale for PET/SPECT (``color``: ycbcr (default), hsv, gray or viridis; grey
+    wherever the PET/SPECT has no signal). A scalar PET/SPECT (give ``modality``) is first
+    rendered with the colour map ``cmap`` (default: the atlas's own PET or SPECT scale).
 
     >>> fused = fuse("mr.png", "pet.png", method="average")   # doctest: +SKIP
     """
-    pair = mr if isinstance(mr, FusionPair) else make_pair(mr, func, modality)  # type: ignore[arg-type]
+    pair = mr if isinstance(mr, FusionPair) else make_pair(mr, func, modality, cmap)  # type: ignore[arg-type]
     (intensity,) = fuse_intensity([pair], method)
     return restore_color(intensity, pair.func, color)
 
@@ -86,7 +105,7 @@ def fuse_folder(
     pairs_dir: str | os.PathLike | PairFolder,
     out_dir: str | os.PathLike,
     method: str | FusionMethod = DEFAULT_METHOD,
-    color: str = "hsv",
+    color: str = DEFAULT_COLOR_MODE,
     *,
     overwrite: bool = False,
     skip_existing: bool = False,

@@ -10,6 +10,8 @@ Every :class:`Case` is a ``msgfusion`` command line over files in a work folder.
 - exit 0, and the output exists, is readable, finite, in [0, 1] and of the pair's size;
 - exit 2 with exactly one stderr line ``msgfusion: error: ...`` naming the culprit file;
 
+(besides lines ``msgfusion: warning: ...``, which say what was assumed about an input)
+
 and classifies anything else: ``crash`` (a traceback or another exit code), ``hang`` (timeout),
 ``partial`` (a temporary or half-written file left behind, or an output on failure),
 ``clobber`` (a file that existed changed), ``garbage`` (exit 0 on an input whose corruption a
@@ -46,6 +48,10 @@ SRC = Path(msgfusion.__file__).resolve().parents[1]
 AANLIB = REPO.parent / "shared" / "data" / "aanlib"
 SOURCE_PAIR = ("PET-MRI", "PET", "25015")  # the real pair every case is generated from
 TIMEOUT_S = 60
+
+#: Lines that tell the user what msgfusion assumed (colour image given as MR, unknown colour
+#: scale); allowed besides the one error line or a success.
+WARNING = "msgfusion: warning:"
 
 #: Outcomes that are a failure of msgfusion.
 BAD = ("crash", "hang", "partial", "clobber", "garbage")
@@ -483,7 +489,7 @@ def judge(case: Case, results: list[tuple[int | str, str, str]], before: dict[Pa
             return Outcome(case, "clobber", f"{wins} of {case.parallel} writers reported success")
     details = []
     for code, _, err in results:
-        lines = err.strip().splitlines()
+        lines = [line for line in err.strip().splitlines() if not line.startswith(WARNING)]
         if code == 2:
             if len(lines) != 1 or "error" not in lines[0]:
                 return Outcome(case, "crash", f"exit 2 with {len(lines)} stderr lines: "

@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Callable
 
 from msgfusion import __version__
-from msgfusion.errors import MsgFusionError, OutputExistsError
+from msgfusion.errors import MsgFusionError, MsgFusionWarning, OutputExistsError
 
 EXIT_USAGE = 2
 
@@ -74,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """Our warnings as one line ``msgfusion: warning: ...``; others as Python prints them."""
+    if issubclass(category, MsgFusionWarning):
+        print(f"msgfusion: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
@@ -88,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     set_progress(not args.quiet)
     set_max_pixels(args.max_pixels)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", MsgFusionWarning)
+            warnings.showwarning = _show_warning
+            return args.handler(args)
     except MsgFusionError as exc:
         hint = " (use --overwrite to replace it)" if isinstance(exc, OutputExistsError) else ""
         print(f"msgfusion: error: {exc}{hint}", file=sys.stderr)
