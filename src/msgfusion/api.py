@@ -51,7 +51,7 @@ def make_pair(mr: ImageLike, func: ImageLike, modality: str | None = None,
     if isinstance(mr, paths) and isinstance(func, paths):
         return load_pair(mr, func, modality, cmap=cmap)
     if not isinstance(mr, np.ndarray) or not isinstance(func, np.ndarray):
-        raise ImageTypeError("give both images as numpy arrays or both as file paths, got "
+        raise ImageTypeError("give both images as arrays or both as file paths, got "
                              f"{type(mr).__name__} and {type(func).__name__}")
     mr, func = as_image(mr, "MR image"), as_image(func, "functional image")
     for image, what in ((mr, "MR image"), (func, "functional image")):

@@ -17,11 +17,12 @@ FAST = {  # (category, name prefix) of the cases that run in every test run
     ("truncation", "png cut at 30%"), ("truncation", "lzw.tif cut at 70%"),
     ("truncation", "jpg cut at 0%"), ("bit flip", "png bit"), ("bomb", "PNG header 100000x100000"),
     ("bomb", "PNG header 20000x20000"), ("float TIFF", "1 x NaN"), ("float TIFF", "1 x +inf"),
-    ("float TIFF", "two pages"), ("special file", ""), ("tiny image", "1x1 average"),
+    ("float TIFF", "two pages"), ("special file", "FIFO as --mr"), ("special file", "/dev"),
+    ("special file", "a folder"), ("special file", "empty"), ("tiny image", "1x1 average"),
     ("tiny image", "8x8 nestfuse"), ("tiny image", "2x2 nestfuse"), ("tiny image", "1x7 fusiondn"),
     ("constant image", "all 0 average"), ("output", "parent"), ("output", "exists"),
-    ("output", "output is a folder"), ("output", "file system full"),
-    ("output", "4 concurrent"), ("output", "permission"), ("output", "read-only"), ("batch", ""),
+    ("output", "output is a folder"), ("output", "4 concurrent"), ("output", "permission"),
+    ("output", "read-only"), ("batch", ""),
     ("libtiff message", ""),
 }
 
@@ -49,6 +50,7 @@ def _check(outcomes):
 def test_fast_subset_every_input_is_handled(fast_cases):
     cases, root = fast_cases
     assert len(cases) >= 30
+    # a hang is cut after fuzzkit.TIMEOUT_S; the real FIFO subprocess runs in the campaign
     outcomes = [fuzzkit.run_case(c, root) for c in cases]
     _check(outcomes)
     verdicts = {(o.case.category, o.case.name): o.verdict for o in outcomes}
