@@ -124,8 +124,8 @@ def test_out_of_memory_is_one_line_and_writes_nothing(tmp_path, aanlib_dir):
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYTHONPATH": str(SRC)})
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.count("\n") == 1 and "not enough memory to fuse 1 pair(s) of 4096x4096" \
-        in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "mr.png: not enough memory to fuse 1 pair(s) of " \
+        "4096x4096 with msgfusion" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mr.png", "pet.png"]
 
 

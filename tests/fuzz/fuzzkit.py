@@ -483,10 +483,6 @@ def judge(case: Case, results: list[tuple[int | str, str, str]], before: dict[Pa
         if code not in (0, 2) or "Traceback" in err:
             tail = (err.strip().splitlines() or [str(code)])[-1]
             return Outcome(case, "crash", f"exit {code}: {tail[:200]}")
-    if case.parallel > 1:
-        wins = codes.count(0)
-        if wins != 1:
-            return Outcome(case, "clobber", f"{wins} of {case.parallel} writers reported success")
     details = []
     for code, _, err in results:
         lines = [line for line in err.strip().splitlines() if not line.startswith(WARNING)]
@@ -500,6 +496,15 @@ def judge(case: Case, results: list[tuple[int | str, str, str]], before: dict[Pa
             details.append(lines[0])
         elif lines and case.category != "batch":
             return Outcome(case, "crash", f"exit 0 but stderr: {' | '.join(lines)[:300]}")
+    if case.parallel > 1:
+        wins = codes.count(0)
+        if wins != 1:
+            return Outcome(case, "clobber", f"{wins} of {case.parallel} writers reported success")
+        wrong = _plausible(case.output) if case.output is not None else ""
+        refused = sum("already exists" in d for d in details)
+        return Outcome(case, "garbage" if wrong else "ok",
+                       wrong or f"1 of {case.parallel} writers won, {refused} refused: "
+                       "already exists")
     if 0 not in codes:
         out = case.output
         if out is not None and not output_existed and out.exists() and out.is_file():
@@ -512,7 +517,7 @@ def judge(case: Case, results: list[tuple[int | str, str, str]], before: dict[Pa
         wrong = _plausible(case.output)
         if wrong:
             return Outcome(case, "garbage", wrong)
-    if case.detectable and case.parallel == 1:
+    if case.detectable:
         return Outcome(case, "garbage", "exit 0 on an input a check can reject")
     if case.category in ("bit flip", "truncation"):
         return Outcome(case, "undetectable", "exit 0: no checksum covers this change")

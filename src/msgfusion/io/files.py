@@ -38,7 +38,7 @@ def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
     path = Path(path)
     try:
         if path.is_dir():
-            raise OutputExistsError(f"{path}: is a folder")
+            raise OutputWriteError(f"{path}: is a folder, not a file")
         if path.exists() and not overwrite:
             raise OutputExistsError(f"{path}: already exists")
         ancestor = path.parent
@@ -49,7 +49,9 @@ def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
     if ancestor.exists() and not ancestor.is_dir():
         raise OutputWriteError(f"{path}: cannot write, {ancestor} is a file, not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise OutputWriteError(f"{path}: cannot write, permission denied on {ancestor}")
+        read_only = bool(os.statvfs(ancestor).f_flag & os.ST_RDONLY)
+        why = "a read-only file system" if read_only else "permission denied"
+        raise OutputWriteError(f"{path}: cannot write, {why} at {ancestor}")
     return path
 
 

@@ -173,6 +173,6 @@ def _call(method: FusionMethod, batch: list[FusionPair]) -> np.ndarray:
             raise
     h, w = batch[0].shape
     raise OutOfMemoryError(
-        f"{method.name}: not enough memory to fuse {len(batch)} pair(s) of {h}x{w} "
-        f"({batch[0].label}{' ...' if len(batch) > 1 else ''}); use a smaller batch, "
-        "a smaller image or a lighter method")
+        f"{batch[0].label}{' ...' if len(batch) > 1 else ''}: not enough memory to fuse "
+        f"{len(batch)} pair(s) of {h}x{w} with {method.name}; use a smaller batch, a smaller "
+        "image or a lighter method")
