@@ -271,7 +271,7 @@ def output_cases(ws: Workspace) -> Iterator[Case]:
                   protected=[existing])
     folder = ws.path("out_folder.png")
     folder.mkdir()
-    yield ws.fuse("output", "output is a folder", output=folder, culprit=folder)
+    yield ws.fuse("output", "output is a folder", output=folder, culprit="is a folder")
     yield ws.fuse("output", "unknown extension", output=ws.out(".xyz"), culprit=".xyz")
     full = ws.out()
     yield ws.fuse("output", "file system full (RLIMIT_FSIZE)", output=full, culprit=str(full),

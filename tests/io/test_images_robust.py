@@ -215,3 +215,9 @@ def test_api_messages_do_not_mention_cli_options(tmp_path):
         write_image(out, np.zeros((4, 4)))
     assert "--overwrite" not in str(info.value)
     assert isinstance(info.value, MsgFusionError)
+
+
+def test_a_folder_as_output_is_a_write_error(tmp_path):
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(OutputWriteError, match="dir.png: is a folder, not a file"):
+        write_image(tmp_path / "dir.png", np.zeros((4, 4)))

@@ -37,15 +37,16 @@ def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
     (unless ``overwrite``), and its nearest existing ancestor is a writable folder."""
     path = Path(path)
     try:
-        if path.is_dir():
-            raise OutputWriteError(f"{path}: is a folder, not a file")
-        if path.exists() and not overwrite:
-            raise OutputExistsError(f"{path}: already exists")
+        is_dir, exists = path.is_dir(), path.exists()
         ancestor = path.parent
         while not ancestor.exists() and ancestor != ancestor.parent:
             ancestor = ancestor.parent
     except OSError as exc:  # e.g. a folder on the way that may not be searched
         raise OutputWriteError(f"{path}: cannot write ({_reason(exc)})") from None
+    if is_dir:
+        raise OutputWriteError(f"{path}: is a folder, not a file")
+    if exists and not overwrite:
+        raise OutputExistsError(f"{path}: already exists")
     if ancestor.exists() and not ancestor.is_dir():
         raise OutputWriteError(f"{path}: cannot write, {ancestor} is a file, not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
