@@ -292,3 +292,16 @@ def test_cli_register_volumes_writes_transform_and_resampled_volume(capsys, tmp_
     moved = sitk.ReadImage(str(tmp_path / "t2_on_t1.nii.gz"))
     assert moved.GetSize() == t1.to_sitk().GetSize()
     assert moved.GetSpacing() == pytest.approx(t1.spacing)
+
+
+def test_cli_fuse_register_volumes(capsys, tmp_path, spm):
+    t1, t2 = spm
+    sitk.WriteImage(t1.to_sitk(), str(tmp_path / "t1.nii.gz"))
+    moved = Volume(t2.data, t2.spacing, tuple(np.add(t2.origin, (12.0, -8.0, 6.0))), t2.direction)
+    sitk.WriteImage(moved.to_sitk(), str(tmp_path / "ct.nii.gz"))
+    code, out, err = _run(capsys, "fuse", "--mr", tmp_path / "t1.nii.gz", "--func",
+                          tmp_path / "ct.nii.gz", "--modality", "CT", "--method", "average",
+                          "--register", "-o", tmp_path / "fused.nii.gz")
+    assert code == 0, err
+    assert "registered" in out and "shift 14" in out  # the 15.6 mm offset, about the T2's own
+    assert sitk.ReadImage(str(tmp_path / "fused.nii.gz")).GetSize() == t1.to_sitk().GetSize()

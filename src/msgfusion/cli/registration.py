@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,72 +23,25 @@ from msgfusion.errors import ImageReadError, MsgFusionWarning, OutputExistsError
 from msgfusion.io.images import READ_EXTENSIONS, check_writable, read_image
 
 if TYPE_CHECKING:
+    import SimpleITK as sitk
+
     from msgfusion.pair import FusionPair
     from msgfusion.register import RegistrationResult, RegistrationSettings
     from msgfusion.volume import Volume
 
 KINDS = ("rigid", "similarity", "affine")
 INITS = ("geometry", "moments", "header")
-VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
-
-
-def _is_volume_path(path: Path) -> bool:
-    return path.is_dir() or path.name.lower().endswith(VOLUME_SUFFIXES)
 
 
 def read_input(path: str | os.PathLike) -> np.ndarray | Volume:
-    """A 2-D image (PNG, JPEG, TIFF, BMP) as an array, or a volume (NIfTI, MetaImage, NRRD
-    file, or a folder of one DICOM series) as a :class:`Volume`."""
-    import SimpleITK as sitk
-
-    from msgfusion.volume import Volume
+    """A 2-D image (PNG, JPEG, TIFF, BMP) as an array, or a volume (NIfTI, MetaImage, NRRD,
+    a DICOM series) as a :class:`Volume` (:func:`msgfusion.io.volumes.read_volume`)."""
+    from msgfusion.io.volumes import is_volume_path, read_volume
 
     path = Path(path)
     if not path.exists():
         raise ImageReadError(f"{path}: file not found")
-    if not _is_volume_path(path):
-        return read_image(path)
-    try:
-        if path.is_dir():
-            reader = sitk.ImageSeriesReader()
-            series = reader.GetGDCMSeriesIDs(str(path))
-            if not series:
-                raise ImageReadError(f"{path}: no DICOM series in this folder")
-            if len(series) > 1:
-                raise ImageReadError(f"{path}: holds {len(series)} DICOM series; give a folder "
-                                     "with one")
-            reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), series[0]))
-            image = reader.Execute()
-        else:
-            image = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        first = next((ln for ln in str(exc).splitlines() if ln.strip()), "unreadable")
-        raise ImageReadError(f"{path}: cannot read volume ({first})") from None
-    if image.GetDimension() != 3:
-        raise ImageReadError(f"{path}: not a 3-D volume ({image.GetDimension()}-D)")
-    return Volume.from_sitk(image, source=str(path))
-
-
-def _check_volume_output(path: Path, overwrite: bool) -> Path:
-    if not path.name.lower().endswith(VOLUME_SUFFIXES[:-2]):
-        raise ImageReadError(f"{path}: write a volume as .nii, .nii.gz, .mha or .mhd")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: already exists (use --overwrite to replace it)")
-    return path
-
-
-def _write_volume(path: Path, volume: Volume) -> None:
-    import SimpleITK as sitk
-
-    suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        sitk.WriteImage(volume.to_sitk(), tmp, useCompression=suffix != ".mhd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return read_volume(path) if is_volume_path(path) else read_image(path)
 
 
 @contextmanager
@@ -167,7 +119,22 @@ def registered_pair(args: argparse.Namespace, output: Path) -> FusionPair:
     return pair
 
 
+def registered_transform(args: argparse.Namespace, mr: Volume, func: Volume,
+                         output: Path) -> sitk.Transform:
+    """``fuse --register`` for volumes: the rigid transform that moves ``func`` onto ``mr``;
+    the QA figure goes beside ``output`` when the registration looks doubtful."""
+    from msgfusion.register import register_volumes
+
+    found: list[str] = []
+    with printed_warnings(found):
+        result = register_volumes(mr, func, settings=settings_from_args(args, two_d=False))
+    report(result, found, None, output, args.overwrite)
+    print(f"registered {args.func} onto {args.mr}: {result.summary}")
+    return result.transform
+
+
 def cmd_register(args: argparse.Namespace) -> int:
+    from msgfusion.io.volumes import check_volume_writable, write_volume
     from msgfusion.register import register_images, register_volumes, resample, write_transform
 
     output = Path(args.output)
@@ -187,7 +154,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         if two_d:
             check_writable(resampled, args.overwrite)
         else:
-            _check_volume_output(resampled, args.overwrite)
+            check_volume_writable(resampled, args.overwrite)
     kind = args.type or ("similarity" if two_d else "rigid")
     settings = settings_from_args(args, two_d)
     found: list[str] = []
@@ -205,7 +172,8 @@ def cmd_register(args: argparse.Namespace) -> int:
 
             write_image(resampled, np.clip(moved, 0.0, 1.0), overwrite=args.overwrite)
         else:
-            _write_volume(resampled, moved)
+            write_volume(resampled, moved, overwrite=args.overwrite, source=mr,
+                         description="registered onto the MR (msgfusion)")
         written.append(str(resampled))
     report(result, found, qa, output, args.overwrite)
     if qa is not None:
