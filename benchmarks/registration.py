@@ -35,6 +35,7 @@ import platform  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from dataclasses import replace  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -195,9 +196,10 @@ def study_2d(pairs: list, n: int, settings: RegistrationSettings, seed: int = 0,
 
 
 def compare_settings(candidates: dict[str, RegistrationSettings], n3d: int, pairs2d: list,
-                     n2d: int, dims: str) -> dict[str, dict]:
-    """TRE of each candidate setting on a subset: 3-D PET and T2, 2-D the given pairs."""
-    out = {}
+                     n2d: int, dims: str, out: dict[str, dict], save: Callable[[], None]
+                     ) -> dict[str, dict]:
+    """TRE of each candidate setting on a subset (3-D PET and T2, 2-D the given pairs), added
+    to ``out`` and saved after each setting."""
     for label, settings in candidates.items():
         if dims == "3d":
             rows = study_3d(n3d, settings, modalities=("PET", "T2"), seed=1)
@@ -208,6 +210,7 @@ def compare_settings(candidates: dict[str, RegistrationSettings], n3d: int, pair
         out[label] = {**stats(tres), "seconds": float(np.median(secs)), "n": len(tres),
                       "fail": int(np.sum(np.asarray(tres) > (5 if dims == "3d" else 3)))}
         print(f"compare {dims} {label}: {out[label]}", flush=True)
+        save()
     return out
 
 
@@ -365,8 +368,10 @@ def write_doc(path: Path, results: dict) -> None:
                   "user's pair.", ""]
     if "compare" in results:
         r = results["compare"]
-        best3 = min(r["3d"], key=lambda k: (r["3d"][k]["fail"], r["3d"][k]["median"]))
-        best2 = min(r["2d"], key=lambda k: (r["2d"][k]["fail"], r["2d"][k]["median"]))
+        best3 = min(r["3d"], key=lambda k: (r["3d"][k]["fail"], r["3d"][k]["median"]),
+                    default="(not run)")
+        best2 = min(r["2d"], key=lambda k: (r["2d"][k]["fail"], r["2d"][k]["median"]),
+                    default="(not run)")
         lines += ["## Settings compared on a subset", "",
                   f"3-D: PET and T2 -> T1, {r['n3d']} transforms each (seed 1). 2-D: "
                   f"{r['pairs2d']} pairs per modality, {r['n2d']} transforms each (seed 1). "
@@ -452,44 +457,48 @@ def main() -> None:
     FIGURES.mkdir(parents=True, exist_ok=True)
     from msgfusion.register.engine import DEFAULTS_2D, DEFAULTS_3D
 
+    command = " ".join(["python benchmarks/registration.py", *sys.argv[1:]])
     for section in filter(None, args.sections.split(",")):
         if section == "3d":  # saved after each modality, so a stopped run keeps its rows
             result = {"n": args.n3d, "rows": {}}
             for modality in MODALITIES_3D:
                 result["rows"].update(study_3d(args.n3d, DEFAULTS_3D, modalities=(modality,)))
-                result["command"] = " ".join(["python benchmarks/registration.py",
-                                              *sys.argv[1:]])
+                result["command"] = command
                 (args.json / "3d.json").write_text(json.dumps(result, default=float, indent=1))
         elif section == "2d":
             result = {"n": args.n2d, "pairs": args.pairs2d,
                       "rows": study_2d(atlas_pairs(args.pairs2d), args.n2d, DEFAULTS_2D)}
-        elif section == "compare":
+        elif section == "compare":  # saved after each setting
             pairs = atlas_pairs(args.compare_pairs)
-            result = {"n3d": args.compare_n, "n2d": args.compare_n, "pairs2d": args.compare_pairs,
-                      "3d": compare_settings({
-                          "regular-step, 32 bins, 10 % samples":
-                              replace(DEFAULTS_3D, histogram_bins=32),
-                          "regular-step, 64 bins": DEFAULTS_3D,
-                          "regular-step, 25 % samples": replace(DEFAULTS_3D, histogram_bins=32,
-                                                               sampling=0.25),
-                          "gradient descent, learning rate estimated each iteration":
-                              replace(DEFAULTS_3D, histogram_bins=32, optimizer="gradient",
-                                      learning_rate=1.0),
-                          "conjugate gradient line search":
-                              replace(DEFAULTS_3D, histogram_bins=32, optimizer="conjugate",
-                                      learning_rate=1.0),
-                      }, args.compare_n, [], 0, "3d"),
-                      "2d": compare_settings({
-                          "regular-step (relax 0.8), 16 bins, 50 % samples": DEFAULTS_2D,
-                          "32 bins, 10 % samples, relax 0.5 (the 3-D setting)":
-                              replace(DEFAULTS_2D, histogram_bins=32, sampling=0.1,
-                                      relaxation=0.5),
-                          "32 bins, 50 % samples": replace(DEFAULTS_2D, histogram_bins=32),
-                          "16 bins, 50 % samples, moments initialisation":
-                              replace(DEFAULTS_2D, init="moments"),
-                          "gradient descent, learning rate estimated each iteration":
-                              replace(DEFAULTS_2D, optimizer="gradient", learning_rate=1.0),
-                      }, 0, pairs, args.compare_n, "2d")}
+            result = {"n3d": args.compare_n, "n2d": args.compare_n,
+                      "pairs2d": args.compare_pairs, "3d": {}, "2d": {}, "command": command}
+
+            def save(section: str = section, result: dict = result) -> None:
+                (args.json / f"{section}.json").write_text(json.dumps(result, default=float,
+                                                                      indent=1))
+
+            compare_settings({
+                "regular-step, 32 bins, 10 % samples": replace(DEFAULTS_3D, histogram_bins=32),
+                "regular-step, 64 bins": DEFAULTS_3D,
+                "regular-step, 25 % samples": replace(DEFAULTS_3D, histogram_bins=32,
+                                                     sampling=0.25),
+                "gradient descent, learning rate estimated each iteration":
+                    replace(DEFAULTS_3D, histogram_bins=32, optimizer="gradient",
+                            learning_rate=1.0),
+                "conjugate gradient line search":
+                    replace(DEFAULTS_3D, histogram_bins=32, optimizer="conjugate",
+                            learning_rate=1.0),
+            }, args.compare_n, [], 0, "3d", result["3d"], save)
+            compare_settings({
+                "regular-step (relax 0.8), 16 bins, 50 % samples": DEFAULTS_2D,
+                "32 bins, 10 % samples, relax 0.5 (the 3-D setting)":
+                    replace(DEFAULTS_2D, histogram_bins=32, sampling=0.1, relaxation=0.5),
+                "32 bins, 50 % samples": replace(DEFAULTS_2D, histogram_bins=32),
+                "16 bins, 50 % samples, moments initialisation":
+                    replace(DEFAULTS_2D, init="moments"),
+                "gradient descent, learning rate estimated each iteration":
+                    replace(DEFAULTS_2D, optimizer="gradient", learning_rate=1.0),
+            }, 0, pairs, args.compare_n, "2d", result["2d"], save)
         elif section == "fusion":
             result = {"pairs": 3 * args.fusion_pairs,
                       "scores": study_fusion(atlas_pairs(args.fusion_pairs))}
@@ -497,7 +506,7 @@ def main() -> None:
             result = study_phantom(FIGURES)
         else:
             parser.error(f"unknown section {section!r}")
-        result["command"] = "python " + " ".join(["benchmarks/registration.py", *sys.argv[1:]])
+        result["command"] = command
         (args.json / f"{section}.json").write_text(json.dumps(result, default=float, indent=1))
     results = {p.stem: json.loads(p.read_text()) for p in sorted(args.json.glob("*.json"))}
     write_doc(args.output, results)
