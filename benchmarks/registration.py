@@ -235,6 +235,23 @@ def study_fusion(pairs: list, seed: int = 2) -> dict[str, dict[str, float]]:
             for label, rows in scores.items()}
 
 
+def study_qa2d(figures: Path, seed: int = 3) -> dict[str, object]:
+    """The QA figure of one atlas pair (the first CT-MRI test pair) moved by a random
+    similarity transform and registered back."""
+    pair = atlas_pairs(1)[0]
+    rng = np.random.default_rng(seed)
+    a = random_similarity(rng, ((pair.func.shape[1] - 1) / 2, (pair.func.shape[0] - 1) / 2))
+    moved = np.clip(resample(pair.func, pair.mr, a), 0, 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MsgFusionWarning)
+        result = register_images(pair.mr, moved)
+    qa = qa_figure(result, figures / "registration_qa_2d.png", overwrite=True,
+                   title=f"atlas {pair.modality}-MRI {pair.name}, moved by a random similarity "
+                         "transform, registered back")
+    return {"summary": result.summary.rsplit("; ", 1)[0], "qa": qa.name, "name": pair.name,
+            "warnings": [str(w.message) for w in caught]}
+
+
 def read_series(folder: Path) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
@@ -366,6 +383,13 @@ def write_doc(path: Path, results: dict) -> None:
                   "More samples and fewer bins helped most (settings table below); a coarse "
                   "grid search did not. The QA figure and its warnings are the safeguard for a "
                   "user's pair.", ""]
+    if "qa2d" in results:
+        r = results["qa2d"]
+        lines += ["### QA figure of a 2-D registration", "",
+                  f"Atlas test pair {r['name']}, moved by a random similarity transform and "
+                  f"registered back: {r['summary']}. Warnings: "
+                  f"{'; '.join(r['warnings']) or 'none'}.", "",
+                  f"![2-D QA](figures/{r['qa']})", ""]
     if "compare" in results:
         r = results["compare"]
         best3 = min(r["3d"], key=lambda k: (r["3d"][k]["fail"], r["3d"][k]["median"]),
@@ -455,8 +479,9 @@ def main() -> None:
                              "of an earlier run's log instead of running them")
     parser.add_argument("--fusion-pairs", type=int, default=8,
                         help="pairs per modality for fusion after registration (8)")
-    parser.add_argument("--sections", default="3d,2d,compare,fusion,phantom",
-                        help="comma-separated sections to run (3d, 2d, compare, fusion, phantom)")
+    parser.add_argument("--sections", default="3d,2d,compare,fusion,phantom,qa2d",
+                        help="comma-separated sections to run (3d, 2d, compare, fusion, "
+                             "phantom, qa2d)")
     parser.add_argument("--json", type=Path, default=REPO / "runs" / "registration",
                         help="folder of per-section results; sections not run are read from it")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "registration.md")
@@ -524,6 +549,8 @@ def main() -> None:
                       "scores": study_fusion(atlas_pairs(args.fusion_pairs))}
         elif section == "phantom":
             result = study_phantom(FIGURES)
+        elif section == "qa2d":
+            result = study_qa2d(FIGURES)
         else:
             parser.error(f"unknown section {section!r}")
         result["command"] = command
