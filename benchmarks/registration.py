@@ -64,6 +64,8 @@ AANLIB = DATA / "aanlib"
 FIGURES = REPO / "docs" / "figures"
 MODALITIES_3D = ("PET", "SPECT", "T2", "PD")
 FUSION_METHOD = "average"
+#: The phantom run: the 3-D settings as first chosen (32 bins), with the orientation search.
+PHANTOM_SETTINGS = RegistrationSettings(search_orientation=True)
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -263,7 +265,7 @@ def study_phantom(figures: Path) -> dict[str, object]:
     slice (no ground truth in this subset: a visual check)."""
     mr = sitk.Cast(read_series(MRIDIR / "mr_t2"), sitk.sitkFloat32)
     ct = sitk.Cast(read_series(MRIDIR / "ct"), sitk.sitkFloat32)
-    settings = replace(RegistrationSettings(), search_orientation=True)
+    settings = PHANTOM_SETTINGS
     start = time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MsgFusionWarning)
@@ -422,8 +424,11 @@ def write_doc(path: Path, results: dict) -> None:
                   "samples rows use 32 bins, the setting they were compared at. On the 2-D atlas slices the 3-D setting (32 bins, 10 % of the pixels) "
                   "was trapped in local optima far from the reference (TRE of several pixels); "
                   "fewer bins (16) and more samples (50 %, a slice has only 65 536 pixels) with "
-                  "gentler step relaxation (0.8) were the best of the settings tried, and are the "
-                  "2-D default. A coarse exhaustive grid search over scale, angle and shift "
+                  "gentler step relaxation (0.8) were the best of the settings tried in "
+                  "development, and are the 2-D default. Moments initialisation is the one "
+                  "alternative here that may do better (fewer failures, higher median in the "
+                  "small 2-D table); it was measured too late to become the default and is "
+                  "available as --init moments. A coarse exhaustive grid search over scale, angle and shift "
                   "before the descent, and a fourth, coarser level, were tried in development "
                   "(9 pairs, 2 transforms each) and did not remove the large failures (95th "
                   "percentile still above 10 px), so neither was kept. The tables above "
@@ -455,6 +460,7 @@ def write_doc(path: Path, results: dict) -> None:
                   "each refined at the coarsest level, the best kept). "
                   "**No ground truth in this subset: this is a visual check only** (the gold "
                   "markers and the bone edge in the QA figure).", "",
+                  f"Settings: `{PHANTOM_SETTINGS}`.", "",
                   f"Result: {r['summary'].rsplit('; ', 1)[0]}; {r['seconds']:.1f} CPU s.",
                   f"Warnings: {'; '.join(r['warnings']) or 'none'}.", "",
                   f"![phantom QA](figures/{r['qa']})", "",
