@@ -40,3 +40,7 @@ class UnknownMetricError(MsgFusionError, ValueError):
 class WeightsError(MsgFusionError):
     """A weights file is missing, unreadable, not a MsgFusion weights file, or has no network
     for the pairs' modality."""
+
+
+class ClusterError(MsgFusionError):
+    """A Dask cluster cannot be started or reached (bad scheduler address, no workers)."""

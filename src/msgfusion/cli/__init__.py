@@ -17,7 +17,7 @@ from msgfusion.errors import MsgFusionError
 EXIT_USAGE = 2
 
 #: Modules of ``msgfusion.cli`` that add subcommands, each through ``add_commands(command)``.
-COMMAND_MODULES = ("fusion", "analysis", "training")
+COMMAND_MODULES = ("fusion", "analysis", "training", "cohort")
 
 
 class _Parser(argparse.ArgumentParser):

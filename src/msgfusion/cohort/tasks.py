@@ -1,0 +1,181 @@
+"""The tasks of one subject, run on Dask workers: read -> fuse -> write -> score.
+
+Each step is a plain function of the previous step's :class:`SubjectState`, so the runner
+submits them as a chain of Dask tasks (the scheduler keeps a chain on one worker, and recomputes
+the lost links when a worker dies). Every step goes through the Python API used by the CLI
+(:func:`msgfusion.pair.load_pair`, :func:`msgfusion.methods.registry.fuse_pairs`,
+:func:`msgfusion.io.color.restore_color`, :func:`msgfusion.io.images.write_image`,
+:func:`msgfusion.metrics.evaluate_images`): there is no second fusion path.
+
+A user error (a :class:`~msgfusion.errors.MsgFusionError`: unreadable file, size mismatch)
+marks the subject failed with its one-line reason and the later steps pass it through; any other
+exception propagates, so Dask retries the task. The last step writes the subject's record
+(fingerprint and result row) atomically: a subject is done exactly when its record exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from msgfusion.cohort.manifest import Subject
+from msgfusion.errors import MsgFusionError
+from msgfusion.io.color import restore_color
+from msgfusion.io.images import write_image
+from msgfusion.methods.registry import fuse_pairs, get_method
+from msgfusion.metrics import evaluate_images
+from msgfusion.pair import FusionPair, load_pair
+
+STEPS = ("read", "fuse", "write", "score")
+
+
+@dataclass(frozen=True)
+class SubjectJob:
+    """Everything a worker needs to process one subject (small, sent with the task)."""
+
+    subject: Subject
+    method: str
+    color: str
+    metrics: tuple[str, ...]
+    output: Path
+    record: Path
+    fingerprint: str
+
+
+@dataclass
+class SubjectState:
+    """A subject between steps: the pair as read, the fused picture, timings, a failure."""
+
+    job: SubjectJob
+    pair: FusionPair | None = None
+    fused: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+
+def _step(name: str) -> Callable[[Callable[[SubjectState], None]], Callable[..., SubjectState]]:
+    """Time a step; turn a user error into the subject's failure; skip failed subjects."""
+    def wrap(fn: Callable[[SubjectState], None]) -> Callable[..., SubjectState]:
+        def run(state: SubjectState) -> SubjectState:
+            if state.reason:
+                return state
+            start = time.perf_counter()
+            try:
+                fn(state)
+            except MsgFusionError as exc:
+                state.reason = f"{name}: {exc}"
+            state.timings[f"{name}_s"] = time.perf_counter() - start
+            return state
+        run.__name__ = run.__qualname__ = f"{name}_subject"
+        run.__doc__ = fn.__doc__
+        return run
+    return wrap
+
+
+@_step("read")
+def _read(state: SubjectState) -> None:
+    """Read the subject's pair; volume rows need the volume API (refused with a reason)."""
+    s = state.job.subject
+    if s.kind == "volume":
+        raise MsgFusionError(f"{s.mr}: volume inputs (NIfTI, DICOM, MetaImage) need "
+                             "msgfusion.fuse_volume, which this version does not have yet; "
+                             "give 2-D slices")
+    state.pair = load_pair(s.mr, s.func, modality=s.modality, name=s.id)
+
+
+def read_subject(job: SubjectJob) -> SubjectState:
+    """The first task of a subject's chain: read its pair."""
+    return _read(SubjectState(job))
+
+
+@_step("fuse")
+def fuse_subject(state: SubjectState) -> None:
+    """Fuse with the subject's method (one cached instance per worker process) and restore
+    the colour."""
+    assert state.pair is not None
+    (intensity,) = fuse_pairs(get_method(state.job.method), [state.pair])
+    state.fused = restore_color(intensity, state.pair.func, state.job.color)
+
+
+@_step("write")
+def write_subject(state: SubjectState) -> None:
+    """Write the fused picture atomically (a temporary file renamed into place)."""
+    assert state.fused is not None
+    write_image(state.job.output, state.fused, overwrite=True)
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@_step("score")
+def _score(state: SubjectState) -> None:
+    job = state.job
+    if job.metrics:
+        assert state.pair is not None and state.fused is not None
+        state.metrics = evaluate_images(state.pair.mr, state.pair.func, state.fused,
+                                        job.metrics)
+
+
+def score_subject(state: SubjectState) -> dict[str, Any]:
+    """Score the subject, record it when done, and return its row of the results table.
+
+    Metric values travel in the row under their labels; a failed subject has ``status`` failed
+    and the one-line ``reason``, and no record (a re-run tries it again).
+    """
+    from distributed import get_worker
+
+    state = _score(state)
+    job = state.job
+    row: dict[str, Any] = {
+        "id": job.subject.id, "status": "failed" if state.reason else "done",
+        "reason": state.reason, "modality": job.subject.modality, "kind": job.subject.kind,
+        "method": job.method, "color": job.color,
+        "output": "" if state.reason else str(job.output),
+        "worker": get_worker().address, "pid": os.getpid(),
+        **state.timings, "total_s": sum(state.timings.values()), **state.metrics,
+    }
+    if not state.reason:
+        _write_json_atomic(job.record, {"fingerprint": job.fingerprint, "row": row})
+    return row
+
+
+class CohortWorkerSetup(WorkerPlugin):
+    """Runs once in every worker process (also in workers that join or restart later): sets
+    torch's thread count so that the workers of a machine share its cores instead of fighting
+    over them, and loads the run's methods (weights included) by fusing a bundled sample pair,
+    so that no subject pays for loading and each worker loads them once."""
+
+    name = "msgfusion-cohort-setup"
+
+    def __init__(self, torch_threads: int, methods: tuple[str, ...]) -> None:
+        self.torch_threads = torch_threads
+        self.methods = methods
+
+    def setup(self, worker: Any) -> None:
+        import torch
+
+        from msgfusion.data.datasets import sample_folders
+
+        torch.set_num_threads(self.torch_threads)
+        sample = sample_folders()[1][0]
+        for name in self.methods:
+            fuse_pairs(get_method(name), [sample])
