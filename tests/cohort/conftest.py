@@ -83,3 +83,10 @@ def cohort(aanlib_dir, tmp_path) -> tuple[Path, list[dict[str, str]]]:
     """Six subjects (two pairs each of CT, PET and SPECT): (folder, manifest rows)."""
     root = tmp_path / "study"
     return root, make_cohort(aanlib_dir, root, per_modality=2)
+
+
+@pytest.fixture
+def large_cohort(aanlib_dir, tmp_path) -> tuple[Path, list[dict[str, str]]]:
+    """Fifteen subjects (five pairs each of CT, PET and SPECT): (folder, manifest rows)."""
+    root = tmp_path / "study"
+    return root, make_cohort(aanlib_dir, root, per_modality=5)

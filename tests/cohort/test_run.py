@@ -1,0 +1,165 @@
+"""Cohort runs on real Dask clusters: local, at a scheduler address, with a worker killed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from msgfusion.cli import main
+from msgfusion.cohort import CohortConfig, run_cohort
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    """Two single-threaded worker processes on loopback, shared by this module's tests (the
+    test that kills a worker runs last); closed afterwards."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _table(out: Path) -> pd.DataFrame:
+    csv = pd.read_csv(out / "results.csv", keep_default_na=False)
+    parquet = pd.read_parquet(out / "results.parquet")
+    assert list(csv["id"]) == list(parquet["id"])
+    assert list(csv["status"]) == list(parquet["status"])
+    return parquet
+
+
+def _no_leftovers(out: Path) -> None:
+    assert not [p.name for p in out.rglob("*") if p.name.startswith(".")], "temporary files left"
+
+
+def test_local_cluster_corrupt_subject_and_resume(cohort, manifest_writer, matches_api, tmp_path,
+                                                  local_cluster, capsys):
+    """The command on a local cluster of its own; a corrupt scan fails alone; a re-run
+    recomputes what failed (here on an existing cluster) and then nothing."""
+    root, rows = cohort
+    # a corrupt scan (truncated PNG) and a volume row join the six good subjects
+    (root / "broken").mkdir()
+    good = (root / rows[2]["func"]).read_bytes()
+    (root / "broken" / "func.png").write_bytes(good[: len(good) // 3])
+    shutil.copy(root / rows[2]["mr"], root / "broken" / "mr.png")
+    spm = Path(__file__).resolve().parents[3] / "shared" / "data" / "volumes" / "spm_oldnorm"
+    extra = [{"id": "broken", "mr": "broken/mr.png", "func": "broken/func.png", "modality": "PET"},
+             {"id": "volume", "mr": str(spm / "T1.nii.gz"), "func": str(spm / "PET.nii.gz"),
+              "modality": "PET"}]
+    manifest_writer(root / "manifest.csv", rows + extra)
+    out = tmp_path / "out"
+    argv = ["cohort", "run", str(root / "manifest.csv"), "-o", str(out), "--workers", "2",
+            "--method", "average"]
+
+    assert main(argv) == 1  # some subjects failed
+    stdout = capsys.readouterr().out
+    assert "8 subject(s): 6 done (8 computed, 0 up to date and skipped), 2 failed" in stdout
+    table = _table(out)
+    assert list(table["id"]) == [r["id"] for r in rows + extra]
+    by_id = table.set_index("id")
+    assert list(by_id.loc[[r["id"] for r in rows], "status"]) == ["done"] * 6
+    reason = by_id.loc["broken", "reason"]
+    assert by_id.loc["broken", "status"] == "failed" and str(root / "broken" / "func.png") in reason
+    assert "\n" not in reason and f"broken: {reason}" in stdout
+    assert by_id.loc["volume", "status"] == "failed" and "fuse_volume" in by_id.loc["volume", "reason"]
+    assert len(set(table["worker"])) >= 1 and (table["total_s"] > 0).all()
+    assert sorted(p.name for p in (out / "fused").iterdir()) == sorted(f"{r['id']}.png" for r in rows)
+    _no_leftovers(out)
+    labels = ["EN", "SD", "MI", "rSFe", "Q_S", "VIFF", "Qabf"]  # --metrics paper (default)
+    for row in rows:
+        values = {m: by_id.loc[row["id"], m] for m in labels}
+        matches_api(root, row, out / "fused" / f"{row['id']}.png", "average", tmp_path, values)
+
+    # the corrupt scan is replaced: the re-run computes it and the failing volume row alone
+    shutil.copy(root / rows[2]["func"], root / "broken" / "func.png")
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()}
+    config = CohortConfig(root / "manifest.csv", out, method="average", progress=False)
+    result = run_cohort(config, local_cluster)
+    assert "8 subject(s): 7 done (2 computed, 6 up to date and skipped), 1 failed" in \
+        result.summary_lines()[0]
+    table = _table(out)
+    assert list(table.set_index("id").loc[["broken", "volume"], "status"]) == ["done", "failed"]
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir() if p.name in mtimes} \
+        == mtimes
+    matches_api(root, extra[0], out / "fused" / "broken.png", "average", tmp_path)
+
+    # once complete, a re-run recomputes nothing and starts no cluster
+    manifest_writer(root / "manifest.csv", rows + extra[:1])
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()}
+    start = time.perf_counter()
+    assert main(argv) == 0
+    assert time.perf_counter() - start < 5
+    assert "7 subject(s): 7 done (0 computed, 7 up to date and skipped), 0 failed" in \
+        capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()} == before
+    assert list(_table(out)["computed"]) == [False] * 7
+
+
+def test_scheduler_address(cohort, matches_api, local_cluster, tmp_path, capsys):
+    """The default method on a cluster reached by its scheduler's address; each worker loaded
+    the weights once and runs torch on its share of the cores."""
+    root, rows = cohort
+    scheduler_address = local_cluster.scheduler.address
+    out = tmp_path / "out"
+    assert main(["cohort", "run", str(root / "manifest.csv"), "-o", str(out), "--scheduler",
+                 scheduler_address, "--metrics", "none"]) == 0
+    assert "6 subject(s): 6 done (6 computed" in capsys.readouterr().out
+    table = _table(out)
+    assert list(table["status"]) == ["done"] * 6 and list(table["method"]) == ["msgfusion"] * 6
+    for row in rows:
+        matches_api(root, row, out / "fused" / f"{row['id']}.png", "msgfusion", tmp_path)
+
+    def state() -> tuple[int, bool]:
+        import torch
+
+        from msgfusion.methods.registry import get_method
+
+        return torch.get_num_threads(), "model" in vars(get_method("msgfusion"))
+
+    states = local_cluster.run(state)
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    assert list(states.values()) == [(threads, True)] * 2
+
+
+def test_killed_worker_loses_and_duplicates_nothing(large_cohort, matches_api, tmp_path,
+                                                     local_cluster):
+    """A worker process killed mid-run: the run completes, every subject is done exactly once
+    (one row, one output, one record each, each the API's result), nothing half-written."""
+    root, rows = large_cohort
+    out = tmp_path / "out"
+    config = CohortConfig(root / "manifest.csv", out, method="average", metrics="all",
+                          progress=False)
+    client = local_cluster
+    victim = min(client.run(os.getpid).values())
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(run=run_cohort(config, client)))
+    runner.start()
+    deadline = time.monotonic() + 120
+    while len(list((out / "records").glob("*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    done_before_kill = len(list((out / "records").glob("*.json")))
+    os.kill(victim, signal.SIGKILL)
+    runner.join(timeout=200)
+    assert not runner.is_alive()
+    assert victim not in client.run(os.getpid).values()  # it died; the nanny replaced it
+    assert 2 <= done_before_kill < len(rows)
+    ids = [r["id"] for r in rows]
+    table = _table(out)
+    assert list(table["id"]) == ids and list(table["status"]) == ["done"] * len(ids)
+    assert result["run"].computed == len(ids)
+    assert sorted(p.name for p in (out / "fused").iterdir()) == sorted(f"{i}.png" for i in ids)
+    assert sorted(p.name for p in (out / "records").iterdir()) == sorted(f"{i}.json" for i in ids)
+    _no_leftovers(out)
+    by_id = table.set_index("id")
+    for row in rows:
+        values = {m: by_id.loc[row["id"], m] for m in ("EN", "MI", "SSIM", "Qabf", "PSNR")}
+        matches_api(root, row, out / "fused" / f"{row['id']}.png", "average", tmp_path, values)
