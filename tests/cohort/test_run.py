@@ -7,6 +7,7 @@ import shutil
 import signal
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -128,6 +129,40 @@ def test_scheduler_address(cohort, matches_api, local_cluster, tmp_path, capsys)
     states = local_cluster.run(state)
     threads = max(1, (os.cpu_count() or 1) // 2)
     assert list(states.values()) == [(threads, True)] * 2
+
+
+def test_bench_on_the_cluster_matches_the_serial_bench(aanlib_dir, tmp_path, local_cluster,
+                                                       capsys):
+    """``msgfusion bench --scheduler``: method x pair work on the workers, same results."""
+    from distributed import get_task_stream
+
+    from msgfusion.bench.config import BenchConfig
+    from msgfusion.bench.runner import run_bench
+
+    tiny = tmp_path / "tiny" / "PET-MRI" / "test"
+    for sub in ("MRI", "PET"):
+        (tiny / sub).mkdir(parents=True)
+        for f in sorted((aanlib_dir / "PET-MRI" / "test" / sub).iterdir())[:3]:
+            shutil.copy(f, tiny / sub / f.name)
+    config = BenchConfig(methods=["average", "max"], data=str(tiny.parents[1]),
+                         metrics=["EN", "MI", "Qabf"], out=str(tmp_path / "serial"),
+                         timing_repeats=1)
+    serial = run_bench(config, progress=False)
+    with get_task_stream(local_cluster) as stream:
+        assert main(["bench", "--methods", "average", "max", "--data", str(tiny.parents[1]),
+                     "--metrics", "EN", "MI", "Qabf", "-o", str(tmp_path / "dask"),
+                     "--timing-repeats", "1", "--scheduler",
+                     local_cluster.scheduler.address]) == 0
+    assert "fused: 6 computed" in capsys.readouterr().out
+    ran = Counter(t["key"].split("-")[0] for t in stream.data)
+    assert ran["_fuse_batch"] == 2 and ran["_score"] == 6  # a batch per method, a score per pair
+    cached = run_bench(BenchConfig(**{**config.__dict__, "out": str(tmp_path / "dask")}),
+                       progress=False)
+    assert cached.computed == {"fused": 0, "evaluated": 0, "timed": 0}
+    assert cached.records == serial.records
+    for path in (tmp_path / "serial" / "fused").rglob("*.png"):
+        twin = tmp_path / "dask" / path.relative_to(tmp_path / "serial")
+        assert twin.read_bytes() == path.read_bytes()
 
 
 def test_killed_worker_loses_and_duplicates_nothing(large_cohort, matches_api, tmp_path,

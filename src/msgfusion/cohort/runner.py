@@ -204,6 +204,12 @@ def _torch_threads(client: Any) -> int:
                        for addr, w in workers.items()), default=1))
 
 
+def prepare_workers(client: Any, methods: tuple[str, ...] = ()) -> None:
+    """Set torch's threads in every worker (present and future) to its share of its host's
+    cores, and load ``methods`` there once (:class:`~msgfusion.cohort.tasks.CohortWorkerSetup`)."""
+    client.register_plugin(CohortWorkerSetup(_torch_threads(client), methods))
+
+
 def _reason(exc: BaseException) -> str:
     """One line for an error that survived Dask's retries (a crashing worker, a bug)."""
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
@@ -244,8 +250,7 @@ def _compute(client: Any, jobs: Sequence[SubjectJob], config: CohortConfig,
     from distributed import as_completed
     from tqdm import tqdm
 
-    methods = tuple(sorted({j.method for j in jobs}))
-    client.register_plugin(CohortWorkerSetup(_torch_threads(client), methods))
+    prepare_workers(client, tuple(sorted({j.method for j in jobs})))
     start = time.perf_counter()
     futures = {submit_chain(client, job, config.retries): job for job in jobs}
     with tqdm(total=len(jobs), desc="cohort", unit="subject",
