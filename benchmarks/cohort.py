@@ -128,17 +128,20 @@ def report(args: argparse.Namespace) -> str:
                      f"{rate(w) / rate(base):.2f} | {whole:.1f} | "
                      f"{', '.join(f'{p:.0f}' for p in peaks)} | {n - result.count('done')} |")
     lines += ["", "Mean time per subject in each step (seconds, inside the worker):", "",
-              "| workers | " + " | ".join(STEPS) + " | total | busy workers |",
-              "|---:|" + "---:|" * (len(STEPS) + 2)]
+              "| workers | " + " | ".join(STEPS) + " | total | busy workers | CPU share |",
+              "|---:|" + "---:|" * (len(STEPS) + 3)]
     for w in args.workers:
         t = runs[w][0].table
         means = [t[f"{s}_s"].mean() for s in STEPS]
         busy = t["total_s"].sum() / runs[w][0].compute_s
         lines.append(f"| {w} | " + " | ".join(f"{m:.3f}" for m in means)
-                     + f" | {t['total_s'].mean():.3f} | {busy:.2f} |")
-    lines += ["", "(busy workers: the sum of the tasks' times over the computing time; it reaches "
-              "the number of workers when none waits for work, and the step times grow when "
-              "workers wait for a CPU.)"]
+                     + f" | {t['total_s'].mean():.3f} | {busy:.2f} | "
+                     f"{t['cpu_s'].sum() / t['total_s'].sum():.2f} |")
+    lines += ["", "(busy workers: the sum of the tasks' times over the computing time, which "
+              "reaches the number of workers when none waits for work; CPU share: the workers' "
+              "CPU time over their tasks' time: 1 for one thread on a core of its own, up to 2 "
+              "for the single worker whose network runs two threads, lower when workers wait "
+              "for a CPU.)"]
     t1 = runs[base][0].table
     step_share = {s: t1[f"{s}_s"].sum() / t1["total_s"].sum() for s in STEPS}
     per_subject = t1["total_s"].mean()
@@ -172,9 +175,9 @@ def report(args: argparse.Namespace) -> str:
         f"- **Where the time goes on one worker.** A subject takes {per_subject:.3f} s of task "
         f"time: reading {100 * step_share['read']:.0f}%, fusion {100 * step_share['fuse']:.0f}%, "
         f"writing {100 * step_share['write']:.0f}%, metrics {100 * step_share['score']:.0f}%. "
-        f"The cluster's start ({runs[base][1] - runs[base][0].compute_s:.0f} s here, dominated by "
-        f"importing torch and loading the methods in each worker) is paid once per run, and a "
-        f"re-run of a finished cohort starts no cluster at all.",
+        f"The cluster's start ({runs[base][1] - runs[base][0].compute_s:.0f} s here, of which "
+        f"{runs[base][0].setup_s:.0f} s importing torch and loading the method in the workers) "
+        f"is paid once per run, and a re-run of a finished cohort starts no cluster at all.",
         f"- **Reading files.** A subject reads {input_bytes / n / 1e3:.0f} kB (two PNGs) and "
         f"writes {out_kb:.0f} kB; the read step (open and decode) ran at {read_mb_s:.1f} MB/s "
         f"per worker. A shared file system delivering B MB/s feeds about "

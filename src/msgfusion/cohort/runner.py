@@ -78,6 +78,7 @@ class CohortResult:
     skipped: int
     wall_s: float  # the whole run
     compute_s: float = 0.0  # from the first submission to the last result
+    setup_s: float = 0.0  # loading torch and the methods in the workers (CohortWorkerSetup)
     dashboard: str | None = None
     worker_peak_mb: dict[str, float] = field(default_factory=dict)
 
@@ -106,7 +107,7 @@ class CohortResult:
 
 
 _FIXED_COLUMNS = ("id", "status", "reason", "modality", "kind", "method", "color", "output",
-                  "computed", "worker", "pid", *(f"{s}_s" for s in STEPS), "total_s")
+                  "computed", "worker", "pid", *(f"{s}_s" for s in STEPS), "total_s", "cpu_s")
 
 
 def _file_identity(path: Path) -> list[Any]:
@@ -118,7 +119,9 @@ def _file_identity(path: Path) -> list[Any]:
 
 
 def plan_jobs(subjects: Sequence[Subject], config: CohortConfig) -> list[SubjectJob]:
-    """One job per subject, with its output, record path and fingerprint."""
+    """One job per subject, with its output, record path (absolute: workers may run in
+    another folder) and fingerprint."""
+    out = Path(config.out_dir).absolute()
     metrics = tuple(resolve_names(config.metrics)) if config.metrics != "none" else ()
     method_fps: dict[str, str] = {}
     jobs = []
@@ -132,8 +135,8 @@ def plan_jobs(subjects: Sequence[Subject], config: CohortConfig) -> list[Subject
                "mr": _file_identity(s.mr), "func": _file_identity(s.func)}
         fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         jobs.append(SubjectJob(s, method, color, metrics,
-                               config.out_dir / "fused" / f"{s.id}.png",
-                               config.out_dir / "records" / f"{s.id}.json", fingerprint))
+                               out / "fused" / f"{s.id}.png", out / "records" / f"{s.id}.json",
+                               fingerprint))
     return jobs
 
 
@@ -244,13 +247,16 @@ def _write_atomic(path: Path, write: Any) -> None:
 
 
 def _compute(client: Any, jobs: Sequence[SubjectJob], config: CohortConfig,
-             result_rows: dict[str, dict[str, Any]]) -> tuple[float, dict[str, float]]:
-    """Run the jobs on the client's cluster, filling ``result_rows``; the seconds from the
-    first submission to the last result, and each worker's peak memory (MB)."""
+             result_rows: dict[str, dict[str, Any]]) -> tuple[float, float, dict[str, float]]:
+    """Run the jobs on the client's cluster, filling ``result_rows``; the seconds preparing
+    the workers and from the first submission to the last result, and each worker's peak
+    memory (MB)."""
     from distributed import as_completed
     from tqdm import tqdm
 
+    start = time.perf_counter()
     prepare_workers(client, tuple(sorted({j.method for j in jobs})))
+    setup_s = time.perf_counter() - start
     start = time.perf_counter()
     futures = {submit_chain(client, job, config.retries): job for job in jobs}
     with tqdm(total=len(jobs), desc="cohort", unit="subject",
@@ -266,7 +272,7 @@ def _compute(client: Any, jobs: Sequence[SubjectJob], config: CohortConfig,
             result_rows[job.subject.id] = {**row, "computed": True}
             future.release()
             bar.update(1)
-    return time.perf_counter() - start, client.run(_peak_rss_mb)
+    return setup_s, time.perf_counter() - start, client.run(_peak_rss_mb)
 
 
 def run_cohort(config: CohortConfig, client: Any = None) -> CohortResult:
@@ -293,14 +299,14 @@ def run_cohort(config: CohortConfig, client: Any = None) -> CohortResult:
     todo = [j for j in jobs if j.subject.id not in rows]
     (out / "fused").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    dashboard, compute_s, peaks = None, 0.0, {}
+    dashboard, setup_s, compute_s, peaks = None, 0.0, 0.0, {}
     if todo:
         with open_client(config.workers, config.scheduler) if client is None \
                 else nullcontext(client) as client:
             dashboard = dashboard_link(client)
             if dashboard and config.progress:
                 print(f"Dask dashboard: {dashboard}", file=sys.stderr)
-            compute_s, peaks = _compute(client, todo, config, rows)
+            setup_s, compute_s, peaks = _compute(client, todo, config, rows)
     wall = time.perf_counter() - start
     _remove_leftovers(out)
     table = pd.DataFrame([rows[j.subject.id] for j in jobs])
@@ -309,4 +315,5 @@ def run_cohort(config: CohortConfig, client: Any = None) -> CohortResult:
     _write_atomic(out / "results.csv", lambda p: table.to_csv(p, index=False))
     _write_atomic(out / "results.parquet", lambda p: table.to_parquet(p, index=False))
     return CohortResult(table, computed=len(todo), skipped=len(jobs) - len(todo), wall_s=wall,
-                        compute_s=compute_s, dashboard=dashboard, worker_peak_mb=peaks)
+                        compute_s=compute_s, setup_s=setup_s, dashboard=dashboard,
+                        worker_peak_mb=peaks)

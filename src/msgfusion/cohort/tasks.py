@@ -60,6 +60,7 @@ class SubjectState:
     fused: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    cpu_s: float = 0.0  # the worker process's CPU time over the steps
     reason: str = ""
 
 
@@ -69,12 +70,13 @@ def _step(name: str) -> Callable[[Callable[[SubjectState], None]], Callable[...,
         def run(state: SubjectState) -> SubjectState:
             if state.reason:
                 return state
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             try:
                 fn(state)
             except MsgFusionError as exc:
                 state.reason = f"{name}: {exc}"
             state.timings[f"{name}_s"] = time.perf_counter() - start
+            state.cpu_s += time.process_time() - cpu
             return state
         run.__name__ = run.__qualname__ = f"{name}_subject"
         run.__doc__ = fn.__doc__
@@ -151,7 +153,8 @@ def score_subject(state: SubjectState) -> dict[str, Any]:
         "method": job.method, "color": job.color,
         "output": "" if state.reason else str(job.output),
         "worker": get_worker().address, "pid": os.getpid(),
-        **state.timings, "total_s": sum(state.timings.values()), **state.metrics,
+        **state.timings, "total_s": sum(state.timings.values()), "cpu_s": state.cpu_s,
+        **state.metrics,
     }
     if not state.reason:
         _write_json_atomic(job.record, {"fingerprint": job.fingerprint, "row": row})
