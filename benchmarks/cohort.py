@@ -26,6 +26,7 @@ import numpy as np
 
 from msgfusion.cohort import CohortConfig, CohortResult, open_client, run_cohort
 from msgfusion.data.datasets import AANLIB_PAIRS, SPLITS, PairFolder
+from msgfusion.io.color import DEFAULT_COLOR_MODE
 from msgfusion.methods.registry import DEFAULT_METHOD
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,7 +108,8 @@ def report(args: argparse.Namespace) -> str:
         "it rewrites this file). A synthetic cohort of "
         f"{n} subjects, each one atlas pair (a third each CT-, PET- and SPECT-MRI, train and test "
         "splits of `../shared/data/aanlib`, 256 x 256 PNG), run by `msgfusion cohort run` with "
-        f"the default method (`{DEFAULT_METHOD}`), `--metrics paper` and colour `hsv`, on a fresh "
+        f"the default method (`{DEFAULT_METHOD}`), `--metrics paper` and the default colour "
+        f"(`{DEFAULT_COLOR_MODE}`), on a fresh "
         "local cluster of single-threaded worker processes, into an empty output folder.",
         "",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores **shared with other engineers' "

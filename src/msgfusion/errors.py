@@ -44,3 +44,8 @@ class WeightsError(MsgFusionError):
 
 class ClusterError(MsgFusionError):
     """A Dask cluster cannot be started or reached (bad scheduler address, no workers)."""
+
+
+class MsgFusionWarning(UserWarning):
+    """Input that is used, but not as given (a colour MR made grey, a colour CT made grey, a
+    modality that had to be assumed). The CLI prints it as ``msgfusion: warning: ...``."""

@@ -54,6 +54,7 @@ def test_local_cluster_corrupt_subject_and_resume(cohort, manifest_writer, match
     shutil.copy(root / rows[2]["mr"], root / "broken" / "mr.png")
     spm = Path(__file__).resolve().parents[3] / "shared" / "data" / "volumes" / "spm_oldnorm"
     extra = [{"id": "broken", "mr": "broken/mr.png", "func": "broken/func.png", "modality": "PET"},
+             {"id": "colour-ct", "mr": rows[2]["mr"], "func": rows[2]["func"], "modality": "CT"},
              {"id": "volume", "mr": str(spm / "T1.nii.gz"), "func": str(spm / "PET.nii.gz"),
               "modality": "PET"}]
     manifest_writer(root / "manifest.csv", rows + extra)
@@ -63,7 +64,7 @@ def test_local_cluster_corrupt_subject_and_resume(cohort, manifest_writer, match
 
     assert main(argv) == 1  # some subjects failed
     stdout = capsys.readouterr().out
-    assert "8 subject(s): 6 done (8 computed, 0 up to date and skipped), 2 failed" in stdout
+    assert "9 subject(s): 7 done (9 computed, 0 up to date and skipped), 2 failed" in stdout
     table = _table(out)
     assert list(table["id"]) == [r["id"] for r in rows + extra]
     by_id = table.set_index("id")
@@ -72,8 +73,12 @@ def test_local_cluster_corrupt_subject_and_resume(cohort, manifest_writer, match
     assert by_id.loc["broken", "status"] == "failed" and str(root / "broken" / "func.png") in reason
     assert "\n" not in reason and f"broken: {reason}" in stdout
     assert by_id.loc["volume", "status"] == "failed" and "fuse_volume" in by_id.loc["volume", "reason"]
+    assert by_id.loc["colour-ct", "status"] == "done"  # a colour image given as CT: made grey
+    assert "colour image given as CT" in by_id.loc["colour-ct", "warnings"]
+    assert by_id.loc[rows[0]["id"], "warnings"] == ""
     assert len(set(table["worker"])) >= 1 and (table["total_s"] > 0).all()
-    assert sorted(p.name for p in (out / "fused").iterdir()) == sorted(f"{r['id']}.png" for r in rows)
+    assert sorted(p.name for p in (out / "fused").iterdir()) == \
+        sorted(f"{r['id']}.png" for r in rows + extra[1:2])
     _no_leftovers(out)
     labels = ["EN", "SD", "MI", "rSFe", "Q_S", "VIFF", "Qabf"]  # --metrics paper (default)
     for row in rows:
@@ -85,24 +90,25 @@ def test_local_cluster_corrupt_subject_and_resume(cohort, manifest_writer, match
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()}
     config = CohortConfig(root / "manifest.csv", out, method="average", progress=False)
     result = run_cohort(config, local_cluster)
-    assert "8 subject(s): 7 done (2 computed, 6 up to date and skipped), 1 failed" in \
+    assert "9 subject(s): 8 done (2 computed, 7 up to date and skipped), 1 failed" in \
         result.summary_lines()[0]
     table = _table(out)
     assert list(table.set_index("id").loc[["broken", "volume"], "status"]) == ["done", "failed"]
+    assert list(table["computed"]) == [False] * 6 + [True, False, True]
     assert {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir() if p.name in mtimes} \
         == mtimes
     matches_api(root, extra[0], out / "fused" / "broken.png", "average", tmp_path)
 
     # once complete, a re-run recomputes nothing and starts no cluster
-    manifest_writer(root / "manifest.csv", rows + extra[:1])
+    manifest_writer(root / "manifest.csv", rows + extra[:2])
     before = {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()}
     start = time.perf_counter()
     assert main(argv) == 0
     assert time.perf_counter() - start < 5
-    assert "7 subject(s): 7 done (0 computed, 7 up to date and skipped), 0 failed" in \
+    assert "8 subject(s): 8 done (0 computed, 8 up to date and skipped), 0 failed" in \
         capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()} == before
-    assert list(_table(out)["computed"]) == [False] * 7
+    assert list(_table(out)["computed"]) == [False] * 8
 
 
 def test_scheduler_address(cohort, matches_api, local_cluster, tmp_path, capsys):

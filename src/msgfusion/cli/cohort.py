@@ -6,9 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from msgfusion.cli.common import CommandAdder
+from msgfusion.cli.common import CommandAdder, add_color_option
 from msgfusion.errors import OutputExistsError
-from msgfusion.io.color import COLOR_MODES
 from msgfusion.methods.registry import DEFAULT_METHOD
 
 EXIT_SOME_FAILED = 1
@@ -73,9 +72,9 @@ def add_commands(command: CommandAdder) -> None:
                        help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (SLURM via "
                             "dask-jobqueue, Kubernetes, a cloud service)")
     r.add_argument("--method", default=DEFAULT_METHOD,
-                   help=f"fusion method of rows without one (default: {DEFAULT_METHOD})")
-    r.add_argument("--color", default="hsv", choices=COLOR_MODES,
-                   help="colour restoration of rows without one (default: hsv)")
+                   help=f"fusion method of rows without one (default: {DEFAULT_METHOD}); a "
+                        "manifest's method and color columns override --method and --color")
+    add_color_option(r)
     r.add_argument("--register", action="store_true",
                    help="register the functional image onto the MR before fusing")
     r.add_argument("--metrics", default="paper", choices=("paper", "all", "none"),

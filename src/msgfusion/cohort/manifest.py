@@ -26,7 +26,7 @@ from pathlib import Path
 
 from msgfusion.data.datasets import PairFolder, find_pair_folders, is_pair_folder
 from msgfusion.errors import DatasetError, MsgFusionError
-from msgfusion.io.color import COLOR_MODES
+from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE
 from msgfusion.pair import check_modality
 
 REQUIRED_COLUMNS = ("id", "mr", "func", "modality")
@@ -103,7 +103,7 @@ def read_manifest(path: str | os.PathLike) -> list[Subject]:
                 get_method(options["method"])
         except MsgFusionError as exc:
             raise DatasetError(f"{where}: {exc}") from None
-        if options.get("color", COLOR_MODES[0]) not in COLOR_MODES:
+        if options.get("color", DEFAULT_COLOR_MODE) not in COLOR_MODES:
             raise DatasetError(f"{where}: unknown color {options['color']!r}; choose one of "
                                f"{', '.join(COLOR_MODES)}")
         mr, func = (Path(os.path.abspath(path.parent / row[c])) for c in ("mr", "func"))

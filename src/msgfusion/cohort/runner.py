@@ -45,6 +45,7 @@ from msgfusion.cohort.tasks import (
     write_subject,
 )
 from msgfusion.errors import ClusterError, MsgFusionError, OutputExistsError
+from msgfusion.io.color import DEFAULT_COLOR_MODE
 from msgfusion.methods.registry import DEFAULT_METHOD, get_method
 from msgfusion.metrics import resolve_names
 
@@ -60,7 +61,7 @@ class CohortConfig:
     manifest: Path
     out_dir: Path
     method: str = DEFAULT_METHOD
-    color: str = "hsv"
+    color: str = DEFAULT_COLOR_MODE
     register: bool = False
     metrics: str = "paper"
     workers: int | None = None  # local cluster size (default: one per CPU core)
@@ -106,7 +107,7 @@ class CohortResult:
         return lines
 
 
-_FIXED_COLUMNS = ("id", "status", "reason", "modality", "kind", "method", "color", "output",
+_FIXED_COLUMNS = ("id", "status", "reason", "warnings", "modality", "kind", "method", "color", "output",
                   "computed", "worker", "pid", *(f"{s}_s" for s in STEPS), "total_s", "cpu_s")
 
 

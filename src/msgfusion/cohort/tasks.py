@@ -8,8 +8,9 @@ the lost links when a worker dies). Every step goes through the Python API used 
 :func:`msgfusion.metrics.evaluate_images`): there is no second fusion path.
 
 A user error (a :class:`~msgfusion.errors.MsgFusionError`: unreadable file, size mismatch)
-marks the subject failed with its one-line reason and the later steps pass it through; any other
-exception propagates, so Dask retries the task. The last step writes the subject's record
+marks the subject failed with its one-line reason and the later steps pass it through; a
+:class:`~msgfusion.errors.MsgFusionWarning` (input used, but not as given) goes to the subject's
+``warnings``; any other exception propagates, so Dask retries the task. The last step writes the subject's record
 (fingerprint and result row) atomically: a subject is done exactly when its record exists.
 """
 
@@ -19,6 +20,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from msgfusion.cohort.manifest import Subject
-from msgfusion.errors import MsgFusionError
+from msgfusion.errors import MsgFusionError, MsgFusionWarning
 from msgfusion.io.color import restore_color
 from msgfusion.io.images import write_image
 from msgfusion.methods.registry import fuse_pairs, get_method
@@ -61,18 +63,24 @@ class SubjectState:
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     cpu_s: float = 0.0  # the worker process's CPU time over the steps
+    warnings: list[str] = field(default_factory=list)  # MsgFusionWarnings: input not used as given
     reason: str = ""
 
 
 def _step(name: str) -> Callable[[Callable[[SubjectState], None]], Callable[..., SubjectState]]:
-    """Time a step; turn a user error into the subject's failure; skip failed subjects."""
+    """Time a step; turn a user error into the subject's failure and keep its warnings for
+    the results table; skip failed subjects."""
     def wrap(fn: Callable[[SubjectState], None]) -> Callable[..., SubjectState]:
         def run(state: SubjectState) -> SubjectState:
             if state.reason:
                 return state
             start, cpu = time.perf_counter(), time.process_time()
             try:
-                fn(state)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", MsgFusionWarning)
+                    fn(state)
+                state.warnings += [str(w.message) for w in caught
+                                   if issubclass(w.category, MsgFusionWarning)]
             except MsgFusionError as exc:
                 state.reason = f"{name}: {exc}"
             state.timings[f"{name}_s"] = time.perf_counter() - start
@@ -149,7 +157,7 @@ def score_subject(state: SubjectState) -> dict[str, Any]:
     job = state.job
     row: dict[str, Any] = {
         "id": job.subject.id, "status": "failed" if state.reason else "done",
-        "reason": state.reason, "modality": job.subject.modality, "kind": job.subject.kind,
+        "reason": state.reason, "warnings": "; ".join(state.warnings), "modality": job.subject.modality, "kind": job.subject.kind,
         "method": job.method, "color": job.color,
         "output": "" if state.reason else str(job.output),
         "worker": get_worker().address, "pid": os.getpid(),
