@@ -243,20 +243,13 @@ def run_bench(config: BenchConfig, progress: bool = True,
                 bar.update(sum(map(len, groups.values())))
                 continue
             for group, pairs in groups.items():
-<<<<<<< HEAD
                 _fuse_missing(method, cache, group, pairs, config, result, bar.update, executor)
                 _evaluate(cache, name, group, pairs, config, result, executor)
-            if cache.data["cost"] is None:
-                first = next(iter(groups.values()))[0]
-=======
-                _fuse_missing(method, cache, group, pairs, config, result, bar.update)
-                _evaluate(cache, name, group, pairs, config, result)
             costs = cache.data["costs"]
             for group, pairs in groups.items():
                 if group in costs:
                     result.cached["timed"] += 1
                     continue
->>>>>>> main
                 try:
                     costs[group] = asdict(measure_cost(method, pairs[0], config.timing_repeats))
                     result.computed["timed"] += 1
