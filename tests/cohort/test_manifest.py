@@ -129,7 +129,7 @@ def test_fingerprint_follows_method_options_and_inputs(cohort):
 
     first = prints()
     assert prints() == first and len(set(first)) == len(first)
-    for change in ({"method": "max"}, {"color": "ycbcr"}, {"metrics": "all"}):
+    for change in ({"method": "max"}, {"color": "hsv"}, {"metrics": "all"}):
         assert all(a != b for a, b in zip(prints(**change), first)), change
     os.utime(subjects[2].func, ns=(0, 0))  # an input changed: that subject alone
     assert [a != b for a, b in zip(prints(), first)] == [False, False, True, False, False, False]

@@ -16,7 +16,7 @@ import pytest
 from msgfusion.cli import main
 from msgfusion.cohort import CohortConfig, run_cohort
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +42,27 @@ def _no_leftovers(out: Path) -> None:
     assert not [p.name for p in out.rglob("*") if p.name.startswith(".")], "temporary files left"
 
 
-def test_local_cluster_corrupt_subject_and_resume(cohort, manifest_writer, matches_api, tmp_path,
-                                                  local_cluster, capsys):
-    """The command on a local cluster of its own; a corrupt scan fails alone; a re-run
-    recomputes what failed (here on an existing cluster) and then nothing."""
+@pytest.fixture
+def threads_cluster():
+    """One worker thread in this process (fast: no process to start), closed afterwards."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+@pytest.mark.parametrize("where", ["threads", pytest.param("processes", marks=pytest.mark.slow)])
+def test_corrupt_subject_and_resume(where, cohort, manifest_writer, matches_api, tmp_path,
+                                    request, capsys):
+    """``cohort run``: a corrupt scan fails alone with its reason; a re-run recomputes what
+    failed and then nothing. ``processes``: the command's own local cluster of 2 worker
+    processes, then an existing one; ``threads``: a worker thread in this process (fast)."""
+    if where == "processes":
+        where_args, client = ["--workers", "2"], request.getfixturevalue("local_cluster")
+    else:
+        client = request.getfixturevalue("threads_cluster")
+        where_args = ["--scheduler", client.scheduler.address]
     root, rows = cohort
     # a corrupt scan (truncated PNG) and a volume row join the six good subjects
     (root / "broken").mkdir()
@@ -59,7 +76,7 @@ def test_local_cluster_corrupt_subject_and_resume(cohort, manifest_writer, match
               "modality": "PET"}]
     manifest_writer(root / "manifest.csv", rows + extra)
     out = tmp_path / "out"
-    argv = ["cohort", "run", str(root / "manifest.csv"), "-o", str(out), "--workers", "2",
+    argv = ["cohort", "run", str(root / "manifest.csv"), "-o", str(out), *where_args,
             "--method", "average"]
 
     assert main(argv) == 1  # some subjects failed
@@ -89,7 +106,7 @@ def test_local_cluster_corrupt_subject_and_resume(cohort, manifest_writer, match
     shutil.copy(root / rows[2]["func"], root / "broken" / "func.png")
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()}
     config = CohortConfig(root / "manifest.csv", out, method="average", progress=False)
-    result = run_cohort(config, local_cluster)
+    result = run_cohort(config, client)
     assert "9 subject(s): 8 done (2 computed, 7 up to date and skipped), 1 failed" in \
         result.summary_lines()[0]
     table = _table(out)
@@ -111,6 +128,7 @@ def test_local_cluster_corrupt_subject_and_resume(cohort, manifest_writer, match
     assert list(_table(out)["computed"]) == [False] * 8
 
 
+@pytest.mark.slow
 def test_scheduler_address(cohort, matches_api, local_cluster, tmp_path, capsys):
     """The default method on a cluster reached by its scheduler's address; each worker loaded
     the weights once and runs torch on its share of the cores."""
@@ -137,6 +155,7 @@ def test_scheduler_address(cohort, matches_api, local_cluster, tmp_path, capsys)
     assert list(states.values()) == [(threads, True)] * 2
 
 
+@pytest.mark.slow
 def test_bench_on_the_cluster_matches_the_serial_bench(aanlib_dir, tmp_path, local_cluster,
                                                        capsys):
     """``msgfusion bench --scheduler``: method x pair work on the workers, same results."""
@@ -171,6 +190,7 @@ def test_bench_on_the_cluster_matches_the_serial_bench(aanlib_dir, tmp_path, loc
         assert twin.read_bytes() == path.read_bytes()
 
 
+@pytest.mark.slow
 def test_killed_worker_loses_and_duplicates_nothing(large_cohort, matches_api, tmp_path,
                                                      local_cluster):
     """A worker process killed mid-run: the run completes, every subject is done exactly once
