@@ -16,13 +16,14 @@ marks the subject failed with its one-line reason and the later steps pass it th
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,14 @@ class SubjectState:
 
 def _step(name: str) -> Callable[[Callable[[SubjectState], None]], Callable[..., SubjectState]]:
     """Time a step; turn a user error into the subject's failure and keep its warnings for
-    the results table; skip failed subjects."""
+    the results table; skip failed subjects. The step works on a copy of its input (Dask may
+    keep the input for a retry), sharing the arrays."""
     def wrap(fn: Callable[[SubjectState], None]) -> Callable[..., SubjectState]:
+        @functools.wraps(fn)
         def run(state: SubjectState) -> SubjectState:
             if state.reason:
                 return state
+            state = replace(state, timings=dict(state.timings), warnings=list(state.warnings))
             start, cpu = time.perf_counter(), time.process_time()
             try:
                 with warnings.catch_warnings(record=True) as caught:
@@ -86,8 +90,6 @@ def _step(name: str) -> Callable[[Callable[[SubjectState], None]], Callable[...,
             state.timings[f"{name}_s"] = time.perf_counter() - start
             state.cpu_s += time.process_time() - cpu
             return state
-        run.__name__ = run.__qualname__ = f"{name}_subject"
-        run.__doc__ = fn.__doc__
         return run
     return wrap
 
@@ -157,7 +159,8 @@ def score_subject(state: SubjectState) -> dict[str, Any]:
     job = state.job
     row: dict[str, Any] = {
         "id": job.subject.id, "status": "failed" if state.reason else "done",
-        "reason": state.reason, "warnings": "; ".join(state.warnings), "modality": job.subject.modality, "kind": job.subject.kind,
+        "reason": state.reason, "warnings": "; ".join(state.warnings),
+        "modality": job.subject.modality, "kind": job.subject.kind,
         "method": job.method, "color": job.color,
         "output": "" if state.reason else str(job.output),
         "worker": get_worker().address, "pid": os.getpid(),
