@@ -96,7 +96,7 @@ def report(args: argparse.Namespace) -> str:
     flat, chained = task_overhead(max(args.workers), args.tasks)
     load_after = os.getloadavg()[0]
     n = args.subjects
-    base = args.workers[0]
+    base, top = args.workers[0], max(args.workers)
 
     def rate(w: int) -> float:
         return 60 * runs[w][0].computed / runs[w][0].compute_s
@@ -166,9 +166,9 @@ def report(args: argparse.Namespace) -> str:
         f"- **What grows linearly.** Subjects are independent: no task reads another subject's "
         f"data, and each worker holds its own copy of the method (weights loaded once per worker "
         f"when it starts). Throughput therefore grows with the number of workers as long as the "
-        f"workers have cores of their own; here {max(args.workers)} workers gave {rate(max(args.workers)) / rate(base):.2f}x "
-        f"the subjects per minute of {base} on {os.cpu_count()} cores that other jobs were also using. Memory grows "
-        f"linearly too: each worker peaked at about "
+        f"workers have cores of their own; here {top} workers gave {rate(top) / rate(base):.2f}x "
+        f"the subjects per minute of {base} on {os.cpu_count()} cores that other jobs were "
+        f"also using. Memory grows linearly too: each worker peaked at about "
         f"{np.mean(list(runs[base][0].worker_peak_mb.values())):.0f} MB (Python, torch, the "
         f"network, one subject at a time), so a node of M GB holds about M * 1000 / that many "
         f"workers, and the scheduler's memory grows with the number of tasks in flight, not "
@@ -189,9 +189,9 @@ def report(args: argparse.Namespace) -> str:
         f"times a slice pair) moves this limit that much closer, and clinical volumes, larger "
         f"still, make the file system the first limit to check.",
         f"- **The scheduler.** At {chain_ms:.1f} ms of Dask's work per subject, one scheduler "
-        f"handles at least about {ceiling:.0f} subjects per minute; with {per_subject:.3f} s per subject "
-        f"per worker that is reached at about {workers_at_ceiling:.0f} workers. Beyond that, "
-        f"fuse several subjects per task (batching also speeds up the network) to divide the "
+        f"handles at least {ceiling:.0f} subjects per minute; with {per_subject:.3f} s per "
+        f"subject per worker that is reached at about {workers_at_ceiling:.0f} workers. Beyond "
+        f"that, fuse several subjects per task (batching also speeds up the network) to divide the "
         f"per-task cost.",
     ]
     return "\n".join(lines) + "\n"

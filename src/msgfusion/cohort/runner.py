@@ -107,8 +107,9 @@ class CohortResult:
         return lines
 
 
-_FIXED_COLUMNS = ("id", "status", "reason", "warnings", "modality", "kind", "method", "color", "output",
-                  "computed", "worker", "pid", *(f"{s}_s" for s in STEPS), "total_s", "cpu_s")
+_FIXED_COLUMNS = ("id", "status", "reason", "warnings", "modality", "kind", "method", "color",
+                  "output", "computed", "worker", "pid", *(f"{s}_s" for s in STEPS), "total_s",
+                  "cpu_s")
 
 
 def _file_identity(path: Path) -> list[Any]:
@@ -179,8 +180,8 @@ def open_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         finally:
             client.close()
         return
-    with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                      processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client
 
 

@@ -9,9 +9,10 @@ the lost links when a worker dies). Every step goes through the Python API used 
 
 A user error (a :class:`~msgfusion.errors.MsgFusionError`: unreadable file, size mismatch)
 marks the subject failed with its one-line reason and the later steps pass it through; a
-:class:`~msgfusion.errors.MsgFusionWarning` (input used, but not as given) goes to the subject's
-``warnings``; any other exception propagates, so Dask retries the task. The last step writes the subject's record
-(fingerprint and result row) atomically: a subject is done exactly when its record exists.
+:class:`~msgfusion.errors.MsgFusionWarning` (input used, but not as given) goes to the
+subject's ``warnings``; any other exception propagates, so Dask retries the task. The last step
+writes the subject's record (fingerprint and result row) atomically: a subject is done exactly
+when its record exists.
 """
 
 from __future__ import annotations
