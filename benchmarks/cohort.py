@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import pickle
 import platform
 import tempfile
 import time
@@ -144,55 +145,65 @@ def report(args: argparse.Namespace) -> str:
               "CPU time over their tasks' time: 1 for one thread on a core of its own, up to 2 "
               "for the single worker whose network runs two threads, lower when workers wait "
               "for a CPU.)"]
-    t1 = runs[base][0].table
+    t1, tt = runs[base][0].table, runs[top][0].table
     step_share = {s: t1[f"{s}_s"].sum() / t1["total_s"].sum() for s in STEPS}
     per_subject = t1["total_s"].mean()
+    cpu_per_subject = tt["cpu_s"].mean()  # one torch thread per worker in the widest run
+    subjects_per_s_per_worker = 1 / cpu_per_subject
     read_mb_s = input_bytes / 1e6 / t1["read_s"].sum()
+    in_kb = input_bytes / n / 1e3
     out_kb = np.mean(list(output_bytes.values())) / n / 1e3
     volume_kb = sum((SPM / f).stat().st_size for f in ("T1.nii.gz", "PET.nii.gz")) / 1e3
+    row_bytes = len(pickle.dumps(tt.iloc[0].to_dict()))
     chain_ms = 4 * chained * 1e3
     ceiling = 60 / (4 * chained)
-    workers_at_ceiling = ceiling / (60 / per_subject)
+    fs_example = 100  # MB/s, a round figure for a shared file system, not measured here
     lines += [
         "",
-        f"Dask's cost per task, measured with {args.tasks} empty tasks on {max(args.workers)} "
-        f"workers (client, scheduler and workers on the same loaded cores, so an upper bound of "
-        f"the scheduler's own cost): {flat * 1e3:.2f} ms per independent task, "
-        f"{chained * 1e3:.2f} ms per task in chains of four (a subject is a chain of four "
-        f"tasks: {chain_ms:.1f} ms per subject).",
+        f"Dask's cost per task, measured with {args.tasks} empty tasks on {top} workers (client, "
+        f"scheduler and workers on the same loaded cores, so an upper bound of the scheduler's "
+        f"own cost): {flat * 1e3:.2f} ms per independent task, {chained * 1e3:.2f} ms per task "
+        f"in chains of four (a subject is a chain of four tasks: {chain_ms:.1f} ms per subject).",
         "",
         "## Scaling note",
         "",
+        f"The CPU time of a subject is the machine-independent part of these numbers: "
+        f"{cpu_per_subject:.3f} s with one torch thread (the {top}-worker run), i.e. about "
+        f"{subjects_per_s_per_worker:.1f} subjects per second for a worker with a core to "
+        f"itself. The wall times above are several times longer because the workers got only "
+        f"the CPU share shown.",
+        "",
         f"- **What grows linearly.** Subjects are independent: no task reads another subject's "
         f"data, and each worker holds its own copy of the method (weights loaded once per worker "
-        f"when it starts). Throughput therefore grows with the number of workers as long as the "
-        f"workers have cores of their own; here {top} workers gave {rate(top) / rate(base):.2f}x "
-        f"the subjects per minute of {base} on {os.cpu_count()} cores that other jobs were "
-        f"also using. Memory grows linearly too: each worker peaked at about "
-        f"{np.mean(list(runs[base][0].worker_peak_mb.values())):.0f} MB (Python, torch, the "
-        f"network, one subject at a time), so a node of M GB holds about M * 1000 / that many "
-        f"workers, and the scheduler's memory grows with the number of tasks in flight, not "
-        f"with image sizes (images stay on the workers; only the rows of the table, a few "
-        f"hundred bytes, travel back).",
+        f"when it starts). Throughput therefore grows with the number of workers as long as each "
+        f"has a core; here {top} workers gave {rate(top) / rate(base):.2f}x the subjects per "
+        f"minute of {base} on {os.cpu_count()} cores that other jobs were also using. Memory "
+        f"grows linearly too: each worker peaked at "
+        f"{min(runs[top][0].worker_peak_mb.values()):.0f}-"
+        f"{max(runs[base][0].worker_peak_mb.values()):.0f} MB (Python, torch, the network, one "
+        f"subject at a time), so a node of M GB holds about M * 1000 / that many workers. What "
+        f"travels back to the client per subject is its row of the table ({row_bytes} bytes "
+        f"pickled); the images stay on the workers.",
         f"- **Where the time goes on one worker.** A subject takes {per_subject:.3f} s of task "
         f"time: reading {100 * step_share['read']:.0f}%, fusion {100 * step_share['fuse']:.0f}%, "
         f"writing {100 * step_share['write']:.0f}%, metrics {100 * step_share['score']:.0f}%. "
         f"The cluster's start ({runs[base][1] - runs[base][0].compute_s:.0f} s here, of which "
         f"{runs[base][0].setup_s:.0f} s importing torch and loading the method in the workers) "
         f"is paid once per run, and a re-run of a finished cohort starts no cluster at all.",
-        f"- **Reading files.** A subject reads {input_bytes / n / 1e3:.0f} kB (two PNGs) and "
-        f"writes {out_kb:.0f} kB; the read step (open and decode) ran at {read_mb_s:.1f} MB/s "
-        f"per worker. A shared file system delivering B MB/s feeds about "
-        f"B * 1000 / {input_bytes / n / 1e3:.0f} subjects per second, so for 2-D slices the "
-        f"file system matters only with hundreds of workers. A volume pair (the SPM T1 and PET "
-        f"templates: {volume_kb:.0f} kB compressed, {volume_kb / (input_bytes / n / 1e3):.0f} "
-        f"times a slice pair) moves this limit that much closer, and clinical volumes, larger "
-        f"still, make the file system the first limit to check.",
+        f"- **Reading files.** A subject reads {in_kb:.0f} kB (two PNGs) and writes "
+        f"{out_kb:.0f} kB; the read step (open and decode) ran at {read_mb_s:.1f} MB/s per "
+        f"worker. A shared file system delivering B MB/s feeds B * 1000 / {in_kb + out_kb:.0f} "
+        f"subjects per second (read and write); at {fs_example} MB/s (an example, not measured) "
+        f"that is {fs_example * 1000 / (in_kb + out_kb):.0f} subjects per second, the pace of "
+        f"about {fs_example * 1000 / (in_kb + out_kb) / subjects_per_s_per_worker:.0f} workers. "
+        f"A volume pair (the SPM T1 and PET templates: {volume_kb:.0f} kB compressed, "
+        f"{volume_kb / in_kb:.0f} times a slice pair) moves this limit that many times closer: "
+        f"for volumes the file system is the first limit to check.",
         f"- **The scheduler.** At {chain_ms:.1f} ms of Dask's work per subject, one scheduler "
-        f"handles at least {ceiling:.0f} subjects per minute; with {per_subject:.3f} s per "
-        f"subject per worker that is reached at about {workers_at_ceiling:.0f} workers. Beyond "
-        f"that, fuse several subjects per task (batching also speeds up the network) to divide the "
-        f"per-task cost.",
+        f"handles at least {ceiling:.0f} subjects per minute, the pace of about "
+        f"{ceiling / 60 / subjects_per_s_per_worker:.0f} workers at the CPU time per subject "
+        f"above. Beyond that, give each task several subjects (batching also speeds up the "
+        f"network) to divide the per-task cost.",
     ]
     return "\n".join(lines) + "\n"
 
