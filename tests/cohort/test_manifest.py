@@ -1,4 +1,4 @@
-"""Manifests: reading and checking, building from folder layouts, fingerprints (no cluster)."""
+"""Manifests (reading, checking, building from folders), fingerprints, errors: no cluster."""
 
 from __future__ import annotations
 
@@ -148,3 +148,15 @@ def test_cli_errors_are_one_line(cohort, capsys):
         assert err.startswith("msgfusion: error:") and fragment in err, err
         assert len(err.splitlines()) == 1
     assert not (root / "out" / "fused").exists()
+
+
+def test_unreachable_scheduler_is_one_clear_error(cohort, capsys):
+    import dask
+
+    root, _ = cohort
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code = main(["cohort", "run", str(root / "manifest.csv"), "-o", str(root / "out"),
+                     "--scheduler", "tcp://127.0.0.1:9", "--method", "average"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("msgfusion: error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")

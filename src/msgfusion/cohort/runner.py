@@ -166,7 +166,7 @@ def open_client(workers: int | None = None, scheduler: str | None = None) -> Ite
 
     if scheduler:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler)  # waits distributed.comm.timeouts.connect (Dask config)
         except (OSError, TimeoutError) as exc:
             raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} "
                                f"({type(exc).__name__}: {exc})") from None
