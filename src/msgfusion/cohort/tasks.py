@@ -57,11 +57,11 @@ class SubjectJob:
 
 @dataclass
 class SubjectState:
-    """A subject between steps: the pair as read, the fused picture, timings, a failure."""
+    """A subject between steps: its inputs as read, the fused result, timings, a failure."""
 
     job: SubjectJob
-    pair: FusionPair | None = None
-    fused: np.ndarray | None = None
+    inputs: Any = None  # what the kind's read gives (a FusionPair for slices)
+    fused: Any = None  # what the kind's fuse gives (a colour picture for slices)
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     cpu_s: float = 0.0  # the worker process's CPU time over the steps
@@ -95,19 +95,51 @@ def _step(name: str) -> Callable[[Callable[[SubjectState], None]], Callable[...,
     return wrap
 
 
-@_step("read")
-def _read(state: SubjectState) -> None:
-    """Read the subject's pair; volume rows need the volume API (refused with a reason)."""
-    s = state.job.subject
-    if s.kind == "volume":
-        raise MsgFusionError(f"{s.mr}: volume inputs (NIfTI, DICOM, MetaImage) need "
+class SliceKind:
+    """2-D slices (PNG, JPEG, TIFF, BMP), the path of ``msgfusion fuse``: a
+    :class:`FusionPair` fused by the method, colour restored, written as an image, scored."""
+
+    suffix = ".png"
+
+    @staticmethod
+    def read(job: SubjectJob) -> FusionPair:
+        s = job.subject
+        return load_pair(s.mr, s.func, modality=s.modality, name=s.id)
+
+    @staticmethod
+    def fuse(job: SubjectJob, pair: FusionPair) -> np.ndarray:
+        (intensity,) = fuse_pairs(get_method(job.method), [pair])
+        return restore_color(intensity, pair.func, job.color)
+
+    @staticmethod
+    def write(job: SubjectJob, fused: np.ndarray) -> None:
+        write_image(job.output, fused, overwrite=True)
+
+    @staticmethod
+    def score(job: SubjectJob, pair: FusionPair, fused: np.ndarray) -> dict[str, float]:
+        return evaluate_images(pair.mr, pair.func, fused, job.metrics)
+
+
+#: How each kind of input (:attr:`Subject.kind`) is read, fused, written and scored.
+KINDS: dict[str, Any] = {"slice": SliceKind}
+
+
+def kind_of(subject: Subject) -> Any:
+    """The handler of a subject's kind of input, or a one-line refusal."""
+    if subject.kind not in KINDS:
+        raise MsgFusionError(f"{subject.mr}: volume inputs (NIfTI, DICOM, MetaImage) need "
                              "msgfusion.fuse_volume, which this version does not have yet; "
                              "give 2-D slices")
-    state.pair = load_pair(s.mr, s.func, modality=s.modality, name=s.id)
+    return KINDS[subject.kind]
+
+
+@_step("read")
+def _read(state: SubjectState) -> None:
+    state.inputs = kind_of(state.job.subject).read(state.job)
 
 
 def read_subject(job: SubjectJob) -> SubjectState:
-    """The first task of a subject's chain: read its pair."""
+    """The first task of a subject's chain: read its inputs (a pair of slices or volumes)."""
     return _read(SubjectState(job))
 
 
@@ -115,16 +147,13 @@ def read_subject(job: SubjectJob) -> SubjectState:
 def fuse_subject(state: SubjectState) -> None:
     """Fuse with the subject's method (one cached instance per worker process) and restore
     the colour."""
-    assert state.pair is not None
-    (intensity,) = fuse_pairs(get_method(state.job.method), [state.pair])
-    state.fused = restore_color(intensity, state.pair.func, state.job.color)
+    state.fused = kind_of(state.job.subject).fuse(state.job, state.inputs)
 
 
 @_step("write")
 def write_subject(state: SubjectState) -> None:
-    """Write the fused picture atomically (a temporary file renamed into place)."""
-    assert state.fused is not None
-    write_image(state.job.output, state.fused, overwrite=True)
+    """Write the fused result atomically (a temporary file renamed into place)."""
+    kind_of(state.job.subject).write(state.job, state.fused)
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -141,11 +170,8 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 @_step("score")
 def _score(state: SubjectState) -> None:
-    job = state.job
-    if job.metrics:
-        assert state.pair is not None and state.fused is not None
-        state.metrics = evaluate_images(state.pair.mr, state.pair.func, state.fused,
-                                        job.metrics)
+    if state.job.metrics:
+        state.metrics = kind_of(state.job.subject).score(state.job, state.inputs, state.fused)
 
 
 def score_subject(state: SubjectState) -> dict[str, Any]:
