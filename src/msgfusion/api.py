@@ -1,15 +1,23 @@
-"""The Python API: fuse a pair in one call, from arrays, files or a :class:`FusionPair`."""
+"""The Python API: fuse a pair in one call, from arrays, files or a :class:`FusionPair`; fuse two
+volumes slice by slice on the MR's grid."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from msgfusion.io.color import DEFAULT_COLOR_MODE, restore_color
-from msgfusion.methods.registry import DEFAULT_METHOD, fuse_pairs, get_method
+from msgfusion.errors import MsgFusionError, ShapeMismatchError, UnknownModalityError
+from msgfusion.intensity import IntensityScale, modality_scale, mr_scale
+from msgfusion.io.color import (COLOR_MODES, DEFAULT_COLOR_MODE, colorize, default_cmap,
+                                restore_color, to_uint8)
+from msgfusion.io.volumes import guess_modality, read_volume
+from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, fuse_pairs, get_method
 from msgfusion.pair import FusionPair, check_modality, infer_modality, load_pair, prepare_images
+from msgfusion.volume import (AXES, Orientation, Volume, n_planes, plane, plane_spacing,
+                              resample_to)
 
 ImageLike = np.ndarray | str | os.PathLike
 
@@ -59,3 +67,147 @@ def fuse(
     pair = mr if isinstance(mr, FusionPair) else make_pair(mr, func, modality, cmap)  # type: ignore[arg-type]
     (intensity,) = fuse_intensity([pair], method)
     return restore_color(intensity, pair.func, color)
+
+
+# --- Volumes -------------------------------------------------------------------------------------
+
+VolumeLike = Volume | str | os.PathLike
+
+
+def load_volume(path: str | os.PathLike, series: Sequence[str] = (),
+                frame: int | None = None) -> Volume:
+    """Read a NIfTI file, DICOM series (folder or one of its files), MetaImage or NRRD file.
+
+    ``series``: SeriesInstanceUIDs choosing among several series in one DICOM folder; ``frame``:
+    the frame of a 4-D input. See :mod:`msgfusion.io.volumes` for the conventions.
+    """
+    return read_volume(path, series, frame)
+
+
+@dataclass(frozen=True)
+class FusedVolume:
+    """Two volumes fused on the MR's grid.
+
+    ``intensity``: the fused intensity (float32 in [0, 1]); ``picture``: what a viewer shows, RGB
+    uint8 for PET/SPECT in colour or ``intensity`` itself for grey results. Both carry the MR's
+    geometry. ``mr`` and ``func`` (resampled onto the MR grid, physical values) with the scales
+    below re-render any slice as the method saw it (:meth:`planes`).
+    """
+
+    intensity: Volume
+    picture: Volume
+    mr: Volume
+    func: Volume
+    modality: str
+    method: str
+    color: str
+    cmap: str | None
+    mr_scale: IntensityScale
+    func_scale: IntensityScale
+
+    def render_func(self, values: np.ndarray) -> np.ndarray:
+        """Physical functional values -> the picture the method is given (grey or colour)."""
+        unit = self.func_scale(values)
+        return unit if self.cmap is None else colorize(unit, self.cmap)
+
+    def planes(self, axis: str, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(MR, functional, fused picture) of one slice, displayed the radiological way."""
+        orient = Orientation.of(self.mr)
+        mr = self.mr_scale(plane(orient.view(self.mr.data), axis, index))
+        func = self.render_func(plane(orient.view(self.func.data), axis, index))
+        fused = plane(orient.view(self.picture.data), axis, index)
+        if fused.dtype == np.uint8:
+            fused = fused.astype(np.float32) / 255.0
+        return mr, func, fused
+
+
+def fuse_volume(
+    mr: VolumeLike,
+    func: VolumeLike,
+    modality: str | None = None,
+    method: str | FusionMethod = DEFAULT_METHOD,
+    color: str = DEFAULT_COLOR_MODE,
+    window: str | tuple[float, float] | None = None,
+    axis: str = "axial",
+    transform: object = None,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+    cmap: str | None = None,
+) -> FusedVolume:
+    """Fuse an MR volume with a CT/PET/SPECT volume, slice by slice, on the MR's grid.
+
+    The functional volume is resampled onto the MR grid (linear; ``transform``, a SimpleITK
+    transform from MR to functional points, e.g. from registration, when they do not share a
+    space), both are brought to [0, 1] per modality (:mod:`msgfusion.intensity`; ``window``: the
+    CT window), PET/SPECT rendered with ``cmap`` (default: the atlas's scale of the modality,
+    :func:`msgfusion.io.color.default_cmap`), then cut into
+    :class:`FusionPair` slices along ``axis`` (axial, coronal or sagittal) that go through
+    ``fuse_pairs`` in batches of ``batch_size`` (``progress(n)`` after each). Colour is restored
+    per slice (``color`` as in :func:`fuse`). The modality is taken from the functional volume's
+    header or file name when not given.
+    """
+    if axis not in AXES:
+        raise MsgFusionError(f"unknown axis {axis!r}; choose one of {', '.join(AXES)}")
+    if color not in COLOR_MODES:
+        raise MsgFusionError(f"unknown colour mode {color!r}; choose one of "
+                             f"{', '.join(COLOR_MODES)}")
+    mr = mr if isinstance(mr, Volume) else load_volume(mr)
+    func = func if isinstance(func, Volume) else load_volume(func)
+    method = get_method(method) if isinstance(method, str) else method
+    name = func.meta.get("path", "the functional volume")
+    if modality is None:
+        modality = guess_modality(func)
+        if modality in (None, "MR"):
+            raise UnknownModalityError(f"{name}: cannot tell whether it is CT, PET or SPECT; "
+                                       "give the modality (--modality)")
+    modality = check_modality(modality)
+    for vol, what in ((mr, "MR"), (func, modality)):
+        if vol.is_rgb:
+            raise ShapeMismatchError(f"{vol.meta.get('path', what)}: the {what} volume is RGB; "
+                                     "a scalar volume is needed")
+    func_scale = modality_scale(func.data, modality, window)
+    on_grid = resample_to(func, mr, transform)
+    mr_scale_ = mr_scale(mr.data)
+    cmap = None if modality == "CT" else (cmap or default_cmap(modality))
+    rgb = color == "viridis" or (modality != "CT" and color != "gray")
+    intensity = np.zeros(mr.shape, dtype=np.float32)
+    picture = np.zeros(mr.shape + (3,), dtype=np.uint8) if rgb else intensity
+    descrip = f"msgfusion {modality}-MRI fused ({method.name})"
+    result = FusedVolume(mr.with_data(intensity, descrip=f"{descrip} intensity"),
+                         mr.with_data(picture, descrip=descrip), mr, on_grid, modality,
+                         method.name, color, cmap, mr_scale_, func_scale)
+    orient = Orientation.of(mr)
+    mr_view, func_view = orient.view(mr.data), orient.view(on_grid.data)
+    out_view, pic_view = orient.view(intensity), orient.view(picture)
+    n = n_planes(mr_view, axis)
+    for start in range(0, n, batch_size):
+        indices = range(start, min(start + batch_size, n))
+        pairs = [FusionPair(mr=mr_scale_(plane(mr_view, axis, i)),
+                            func=result.render_func(plane(func_view, axis, i)),
+                            modality=modality, name=f"{axis} {i}") for i in indices]
+        for i, pair, fused in zip(indices, pairs, fuse_pairs(method, pairs, batch_size, progress)):
+            plane(out_view, axis, i)[...] = fused
+            if rgb:
+                plane(pic_view, axis, i)[...] = to_uint8(restore_color(fused, pair.func, color))
+    return result
+
+
+def volume_preview(result: FusedVolume, size: int = 256) -> np.ndarray:
+    """A montage of the middle axial, coronal and sagittal slices, one row each:
+    MR | functional | fused, with square pixels (the longest side of the volume is ``size``
+    pixels). Returns H x W x 3 in [0, 1]."""
+    from msgfusion.io.figures import resize, side_by_side, stack_rows
+
+    extent = max(n * s for n, s in zip(result.mr.shape, result.mr.spacing[::-1]))
+    mm_per_pixel = extent / size
+    canonical = Orientation.of(result.mr).view(result.mr.data)
+    rows = []
+    for axis in AXES:
+        panels = result.planes(axis, n_planes(canonical, axis) // 2)
+        dy, dx = plane_spacing(result.mr, axis)
+        h, w = panels[0].shape[:2]
+        shape = (round(h * dy / mm_per_pixel), round(w * dx / mm_per_pixel))
+        rows.append(side_by_side([resize(p, *shape) for p in panels],
+                                 [f"MR ({axis})", result.modality,
+                                  f"fused ({result.method})"]))
+    return stack_rows(rows)

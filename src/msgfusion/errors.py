@@ -46,6 +46,15 @@ class ClusterError(MsgFusionError):
     """A Dask cluster cannot be started or reached (bad scheduler address, no workers)."""
 
 
+class SpaceMismatchError(MsgFusionError):
+    """Two volumes to be fused do not share physical space (disjoint extents or different frames
+    of reference); they need registering first."""
+
+
+class StudyError(MsgFusionError):
+    """A reader study is unknown, already exists, or was asked for something it cannot do."""
+
+
 class MsgFusionWarning(UserWarning):
     """Input that is used, but not as given (a colour MR made grey, a colour CT made grey, a
     modality that had to be assumed). The CLI prints it as ``msgfusion: warning: ...``."""

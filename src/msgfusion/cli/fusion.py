@@ -9,11 +9,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from msgfusion.cli.common import CommandAdder, add_method_options, method_from_args, modality_arg
-from msgfusion.data.datasets import PairFolder, sample_folders
-from msgfusion.errors import OutputExistsError
+from msgfusion.cli.volumes import add_volume_options, fuse_volume_dir, fuse_volumes
+from msgfusion.data.datasets import PairFolder, is_volume_pair_folder, sample_folders
+from msgfusion.errors import MsgFusionError, OutputExistsError
 from msgfusion.io.color import COLORMAP_NAMES, restore_color
 from msgfusion.io.figures import side_by_side
 from msgfusion.io.images import check_writable, write_image
+from msgfusion.io.volumes import check_volume_writable, is_volume_path, write_volume
 from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, fuse_pairs, list_methods
 from msgfusion.pair import MODALITIES
 
@@ -22,6 +24,13 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     from msgfusion.api import make_pair
     from msgfusion.methods.msgfusion import MsgFusion
 
+    if is_volume_path(args.mr) or is_volume_path(args.func):
+        return fuse_volumes(args)
+    volume_only = [f"--{name}" for name in ("series", "frame", "window", "transform", "preview",
+                                            "intensity") if getattr(args, name)]
+    if volume_only or args.axis != "axial":
+        raise MsgFusionError(f"{' '.join(volume_only) or '--axis'}: for volumes; {args.mr} and "
+                             f"{args.func} are 2-D images")
     method = method_from_args(args)
     out = check_writable(args.output, args.overwrite)
     pair = make_pair(Path(args.mr), Path(args.func), args.modality, args.cmap)
@@ -66,6 +75,8 @@ def _fuse_folder(folder: PairFolder, method: FusionMethod, color: str, out_dir: 
 
 
 def cmd_fuse_dir(args: argparse.Namespace) -> int:
+    if is_volume_pair_folder(args.pairs_dir):
+        return fuse_volume_dir(args)
     folder = PairFolder(args.pairs_dir)
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
@@ -86,6 +97,16 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo_volumes() -> Path | None:
+    """The SPM templates (T1, PET) in ``../shared/data/volumes`` beside the current folder or the
+    source checkout, when present (they are not bundled)."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        folder = base.parent / "shared" / "data" / "volumes" / "spm_oldnorm"
+        if (folder / "T1.nii.gz").is_file() and (folder / "PET.nii.gz").is_file():
+            return folder
+    return None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     method = method_from_args(args)
@@ -95,6 +116,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             stem = f"{folder.root.name}_{f.stem}"
             jobs.append((folder, i, check_writable(out_dir / f"{stem}_fused.png", args.overwrite),
                          check_writable(out_dir / f"{stem}_figure.png", args.overwrite)))
+    spm = demo_volumes()
+    if spm is not None:
+        volume_out = check_volume_writable(out_dir / "volume_PET-MRI_fused.nii.gz", args.overwrite)
+        preview_out = check_writable(out_dir / "volume_PET-MRI_preview.png", args.overwrite)
     for folder, i, fused_path, figure_path in jobs:
         pair = folder[i]
         (intensity,) = fuse_pairs(method, [pair])
@@ -104,26 +129,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
                               ["MR", pair.modality, f"fused ({method.name})"])
         write_image(figure_path, figure, overwrite=args.overwrite)
         print(f"{pair.modality}-MRI {pair.name}: wrote {fused_path} and {figure_path}")
+    if spm is None:
+        print("volumes: ../shared/data/volumes not found, no volume demo")
+        return 0
+    from msgfusion.api import fuse_volume, volume_preview
+
+    result = fuse_volume(spm / "T1.nii.gz", spm / "PET.nii.gz", "PET", method, args.color)
+    write_volume(volume_out, result.picture, args.overwrite)
+    write_image(preview_out, volume_preview(result), overwrite=args.overwrite)
+    print(f"PET-MRI volume (SPM T1 + PET): wrote {volume_out} and {preview_out}")
     return 0
 
 
 def add_commands(command: CommandAdder) -> None:
-    p = command("fuse", cmd_fuse, "fuse one MR image with one CT/PET/SPECT image")
-    p.add_argument("--mr", required=True, help="the MR image (grey)")
+    p = command("fuse", cmd_fuse, "fuse one MR image with one CT/PET/SPECT image, or an MR "
+                                  "volume with a CT/PET/SPECT volume")
+    p.add_argument("--mr", required=True, help="the MR image (grey) or volume")
     p.add_argument("--func", required=True,
                    help="the CT (grey) or PET/SPECT image of the same slice: RGB pseudo-colour, "
-                        "or scalar (grey) activity with --modality PET|SPECT")
+                        "or scalar (grey) activity with --modality PET|SPECT; or a CT/PET/SPECT "
+                        "volume (scalar: HU, activity)")
     p.add_argument("--modality", type=modality_arg, metavar="|".join(MODALITIES),
                    help="modality of --func. Inferred when omitted: grey is CT; colour is PET or "
                         "SPECT, told by a PET/ or SPECT/ folder on its path or else by its "
                         "colour scale (the atlas's PET and SPECT scales differ). MsgFusion has "
                         "one network per modality and uses this one; a scalar PET/SPECT needs "
-                        "--modality")
+                        "--modality. For a volume: its header (DICOM Modality) or file name")
     p.add_argument("--cmap", choices=COLORMAP_NAMES,
                    help="colour map that renders a scalar (grey) PET/SPECT before fusion "
                         "(default: the atlas's own scale, atlas-pet or atlas-spect)")
-    p.add_argument("-o", "--output", required=True, help="output image (.png, .tif, .jpg, .bmp)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output image (.png, .tif, .jpg, .bmp) or volume (.nii.gz, .nii, .mha, "
+                        ".mhd, .nrrd, or a folder name without suffix for a DICOM series)")
     add_method_options(p)
+    add_volume_options(p)
 
     p = command("fuse-dir", cmd_fuse_dir, "fuse every pair of a folder of pairs")
     p.add_argument("pairs_dir", metavar="PAIRS_DIR",
@@ -133,11 +172,14 @@ def add_commands(command: CommandAdder) -> None:
                    help="folder for the fused images, written under the pairs' file names")
     p.add_argument("--batch-size", type=int, default=16, help="pairs per batch (default 16)")
     add_method_options(p)
+    add_volume_options(p, single=False)
 
     command("methods", cmd_methods, "list the fusion methods with their references")
 
     p = command("demo", cmd_demo, "fuse the bundled CT-, PET- and SPECT-MRI sample pairs and write "
-                                  "the fused images and side-by-side figures")
+                                  "the fused images and side-by-side figures; with "
+                                  "../shared/data/volumes present, also the SPM T1 and PET "
+                                  "volumes (NIfTI and a three-plane preview)")
     p.add_argument("-o", "--output", default="msgfusion-demo", metavar="DIR",
                    help="output folder (default: ./msgfusion-demo)")
     add_method_options(p)

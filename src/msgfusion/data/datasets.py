@@ -176,3 +176,34 @@ def sample_folders() -> list[PairFolder]:
     """The bundled sample pairs (one CT-MRI, one PET-MRI, one SPECT-MRI from the atlas test split)."""
     root = Path(__file__).resolve().parent / "samples"
     return [PairFolder(root / p) for p in AANLIB_PAIRS]
+
+
+def _volumes(folder: Path) -> dict[str, Path]:
+    """Volume entries of a folder: NIfTI/MetaImage/NRRD files and subfolders (DICOM series)."""
+    from msgfusion.io.volumes import volume_suffix
+
+    return {p.name: p for p in folder.iterdir() if not p.name.startswith(".")
+            and (p.is_dir() or (p.is_file() and volume_suffix(p)))}
+
+
+def is_volume_pair_folder(path: str | os.PathLike) -> bool:
+    """A folder of pairs (see the module doc) whose MRI/ folder holds volumes."""
+    path = Path(path)
+    return is_pair_folder(path) and any(_volumes(d) for d in _subdir(path, MR_FOLDERS))
+
+
+def volume_pairs(root: str | os.PathLike) -> list[PairFiles]:
+    """The pairs of a folder of volume pairs: ``MRI/`` beside one of ``CT/``, ``PET/``,
+    ``SPECT/``, partners sharing a name (``sub01.nii.gz`` in both, or ``sub01/`` DICOM folders)."""
+    root = Path(root)
+    mr_dirs, func_dirs = _subdir(root, MR_FOLDERS), _subdir(root, MODALITIES)
+    if len(mr_dirs) != 1 or len(func_dirs) != 1:
+        raise DatasetError(f"{root}: a folder of volume pairs needs one MRI/ folder and exactly "
+                           f"one of {'/, '.join(MODALITIES)}/ beside it")
+    mr, func = _volumes(mr_dirs[0]), _volumes(func_dirs[0])
+    unpaired = sorted(set(mr) ^ set(func))
+    if unpaired:
+        raise DatasetError(f"{root}: {len(unpaired)} volume(s) without a partner of the same name "
+                           f"in {mr_dirs[0].name}/ and {func_dirs[0].name}/: {name_list(unpaired)}")
+    modality = func_dirs[0].name.upper()
+    return [PairFiles(n, mr[n], func[n], modality) for n in sorted(mr)]
