@@ -110,6 +110,16 @@ def test_make_manifest_of_a_bids_like_tree(tmp_path, capsys):
     assert [s.kind for s in read_manifest(out)] == ["volume", "volume"]
 
 
+def test_make_manifest_of_a_folder_of_volume_pairs(tmp_path):
+    for sub, source in (("MRI", "T1"), ("SPECT", "SPECT")):
+        (tmp_path / sub).mkdir()
+        for name in ("s01", "s02"):
+            os.symlink(SPM / f"{source}.nii.gz", tmp_path / sub / f"{name}.nii.gz")
+    rows = _rows(make_manifest(tmp_path)[0])
+    assert [(r["id"], r["modality"]) for r in rows] == [("s01", "SPECT"), ("s02", "SPECT")]
+    assert rows[1]["func"] == str(tmp_path / "SPECT" / "s02.nii.gz")
+
+
 def test_make_manifest_of_an_unknown_layout(tmp_path, capsys):
     (tmp_path / "x").mkdir()
     assert main(["cohort", "make-manifest", str(tmp_path)]) == 2

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -38,6 +39,22 @@ def _table(out: Path) -> pd.DataFrame:
     return parquet
 
 
+def _volume_matches_api(row: dict[str, str], output: Path, metrics: dict[str, float]) -> None:
+    """A fused volume is the API's picture on the MR's grid; its metrics are those of the
+    central axial slice."""
+    from msgfusion.api import fuse_volume, load_volume
+    from msgfusion.metrics import evaluate_images
+    from msgfusion.volume import Orientation, n_planes
+
+    expected = fuse_volume(row["mr"], row["func"], row["modality"], "average")
+    written = load_volume(output)
+    np.testing.assert_array_equal(written.data, expected.picture.data)
+    np.testing.assert_allclose(written.affine, expected.mr.affine, atol=1e-6)
+    axial = n_planes(Orientation.of(expected.mr).view(expected.mr.data), "axial")
+    want = evaluate_images(*expected.planes("axial", axial // 2), list(metrics))
+    assert metrics == pytest.approx(want, rel=1e-9)
+
+
 def _no_leftovers(out: Path) -> None:
     assert not [p.name for p in out.rglob("*") if p.name.startswith(".")], "temporary files left"
 
@@ -64,15 +81,21 @@ def test_corrupt_subject_and_resume(where, cohort, manifest_writer, matches_api,
         client = request.getfixturevalue("threads_cluster")
         where_args = ["--scheduler", client.scheduler.address]
     root, rows = cohort
-    # a corrupt scan (truncated PNG) and a volume row join the six good subjects
+    # join the six good slice subjects: a corrupt scan (truncated PNG), a colour image given as
+    # CT, a volume pair (SPM T1 + PET) and a volume pair whose PET is truncated
     (root / "broken").mkdir()
     good = (root / rows[2]["func"]).read_bytes()
     (root / "broken" / "func.png").write_bytes(good[: len(good) // 3])
     shutil.copy(root / rows[2]["mr"], root / "broken" / "mr.png")
     spm = Path(__file__).resolve().parents[3] / "shared" / "data" / "volumes" / "spm_oldnorm"
+    (root / "vol").mkdir()
+    pet = (spm / "PET.nii.gz").read_bytes()
+    (root / "vol" / "pet.nii.gz").write_bytes(pet[: len(pet) // 2])
     extra = [{"id": "broken", "mr": "broken/mr.png", "func": "broken/func.png", "modality": "PET"},
              {"id": "colour-ct", "mr": rows[2]["mr"], "func": rows[2]["func"], "modality": "CT"},
              {"id": "volume", "mr": str(spm / "T1.nii.gz"), "func": str(spm / "PET.nii.gz"),
+              "modality": "PET"},
+             {"id": "broken-volume", "mr": str(spm / "T1.nii.gz"), "func": "vol/pet.nii.gz",
               "modality": "PET"}]
     manifest_writer(root / "manifest.csv", rows + extra)
     out = tmp_path / "out"
@@ -81,7 +104,7 @@ def test_corrupt_subject_and_resume(where, cohort, manifest_writer, matches_api,
 
     assert main(argv) == 1  # some subjects failed
     stdout = capsys.readouterr().out
-    assert "9 subject(s): 7 done (9 computed, 0 up to date and skipped), 2 failed" in stdout
+    assert "10 subject(s): 8 done (10 computed, 0 up to date and skipped), 2 failed" in stdout
     table = _table(out)
     assert list(table["id"]) == [r["id"] for r in rows + extra]
     by_id = table.set_index("id")
@@ -89,44 +112,46 @@ def test_corrupt_subject_and_resume(where, cohort, manifest_writer, matches_api,
     reason = by_id.loc["broken", "reason"]
     assert by_id.loc["broken", "status"] == "failed" and str(root / "broken" / "func.png") in reason
     assert "\n" not in reason and f"broken: {reason}" in stdout
-    assert by_id.loc["volume", "status"] == "failed"
-    assert "fuse_volume" in by_id.loc["volume", "reason"]
+    reason = by_id.loc["broken-volume", "reason"]
+    assert by_id.loc["broken-volume", "status"] == "failed" and "vol/pet.nii.gz" in reason
+    assert "\n" not in reason and f"broken-volume: {reason}" in stdout
     assert by_id.loc["colour-ct", "status"] == "done"  # a colour image given as CT: made grey
     assert "colour image given as CT" in by_id.loc["colour-ct", "warnings"]
     assert by_id.loc[rows[0]["id"], "warnings"] == ""
     assert len(set(table["worker"])) >= 1 and (table["total_s"] > 0).all()
     assert sorted(p.name for p in (out / "fused").iterdir()) == \
-        sorted(f"{r['id']}.png" for r in rows + extra[1:2])
+        sorted([f"{r['id']}.png" for r in rows + extra[1:2]] + ["volume.nii.gz"])
     _no_leftovers(out)
     labels = ["EN", "SD", "MI", "rSFe", "Q_S", "VIFF", "Qabf"]  # --metrics paper (default)
     for row in rows:
         values = {m: by_id.loc[row["id"], m] for m in labels}
         matches_api(root, row, out / "fused" / f"{row['id']}.png", "average", tmp_path, values)
+    _volume_matches_api(extra[2], out / "fused" / "volume.nii.gz",
+                        {m: by_id.loc["volume", m] for m in labels})
 
-    # the corrupt scan is replaced: the re-run computes it and the failing volume row alone
+    # the corrupt files are replaced: the re-run computes those two alone
     shutil.copy(root / rows[2]["func"], root / "broken" / "func.png")
+    shutil.copy(spm / "PET.nii.gz", root / "vol" / "pet.nii.gz")
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()}
     config = CohortConfig(root / "manifest.csv", out, method="average", progress=False)
     result = run_cohort(config, client)
-    assert "9 subject(s): 8 done (2 computed, 7 up to date and skipped), 1 failed" in \
+    assert "10 subject(s): 10 done (2 computed, 8 up to date and skipped), 0 failed" in \
         result.summary_lines()[0]
     table = _table(out)
-    assert list(table.set_index("id").loc[["broken", "volume"], "status"]) == ["done", "failed"]
-    assert list(table["computed"]) == [False] * 6 + [True, False, True]
+    assert list(table["computed"]) == [False] * 6 + [True, False, False, True]
     assert {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir() if p.name in mtimes} \
         == mtimes
     matches_api(root, extra[0], out / "fused" / "broken.png", "average", tmp_path)
 
     # once complete, a re-run recomputes nothing and starts no cluster
-    manifest_writer(root / "manifest.csv", rows + extra[:2])
     before = {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()}
     start = time.perf_counter()
     assert main(argv) == 0
     assert time.perf_counter() - start < 5
-    assert "8 subject(s): 8 done (0 computed, 8 up to date and skipped), 0 failed" in \
+    assert "10 subject(s): 10 done (0 computed, 10 up to date and skipped), 0 failed" in \
         capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()} == before
-    assert list(_table(out)["computed"]) == [False] * 8
+    assert list(_table(out)["computed"]) == [False] * 10
 
 
 @pytest.mark.slow

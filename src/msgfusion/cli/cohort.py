@@ -54,7 +54,9 @@ def add_commands(command: CommandAdder) -> None:
 
     r = sub.add_parser("run", help="run a manifest: one subject per row", description=(
         "Fuse, write and score every subject of MANIFEST on Dask: a local cluster of --workers "
-        "processes, or the cluster at --scheduler. Fused images go to OUT/fused/<id>.png, the "
+        "processes, or the cluster at --scheduler. Rows are 2-D slices (PNG, JPEG, TIFF, BMP) or "
+        "volumes (NIfTI, DICOM series, MetaImage, NRRD; scored on the central axial slice). "
+        "Fused results go to OUT/fused/<id>.png or <id>.nii.gz, the "
         "results table (one row per subject: status, reason, timings, metrics) to "
         "OUT/results.csv and OUT/results.parquet. A re-run skips subjects whose outputs and "
         "fingerprint (method, weights, options, inputs) are unchanged. Exit code 1 when a "
@@ -84,7 +86,8 @@ def add_commands(command: CommandAdder) -> None:
 
     m = sub.add_parser("make-manifest", help="write a manifest for a folder layout",
                        description="Write a manifest CSV for DIR: a folder of pairs (MRI/ beside "
-                                   "CT/, PET/ or SPECT/), a tree of them (the AANLIB layout), or "
+                                   "CT/, PET/ or SPECT/; images, or volumes: NIfTI, MetaImage, "
+                                   "NRRD, DICOM folders), a tree of them (the AANLIB layout), or "
                                    "a BIDS-like tree (sub-*/anat/*T1w.nii.gz with "
                                    "sub-*/pet/*.nii.gz).")
     m.set_defaults(handler=cmd_make_manifest)

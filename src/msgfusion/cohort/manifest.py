@@ -24,14 +24,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from msgfusion.data.datasets import PairFolder, find_pair_folders, is_pair_folder
+from msgfusion.data.datasets import (
+    PairFolder,
+    find_pair_folders,
+    is_pair_folder,
+    is_volume_pair_folder,
+    volume_pairs,
+)
 from msgfusion.errors import DatasetError, MsgFusionError
 from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE
+from msgfusion.io.volumes import is_volume_path, volume_suffix
 from msgfusion.pair import check_modality
 
 REQUIRED_COLUMNS = ("id", "mr", "func", "modality")
 OPTION_COLUMNS = ("method", "color")
-VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -53,11 +59,7 @@ class Subject:
 
 def input_kind(path: str | os.PathLike) -> str:
     """``volume`` for 3-D formats and folders (DICOM series), ``slice`` for 2-D images."""
-    path = Path(path)
-    name = path.name.lower()
-    if path.is_dir() or name.endswith(VOLUME_SUFFIXES):
-        return "volume"
-    return "slice"
+    return "volume" if is_volume_path(path) else "slice"
 
 
 def read_manifest(path: str | os.PathLike) -> list[Subject]:
@@ -150,16 +152,20 @@ def make_manifest(root: str | os.PathLike, relative_to: str | os.PathLike | None
                   ) -> tuple[str, list[str]]:
     """A manifest CSV for a folder layout, and warnings about what was left out.
 
-    ``root``: a folder of pairs (``MRI/`` beside ``CT/``, ``PET/`` or ``SPECT/``), a tree of them
-    (the AANLIB ``<pair>/<split>/`` layout: ids get the folder's label as prefix), or a BIDS-like
-    tree of volumes (``sub-*/anat/*T1w.nii.gz`` + ``sub-*/pet/*.nii.gz``). Paths are written
+    ``root``: a folder of pairs (``MRI/`` beside ``CT/``, ``PET/`` or ``SPECT/``; images, or
+    volumes: NIfTI/MetaImage/NRRD files or DICOM folders), a tree of them (the AANLIB
+    ``<pair>/<split>/`` layout: ids get the folder's label as prefix), or a BIDS-like tree of
+    volumes (``sub-*/anat/*T1w.nii.gz`` + ``sub-*/pet/*.nii.gz``). Paths are written
     relative to the folder ``relative_to`` (where the manifest will be saved), else absolute.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder")
     warnings: list[str] = []
-    if is_pair_folder(root) or not any(root.glob("sub-*")):
+    if is_volume_pair_folder(root):
+        rows = [(_safe(f.name[: len(f.name) - len(volume_suffix(f.name))]), f.mr_path,
+                 f.func_path, f.modality) for f in volume_pairs(root)]
+    elif is_pair_folder(root) or not any(root.glob("sub-*")):
         rows = _pair_rows(find_pair_folders(root))
     else:
         rows, warnings = _bids_rows(root)

@@ -121,12 +121,6 @@ def _file_identity(path: Path) -> list[Any]:
         return [str(path), None, None]  # missing: the read step reports it
 
 
-def _suffix(subject: Subject) -> str:
-    """The output file's suffix for the subject's kind of input."""
-    kind = KINDS.get(subject.kind)
-    return kind.suffix if kind else ".png"
-
-
 def plan_jobs(subjects: Sequence[Subject], config: CohortConfig) -> list[SubjectJob]:
     """One job per subject, with its output, record path (absolute: workers may run in
     another folder) and fingerprint."""
@@ -144,7 +138,7 @@ def plan_jobs(subjects: Sequence[Subject], config: CohortConfig) -> list[Subject
                "mr": _file_identity(s.mr), "func": _file_identity(s.func)}
         fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         jobs.append(SubjectJob(s, method, color, metrics,
-                               out / "fused" / f"{s.id}{_suffix(s)}",
+                               out / "fused" / f"{s.id}{KINDS[s.kind].suffix}",
                                out / "records" / f"{s.id}.json", fingerprint))
     return jobs
 

@@ -31,13 +31,16 @@ from typing import Any
 import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from msgfusion.api import FusedVolume, fuse_volume, load_volume
 from msgfusion.cohort.manifest import Subject
 from msgfusion.errors import MsgFusionError, MsgFusionWarning
 from msgfusion.io.color import restore_color
 from msgfusion.io.images import write_image
+from msgfusion.io.volumes import write_volume
 from msgfusion.methods.registry import fuse_pairs, get_method
 from msgfusion.metrics import evaluate_images
 from msgfusion.pair import FusionPair, load_pair
+from msgfusion.volume import Orientation, Volume, n_planes
 
 STEPS = ("read", "fuse", "write", "score")
 
@@ -60,8 +63,8 @@ class SubjectState:
     """A subject between steps: its inputs as read, the fused result, timings, a failure."""
 
     job: SubjectJob
-    inputs: Any = None  # what the kind's read gives (a FusionPair for slices)
-    fused: Any = None  # what the kind's fuse gives (a colour picture for slices)
+    inputs: Any = None  # what the kind's read gives: a FusionPair, or (MR, functional) Volumes
+    fused: Any = None  # what the kind's fuse gives: a colour picture, or a FusedVolume
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     cpu_s: float = 0.0  # the worker process's CPU time over the steps
@@ -120,22 +123,47 @@ class SliceKind:
         return evaluate_images(pair.mr, pair.func, fused, job.metrics)
 
 
+class VolumeKind:
+    """Volumes (NIfTI, DICOM series, MetaImage, NRRD), the path of ``msgfusion fuse`` for
+    volumes: :func:`~msgfusion.api.load_volume` for both, :func:`~msgfusion.api.fuse_volume`
+    (the functional volume resampled onto the MR's grid, fused slice by slice), the picture
+    written as NIfTI with the MR's geometry, and the metrics of the central axial slice."""
+
+    suffix = ".nii.gz"
+
+    @staticmethod
+    def read(job: SubjectJob) -> tuple[Volume, Volume]:
+        return load_volume(job.subject.mr), load_volume(job.subject.func)
+
+    @staticmethod
+    def fuse(job: SubjectJob, volumes: tuple[Volume, Volume]) -> FusedVolume:
+        return fuse_volume(*volumes, modality=job.subject.modality,
+                           method=get_method(job.method), color=job.color)
+
+    @staticmethod
+    def write(job: SubjectJob, fused: FusedVolume) -> None:
+        label = f"{fused.modality}-MRI fused with {fused.method}"
+        write_volume(job.output, fused.picture, overwrite=True, source=fused.mr,
+                     description=f"{label} (msgfusion)",
+                     derivation=f"{label}, colour {job.color}, from {job.subject.mr.name} and "
+                                f"{job.subject.func.name} resampled onto the MR grid")
+
+    @staticmethod
+    def score(job: SubjectJob, volumes: tuple[Volume, Volume],
+              fused: FusedVolume) -> dict[str, float]:
+        """The metrics of the central axial slice: MR, functional as the method saw it, fused
+        picture, as :meth:`~msgfusion.api.FusedVolume.planes` gives them."""
+        axial = n_planes(Orientation.of(fused.mr).view(fused.mr.data), "axial")
+        return evaluate_images(*fused.planes("axial", axial // 2), job.metrics)
+
+
 #: How each kind of input (:attr:`Subject.kind`) is read, fused, written and scored.
-KINDS: dict[str, Any] = {"slice": SliceKind}
-
-
-def kind_of(subject: Subject) -> Any:
-    """The handler of a subject's kind of input, or a one-line refusal."""
-    if subject.kind not in KINDS:
-        raise MsgFusionError(f"{subject.mr}: volume inputs (NIfTI, DICOM, MetaImage) need "
-                             "msgfusion.fuse_volume, which this version does not have yet; "
-                             "give 2-D slices")
-    return KINDS[subject.kind]
+KINDS: dict[str, type[SliceKind] | type[VolumeKind]] = {"slice": SliceKind, "volume": VolumeKind}
 
 
 @_step("read")
 def _read(state: SubjectState) -> None:
-    state.inputs = kind_of(state.job.subject).read(state.job)
+    state.inputs = KINDS[state.job.subject.kind].read(state.job)
 
 
 def read_subject(job: SubjectJob) -> SubjectState:
@@ -147,13 +175,13 @@ def read_subject(job: SubjectJob) -> SubjectState:
 def fuse_subject(state: SubjectState) -> None:
     """Fuse with the subject's method (one cached instance per worker process) and restore
     the colour."""
-    state.fused = kind_of(state.job.subject).fuse(state.job, state.inputs)
+    state.fused = KINDS[state.job.subject.kind].fuse(state.job, state.inputs)
 
 
 @_step("write")
 def write_subject(state: SubjectState) -> None:
     """Write the fused result atomically (a temporary file renamed into place)."""
-    kind_of(state.job.subject).write(state.job, state.fused)
+    KINDS[state.job.subject.kind].write(state.job, state.fused)
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -171,7 +199,7 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 @_step("score")
 def _score(state: SubjectState) -> None:
     if state.job.metrics:
-        state.metrics = kind_of(state.job.subject).score(state.job, state.inputs, state.fused)
+        state.metrics = KINDS[state.job.subject.kind].score(state.job, state.inputs, state.fused)
 
 
 def score_subject(state: SubjectState) -> dict[str, Any]:
