@@ -1,14 +1,16 @@
 """Throughput of ``msgfusion cohort run`` on 1 and 2 local workers; writes ``docs/cohort.md``.
 
-A synthetic cohort of ``--subjects`` atlas pairs (equal numbers of CT-, PET- and SPECT-MRI from
-the train and test splits of ``../shared/data/aanlib``; one subject per pair) is run with the
-default method and the paper's metrics on a fresh local cluster of 1 and of 2 single-threaded
-worker processes, each into an empty output folder. Measured: subjects per minute (from the
-first submission to the last result, and with the cluster's start), the ratio, each worker's
-peak memory, the mean time per step, and Dask's own cost per task (a burst of empty tasks).
+A synthetic cohort of ``--subjects`` subjects is run with the default method and the paper's
+metrics on a fresh local cluster of 1 and of 2 single-threaded worker processes, each into an
+empty output folder: ``--volumes`` volume pairs made from the SPM templates (T1, T2 or PD with
+PET or SPECT, 91 x 109 x 91 at 2 mm) and atlas slice pairs for the rest (equal numbers of CT-,
+PET- and SPECT-MRI from the train and test splits of ``../shared/data/aanlib``). Measured:
+subjects per minute (from the first submission to the last result, and with the cluster's
+start), the ratio, each worker's peak memory, the mean wall and CPU time per step and kind of
+input, and Dask's own cost per task (a burst of empty tasks).
 
     PYTHONPATH=src python benchmarks/cohort.py                  # writes docs/cohort.md
-    PYTHONPATH=src python benchmarks/cohort.py --subjects 30 --output /tmp/cohort.md
+    PYTHONPATH=src python benchmarks/cohort.py --subjects 30 --volumes 4 --output /tmp/c.md
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 
 import distributed
-import numpy as np
+import pandas as pd
 
 from msgfusion.cohort import CohortConfig, CohortResult, open_client, run_cohort
 from msgfusion.data.datasets import AANLIB_PAIRS, SPLITS, PairFolder
@@ -36,21 +38,27 @@ SPM = REPO.parent / "shared" / "data" / "volumes" / "spm_oldnorm"
 STEPS = ("read", "fuse", "write", "score")
 
 
-def write_cohort(manifest: Path, subjects: int) -> int:
-    """A manifest of ``subjects`` atlas pairs, a third per modality; the input bytes."""
-    per = -(-subjects // len(AANLIB_PAIRS))
-    rows, size = [], 0
+def write_cohort(manifest: Path, subjects: int, volumes: int) -> dict[str, int]:
+    """A manifest of ``volumes`` SPM volume pairs and atlas slice pairs for the rest (a third
+    per modality); the input bytes of each subject, by id."""
+    rows = []
+    combos = [(mr, func) for func in ("PET", "SPECT") for mr in ("T1", "T2", "PD")]
+    for i in range(volumes):
+        mr, func = combos[i % len(combos)]
+        rows.append({"id": f"spm-{mr}-{func}-{i // len(combos)}", "mr": SPM / f"{mr}.nii.gz",
+                     "func": SPM / f"{func}.nii.gz", "modality": func})
+    slices = subjects - volumes
+    per = -(-slices // len(AANLIB_PAIRS))
     for pair in AANLIB_PAIRS:
         files = [f for split in SPLITS for f in PairFolder(AANLIB / pair / split).files][:per]
-        for f in files:
-            rows.append({"id": f"{pair}-{f.stem}", "mr": f.mr_path, "func": f.func_path,
-                         "modality": f.modality})
-            size += f.mr_path.stat().st_size + f.func_path.stat().st_size
+        rows += [{"id": f"{pair}-{f.stem}", "mr": f.mr_path, "func": f.func_path,
+                  "modality": f.modality} for f in files]
+    rows = rows[:subjects]
     with manifest.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, ["id", "mr", "func", "modality"])
         writer.writeheader()
-        writer.writerows(rows[:subjects])
-    return size
+        writer.writerows(rows)
+    return {r["id"]: r["mr"].stat().st_size + r["func"].stat().st_size for r in rows}
 
 
 def _noop(x: int) -> int:
@@ -90,28 +98,35 @@ def report(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         manifest = work / "manifest.csv"
-        input_bytes = write_cohort(manifest, args.subjects)
+        input_bytes = write_cohort(manifest, args.subjects, args.volumes)
         runs = {w: run(manifest, w, work) for w in args.workers}
-        output_bytes = {w: sum(p.stat().st_size for p in (work / f"out-{w}" / "fused").iterdir())
-                        for w in args.workers}
+        top_out = work / f"out-{max(args.workers)}" / "fused"
+        output_bytes = {p.name.split(".")[0]: p.stat().st_size for p in top_out.iterdir()}
     flat, chained = task_overhead(max(args.workers), args.tasks)
     load_after = os.getloadavg()[0]
     n = args.subjects
     base, top = args.workers[0], max(args.workers)
+    kinds = [k for k in ("slice", "volume") if (runs[base][0].table["kind"] == k).any()]
 
     def rate(w: int) -> float:
         return 60 * runs[w][0].computed / runs[w][0].compute_s
 
+    def of_kind(w: int, kind: str) -> pd.DataFrame:
+        t = runs[w][0].table
+        return t[t["kind"] == kind]
+
+    counts = ", ".join(f"{len(of_kind(base, k))} {k} pairs" for k in kinds)
     lines = [
         "# Whole cohorts on Dask: throughput and scaling",
         "",
         "Generated by `PYTHONPATH=src python benchmarks/cohort.py` (rerun it on a quiet machine: "
-        "it rewrites this file). A synthetic cohort of "
-        f"{n} subjects, each one atlas pair (a third each CT-, PET- and SPECT-MRI, train and test "
-        "splits of `../shared/data/aanlib`, 256 x 256 PNG), run by `msgfusion cohort run` with "
-        f"the default method (`{DEFAULT_METHOD}`), `--metrics paper` and the default colour "
-        f"(`{DEFAULT_COLOR_MODE}`), on a fresh "
-        "local cluster of single-threaded worker processes, into an empty output folder.",
+        f"it rewrites this file). A synthetic cohort of {n} subjects ({counts}): volume pairs "
+        "made from the SPM templates (T1, T2 or PD with PET or SPECT, 91 x 109 x 91 voxels of "
+        "2 mm, NIfTI), and atlas slice pairs (a third each CT-, PET- and SPECT-MRI, train and "
+        "test splits of `../shared/data/aanlib`, 256 x 256 PNG). Run by `msgfusion cohort run` "
+        f"with the default method (`{DEFAULT_METHOD}`), `--metrics paper` (a volume: its central "
+        f"axial slice) and the default colour (`{DEFAULT_COLOR_MODE}`), on a fresh local "
+        "cluster of single-threaded worker processes, into an empty output folder.",
         "",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores **shared with other engineers' "
         f"jobs while this ran**: load average {load_before:.1f} before, {load_after:.1f} after "
@@ -130,34 +145,41 @@ def report(args: argparse.Namespace) -> str:
         lines.append(f"| {w} | {result.computed} | {result.compute_s:.1f} | {rate(w):.1f} | "
                      f"{rate(w) / rate(base):.2f} | {whole:.1f} | "
                      f"{', '.join(f'{p:.0f}' for p in peaks)} | {n - result.count('done')} |")
-    lines += ["", "Mean time per subject in each step (seconds, inside the worker):", "",
-              "| workers | " + " | ".join(STEPS) + " | total | busy workers | CPU share |",
-              "|---:|" + "---:|" * (len(STEPS) + 3)]
+    lines += ["", "Mean time per subject in each step (seconds, inside the worker), and how "
+              "busy the workers were:", "",
+              "| workers | kind | " + " | ".join(STEPS) + " | total | CPU | CPU share |",
+              "|---:|---|" + "---:|" * (len(STEPS) + 3)]
     for w in args.workers:
-        t = runs[w][0].table
-        means = [t[f"{s}_s"].mean() for s in STEPS]
-        busy = t["total_s"].sum() / runs[w][0].compute_s
-        lines.append(f"| {w} | " + " | ".join(f"{m:.3f}" for m in means)
-                     + f" | {t['total_s'].mean():.3f} | {busy:.2f} | "
-                     f"{t['cpu_s'].sum() / t['total_s'].sum():.2f} |")
-    lines += ["", "(busy workers: the sum of the tasks' times over the computing time, which "
-              "reaches the number of workers when none waits for work; CPU share: the workers' "
-              "CPU time over their tasks' time: 1 for one thread on a core of its own, up to 2 "
-              "for the single worker whose network runs two threads, lower when workers wait "
-              "for a CPU.)"]
-    t1, tt = runs[base][0].table, runs[top][0].table
-    step_share = {s: t1[f"{s}_s"].sum() / t1["total_s"].sum() for s in STEPS}
-    per_subject = t1["total_s"].mean()
-    cpu_per_subject = tt["cpu_s"].mean()  # one torch thread per worker in the widest run
-    subjects_per_s_per_worker = 1 / cpu_per_subject
-    read_mb_s = input_bytes / 1e6 / t1["read_s"].sum()
-    in_kb = input_bytes / n / 1e3
-    out_kb = np.mean(list(output_bytes.values())) / n / 1e3
-    volume_kb = sum((SPM / f).stat().st_size for f in ("T1.nii.gz", "PET.nii.gz")) / 1e3
+        for k in kinds:
+            t = of_kind(w, k)
+            lines.append(f"| {w} | {k} | " + " | ".join(f"{t[f'{s}_s'].mean():.3f}" for s in STEPS)
+                         + f" | {t['total_s'].mean():.3f} | {t['cpu_s'].mean():.3f} | "
+                         f"{t['cpu_s'].sum() / t['total_s'].sum():.2f} |")
+    busy = {w: runs[w][0].table["total_s"].sum() / runs[w][0].compute_s for w in args.workers}
+    lines += ["", "CPU: the worker's CPU seconds per subject; CPU share: CPU time over wall time "
+              "in the tasks (1 for one thread with a core of its own, up to 2 for the single "
+              "worker whose network runs two threads, lower when workers wait for a CPU). The "
+              "tasks kept the workers busy " + ", ".join(
+                  f"{busy[w]:.2f} of {w}" for w in args.workers) + " worker(s) over the "
+              "computing time."]
+    tt = runs[top][0].table
     row_bytes = len(pickle.dumps(tt.iloc[0].to_dict()))
     chain_ms = 4 * chained * 1e3
     ceiling = 60 / (4 * chained)
     fs_example = 100  # MB/s, a round figure for a shared file system, not measured here
+    per_kind = {}
+    for k in kinds:
+        t1, tk = of_kind(base, k), of_kind(top, k)
+        ids = list(tk["id"])
+        in_kb = sum(input_bytes[i] for i in ids) / len(ids) / 1e3
+        out_kb = sum(output_bytes[i] for i in ids) / len(ids) / 1e3
+        per_kind[k] = {
+            "cpu": tk["cpu_s"].mean(),  # one torch thread per worker in the widest run
+            "share": {s: t1[f"{s}_s"].sum() / t1["total_s"].sum() for s in STEPS},
+            "task": t1["total_s"].mean(),
+            "in_kb": in_kb, "out_kb": out_kb,
+            "read_mb_s": sum(input_bytes[i] for i in t1["id"]) / 1e6 / t1["read_s"].sum(),
+        }
     lines += [
         "",
         f"Dask's cost per task, measured with {args.tasks} empty tasks on {top} workers (client, "
@@ -167,11 +189,11 @@ def report(args: argparse.Namespace) -> str:
         "",
         "## Scaling note",
         "",
-        f"The CPU time of a subject is the machine-independent part of these numbers: "
-        f"{cpu_per_subject:.3f} s with one torch thread (the {top}-worker run), i.e. about "
-        f"{subjects_per_s_per_worker:.1f} subjects per second for a worker with a core to "
-        f"itself. The wall times above are several times longer because the workers got only "
-        f"the CPU share shown.",
+        "The CPU time of a subject is the machine-independent part of these numbers (the wall "
+        "times above are longer by the CPU share): with one torch thread (the "
+        f"{top}-worker run) " + "; ".join(
+            f"a {k} pair took {v['cpu']:.3f} s, i.e. {1 / v['cpu']:.2f} subjects per second for "
+            f"a worker with a core to itself" for k, v in per_kind.items()) + ".",
         "",
         f"- **What grows linearly.** Subjects are independent: no task reads another subject's "
         f"data, and each worker holds its own copy of the method (weights loaded once per worker "
@@ -179,31 +201,34 @@ def report(args: argparse.Namespace) -> str:
         f"has a core; here {top} workers gave {rate(top) / rate(base):.2f}x the subjects per "
         f"minute of {base} on {os.cpu_count()} cores that other jobs were also using. Memory "
         f"grows linearly too: each worker peaked at "
-        f"{min(runs[top][0].worker_peak_mb.values()):.0f}-"
-        f"{max(runs[base][0].worker_peak_mb.values()):.0f} MB (Python, torch, the network, one "
-        f"subject at a time), so a node of M GB holds about M * 1000 / that many workers. What "
-        f"travels back to the client per subject is its row of the table ({row_bytes} bytes "
-        f"pickled); the images stay on the workers.",
-        f"- **Where the time goes on one worker.** A subject takes {per_subject:.3f} s of task "
-        f"time: reading {100 * step_share['read']:.0f}%, fusion {100 * step_share['fuse']:.0f}%, "
-        f"writing {100 * step_share['write']:.0f}%, metrics {100 * step_share['score']:.0f}%. "
-        f"The cluster's start ({runs[base][1] - runs[base][0].compute_s:.0f} s here, of which "
+        f"{min(min(r[0].worker_peak_mb.values()) for r in runs.values()):.0f}-"
+        f"{max(max(r[0].worker_peak_mb.values()) for r in runs.values()):.0f} MB (Python, torch, "
+        f"the network, one subject at a time: a volume pair and its fused volume at most), so a "
+        f"node of M GB holds about M * 1000 / that many workers. What travels back to the client "
+        f"per subject is its row of the table ({row_bytes} bytes pickled); the images stay on "
+        f"the workers.",
+        "- **Where the time goes on one worker.** " + " ".join(
+            f"A {k} pair takes {v['task']:.3f} s of task time: reading "
+            f"{100 * v['share']['read']:.0f}%, fusion {100 * v['share']['fuse']:.0f}%, writing "
+            f"{100 * v['share']['write']:.0f}%, metrics {100 * v['share']['score']:.0f}%."
+            for k, v in per_kind.items())
+        + f" The cluster's start ({runs[base][1] - runs[base][0].compute_s:.0f} s here, of which "
         f"{runs[base][0].setup_s:.0f} s importing torch and loading the method in the workers) "
         f"is paid once per run, and a re-run of a finished cohort starts no cluster at all.",
-        f"- **Reading files.** A subject reads {in_kb:.0f} kB (two PNGs) and writes "
-        f"{out_kb:.0f} kB; the read step (open and decode) ran at {read_mb_s:.1f} MB/s per "
-        f"worker. A shared file system delivering B MB/s feeds B * 1000 / {in_kb + out_kb:.0f} "
-        f"subjects per second (read and write); at {fs_example} MB/s (an example, not measured) "
-        f"that is {fs_example * 1000 / (in_kb + out_kb):.0f} subjects per second, the pace of "
-        f"about {fs_example * 1000 / (in_kb + out_kb) / subjects_per_s_per_worker:.0f} workers. "
-        f"A volume pair (the SPM T1 and PET templates: {volume_kb:.0f} kB compressed, "
-        f"{volume_kb / in_kb:.0f} times a slice pair) moves this limit that many times closer: "
-        f"for volumes the file system is the first limit to check.",
+        "- **Reading files.** " + " ".join(
+            f"A {k} pair reads {v['in_kb']:.0f} kB and writes {v['out_kb']:.0f} kB; its read "
+            f"step (open, decode) ran at {v['read_mb_s']:.1f} MB/s per worker. At "
+            f"{fs_example} MB/s of shared file system (an example, not measured) that is "
+            f"{fs_example * 1000 / (v['in_kb'] + v['out_kb']):.0f} {k} subjects per second, the "
+            f"pace of about {fs_example * 1000 / (v['in_kb'] + v['out_kb']) * v['cpu']:.0f} "
+            f"workers." for k, v in per_kind.items())
+        + " The bigger the files per second of CPU, the sooner the file system, not the "
+        "workers, sets the pace.",
         f"- **The scheduler.** At {chain_ms:.1f} ms of Dask's work per subject, one scheduler "
-        f"handles at least {ceiling:.0f} subjects per minute, the pace of about "
-        f"{ceiling / 60 / subjects_per_s_per_worker:.0f} workers at the CPU time per subject "
-        f"above. Beyond that, give each task several subjects (batching also speeds up the "
-        f"network) to divide the per-task cost.",
+        f"handles at least {ceiling:.0f} subjects per minute, the pace of about " + ", ".join(
+            f"{ceiling / 60 * v['cpu']:.0f} workers on {k} pairs" for k, v in per_kind.items())
+        + ". Beyond that, give each task several subjects (batching also speeds up the network) "
+        "to divide the per-task cost.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -211,6 +236,8 @@ def report(args: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=150)
+    parser.add_argument("--volumes", type=int, default=12,
+                        help="how many of the subjects are SPM volume pairs (default 12)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--tasks", type=int, default=2000, help="empty tasks for the overhead")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "cohort.md")
