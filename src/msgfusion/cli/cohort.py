@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from msgfusion.cli.common import CommandAdder, add_color_option
-from msgfusion.errors import OutputExistsError
+from msgfusion.io.files import check_output, write_text
 from msgfusion.methods.registry import DEFAULT_METHOD
 
 EXIT_SOME_FAILED = 1
@@ -30,19 +30,14 @@ def cmd_cohort_run(args: argparse.Namespace) -> int:
 def cmd_make_manifest(args: argparse.Namespace) -> int:
     from msgfusion.cohort import make_manifest
 
-    out = Path(args.output) if args.output else None
-    if out is not None and out.exists() and not args.overwrite:
-        raise OutputExistsError(f"{out}: already exists (use --overwrite to replace it)")
+    out = check_output(args.output, args.overwrite) if args.output else None
     text, warnings = make_manifest(args.dir, relative_to=out.parent if out else None)
     for warning in warnings:
         print(f"msgfusion: warning: {warning}", file=sys.stderr)
     if out is None:
         sys.stdout.write(text)
         return 0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    write_text(out, text, overwrite=args.overwrite)
     print(f"wrote {out} ({text.count(chr(10)) - 1} subjects)", file=sys.stderr)
     return 0
 

@@ -47,8 +47,10 @@ from msgfusion.cohort.tasks import (
 )
 from msgfusion.errors import ClusterError, MsgFusionError, OutputExistsError
 from msgfusion.io.color import DEFAULT_COLOR_MODE
+from msgfusion.io.files import atomic_write, write_text
 from msgfusion.methods.registry import DEFAULT_METHOD, get_method
 from msgfusion.metrics import resolve_names
+from msgfusion.progress import progress_bar
 
 METRIC_CHOICES = ("paper", "all", "none")
 RECORD_VERSION = 1
@@ -239,31 +241,19 @@ def _remove_leftovers(out_dir: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _write_atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _compute(client: Any, jobs: Sequence[SubjectJob], config: CohortConfig,
              result_rows: dict[str, dict[str, Any]]) -> tuple[float, float, dict[str, float]]:
     """Run the jobs on the client's cluster, filling ``result_rows``; the seconds preparing
     the workers and from the first submission to the last result, and each worker's peak
     memory (MB)."""
     from distributed import as_completed
-    from tqdm import tqdm
 
     start = time.perf_counter()
     prepare_workers(client, tuple(sorted({j.method for j in jobs})))
     setup_s = time.perf_counter() - start
     start = time.perf_counter()
     futures = {submit_chain(client, job, config.retries): job for job in jobs}
-    with tqdm(total=len(jobs), desc="cohort", unit="subject",
-              disable=not config.progress or None, file=sys.stderr) as bar:
+    with progress_bar(config.progress, total=len(jobs), desc="cohort", unit="subject") as bar:
         for future in as_completed(futures):
             job = futures[future]
             try:
@@ -315,8 +305,9 @@ def run_cohort(config: CohortConfig, client: Any = None) -> CohortResult:
     table = pd.DataFrame([rows[j.subject.id] for j in jobs])
     ordered = [c for c in _FIXED_COLUMNS if c in table.columns]
     table = table[ordered + [c for c in table.columns if c not in ordered]]
-    _write_atomic(out / "results.csv", lambda p: table.to_csv(p, index=False))
-    _write_atomic(out / "results.parquet", lambda p: table.to_parquet(p, index=False))
+    write_text(out / "results.csv", table.to_csv(index=False), overwrite=True)
+    atomic_write(out / "results.parquet", lambda f: table.to_parquet(f, index=False),
+                 overwrite=True)
     return CohortResult(table, computed=len(todo), skipped=len(jobs) - len(todo), wall_s=wall,
                         compute_s=compute_s, setup_s=setup_s, dashboard=dashboard,
                         worker_peak_mb=peaks)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from msgfusion.api import FusedVolume, fuse_volume, load_volume
 from msgfusion.cohort.manifest import Subject
 from msgfusion.errors import MsgFusionError, MsgFusionWarning
 from msgfusion.io.color import restore_color
+from msgfusion.io.files import write_text
 from msgfusion.io.images import write_image
 from msgfusion.io.volumes import write_volume
 from msgfusion.methods.registry import fuse_pairs, get_method
@@ -184,18 +184,6 @@ def write_subject(state: SubjectState) -> None:
     KINDS[state.job.subject.kind].write(state.job, state.fused)
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @_step("score")
 def _score(state: SubjectState) -> None:
     if state.job.metrics:
@@ -223,7 +211,8 @@ def score_subject(state: SubjectState) -> dict[str, Any]:
         **state.metrics,
     }
     if not state.reason:
-        _write_json_atomic(job.record, {"fingerprint": job.fingerprint, "row": row})
+        write_text(job.record, json.dumps({"fingerprint": job.fingerprint, "row": row}, indent=1),
+                   overwrite=True)
     return row
 
 
