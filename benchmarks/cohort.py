@@ -156,12 +156,15 @@ def report(args: argparse.Namespace) -> str:
                          + f" | {t['total_s'].mean():.3f} | {t['cpu_s'].mean():.3f} | "
                          f"{t['cpu_s'].sum() / t['total_s'].sum():.2f} |")
     busy = {w: runs[w][0].table["total_s"].sum() / runs[w][0].compute_s for w in args.workers}
+    cores = {w: runs[w][0].table["cpu_s"].sum() / runs[w][0].compute_s for w in args.workers}
     lines += ["", "CPU: the worker's CPU seconds per subject; CPU share: CPU time over wall time "
               "in the tasks (1 for one thread with a core of its own, up to 2 for the single "
               "worker whose network runs two threads, lower when workers wait for a CPU). The "
               "tasks kept the workers busy " + ", ".join(
                   f"{busy[w]:.2f} of {w}" for w in args.workers) + " worker(s) over the "
-              "computing time."]
+              "computing time, and the cohort got " + ", ".join(
+                  f"{cores[w]:.2f} cores' worth of CPU with {w} worker(s)" for w in args.workers)
+              + "."]
     tt = runs[top][0].table
     row_bytes = len(pickle.dumps(tt.iloc[0].to_dict()))
     chain_ms = 4 * chained * 1e3
@@ -199,7 +202,9 @@ def report(args: argparse.Namespace) -> str:
         f"data, and each worker holds its own copy of the method (weights loaded once per worker "
         f"when it starts). Throughput therefore grows with the number of workers as long as each "
         f"has a core; here {top} workers gave {rate(top) / rate(base):.2f}x the subjects per "
-        f"minute of {base} on {os.cpu_count()} cores that other jobs were also using. Memory "
+        f"minute of {base} on {os.cpu_count()} cores that other jobs were also using, because "
+        f"the cohort got {cores[base]:.2f} and {cores[top]:.2f} cores' worth of CPU: the added "
+        f"worker found no idle core. Memory "
         f"grows linearly too: each worker peaked at "
         f"{min(min(r[0].worker_peak_mb.values()) for r in runs.values()):.0f}-"
         f"{max(max(r[0].worker_peak_mb.values()) for r in runs.values()):.0f} MB (Python, torch, "
