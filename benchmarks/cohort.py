@@ -202,9 +202,10 @@ def report(args: argparse.Namespace) -> str:
         f"data, and each worker holds its own copy of the method (weights loaded once per worker "
         f"when it starts). Throughput therefore grows with the number of workers as long as each "
         f"has a core; here {top} workers gave {rate(top) / rate(base):.2f}x the subjects per "
-        f"minute of {base} on {os.cpu_count()} cores that other jobs were also using, because "
-        f"the cohort got {cores[base]:.2f} and {cores[top]:.2f} cores' worth of CPU: the added "
-        f"worker found no idle core. Memory "
+        f"minute of {base} on {os.cpu_count()} cores that other jobs were also using: the "
+        f"cohort got {cores[base]:.2f} and {cores[top]:.2f} cores' worth of CPU, so the added "
+        f"workers " + ("found no idle core" if cores[top] < 1.5 * cores[base] else
+                      "found cores of their own") + ". Memory "
         f"grows linearly too: each worker peaked at "
         f"{min(min(r[0].worker_peak_mb.values()) for r in runs.values()):.0f}-"
         f"{max(max(r[0].worker_peak_mb.values()) for r in runs.values()):.0f} MB (Python, torch, "
