@@ -129,7 +129,7 @@ def test_fuse_dir_writes_same_file_names(capsys, tmp_path, aanlib_dir):
         p.name for p in (root / "MRI").iterdir())
     assert read_image(next((tmp_path / "out").iterdir())).shape == (256, 256, 3)
     code, _, err = run(capsys, "fuse-dir", root, "-o", tmp_path / "out")
-    assert_one_line_error(code, err, "already exists")
+    assert_one_line_error(code, err, "already exist")
 
 
 def test_fuse_dir_missing_partner(capsys, tmp_path, aanlib_dir):

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from tqdm import tqdm
-
-from msgfusion.cli.common import CommandAdder, add_method_options, method_from_args, modality_arg
+from msgfusion.cli import EXIT_USAGE
+from msgfusion.cli.common import (
+    CommandAdder,
+    add_method_options,
+    method_from_args,
+    modality_arg,
+    positive_int,
+)
 from msgfusion.cli.volumes import add_volume_options, fuse_volume_dir, fuse_volumes
 from msgfusion.data.datasets import PairFolder, is_volume_pair_folder, sample_folders
 from msgfusion.errors import MsgFusionError, OutputExistsError
@@ -16,7 +20,7 @@ from msgfusion.io.color import COLORMAP_NAMES, restore_color
 from msgfusion.io.figures import side_by_side
 from msgfusion.io.images import check_writable, write_image
 from msgfusion.io.volumes import check_volume_writable, is_volume_path, write_volume
-from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, fuse_pairs, list_methods
+from msgfusion.methods.registry import DEFAULT_METHOD, fuse_pairs, list_methods
 from msgfusion.pair import MODALITIES
 
 
@@ -44,47 +48,33 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fuse_folder(folder: PairFolder, method: FusionMethod, color: str, out_dir: Path,
-                 overwrite: bool, batch_size: int, desc: str) -> list[Path]:
-    """Fuse every pair of a folder, writing each result under the pair's file name.
-
-    Reading the next batch and writing the last one run in background threads (PNG coding
-    releases the GIL) while the method fuses the current batch.
-    """
-    outputs = [check_writable(out_dir / f.name, overwrite) for f in folder.files]
-    starts = range(0, len(folder), batch_size)
-    with ThreadPoolExecutor(max_workers=2) as pool, \
-            tqdm(total=len(folder), desc=desc, unit="pair", disable=None) as bar:
-        def read(start: int) -> list[Future]:
-            return [pool.submit(folder.__getitem__, i)
-                    for i in range(start, min(start + batch_size, len(folder)))]
-
-        pending, writes = read(0), []
-        for start in starts:
-            pairs = [f.result() for f in pending]
-            if start + batch_size < len(folder):
-                pending = read(start + batch_size)
-            for pair, fused, out in zip(pairs, fuse_pairs(method, pairs, batch_size),
-                                        outputs[start:]):
-                writes.append(pool.submit(write_image, out, restore_color(fused, pair.func, color),
-                                          overwrite=overwrite))
-            bar.update(len(pairs))
-        for w in writes:
-            w.result()
-    return outputs
-
-
 def cmd_fuse_dir(args: argparse.Namespace) -> int:
+    import sys
+
+    from msgfusion.api import fuse_folder
+
     if is_volume_pair_folder(args.pairs_dir):
         return fuse_volume_dir(args)
-    folder = PairFolder(args.pairs_dir)
-    out_dir = Path(args.output)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputExistsError(f"{out_dir}: exists and is not a folder")
-    written = _fuse_folder(folder, method_from_args(args), args.color, out_dir, args.overwrite,
-                           args.batch_size, desc=f"{folder.modality}-MRI {args.method}")
-    print(f"wrote {len(written)} fused {folder.modality}-MRI images to {out_dir}")
-    return 0
+
+    def report(name: str, reason: str) -> None:
+        print(f"msgfusion: error: {reason}", file=sys.stderr)
+
+    if args.overwrite and args.skip_existing:
+        raise MsgFusionError("--overwrite and --skip-existing exclude each other")
+    folder = PairFolder(args.pairs_dir, check_sizes=False)
+    try:
+        result = fuse_folder(folder, args.output, method_from_args(args), args.color,
+                             overwrite=args.overwrite, skip_existing=args.skip_existing,
+                             keep_going=args.keep_going, batch_size=args.batch_size,
+                             on_failure=report, progress=not args.quiet)
+    except OutputExistsError as exc:
+        raise OutputExistsError(f"{exc}; --skip-existing keeps them and fuses the rest") \
+            from None
+    skipped = f", kept {len(result.skipped)} that existed" if result.skipped else ""
+    failed = f", {len(result.failed)} pair(s) failed" if result.failed else ""
+    print(f"wrote {len(result.written)} fused {folder.modality}-MRI images to {args.output}"
+          f"{skipped}{failed}")
+    return EXIT_USAGE if result.failed else 0
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
@@ -167,11 +157,20 @@ def add_commands(command: CommandAdder) -> None:
     p = command("fuse-dir", cmd_fuse_dir, "fuse every pair of a folder of pairs")
     p.add_argument("pairs_dir", metavar="PAIRS_DIR",
                    help="folder with MRI/ beside one of CT/, PET/, SPECT/ (the folder name is the "
-                        "modality); partners share a file name, e.g. one split of the atlas data")
+                        "modality); partners share a file name without extension, e.g. one split "
+                        "of the atlas data")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
                    help="folder for the fused images, written under the pairs' file names")
-    p.add_argument("--batch-size", type=int, default=16, help="pairs per batch (default 16)")
+    p.add_argument("--batch-size", type=positive_int, default=16,
+                   help="pairs per batch (default 16)")
+    p.add_argument("--keep-going", action="store_true",
+                   help="fuse every pair that can be fused; one error line per failed pair, a "
+                        "summary, and exit code 2 if any failed (default: check every pair "
+                        "first, stop at the first error)")
     add_method_options(p)
+    p.add_argument("--skip-existing", action="store_true",
+                   help="keep outputs that exist and fuse only the missing ones (resume an "
+                        "interrupted run)")
     add_volume_options(p, single=False)
 
     command("methods", cmd_methods, "list the fusion methods with their references")
