@@ -69,9 +69,13 @@ def is_dicom_file(path: str | os.PathLike) -> bool:
 
 def is_volume_path(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a volume: a NIfTI/MetaImage/NRRD/DICOM file or a folder (a DICOM
-    series; reading it says so clearly when it holds none)."""
+    series; reading it says so clearly when it holds none) not named like a 2-D image."""
+    from msgfusion.io.images import READ_EXTENSIONS
+
     p = Path(path)
-    return p.is_dir() or bool(volume_suffix(p)) or (p.is_file() and is_dicom_file(p))
+    if p.is_dir():
+        return p.suffix.lower() not in READ_EXTENSIONS
+    return bool(volume_suffix(p)) or (p.is_file() and is_dicom_file(p))
 
 
 def read_volume(path: str | os.PathLike, series: Sequence[str] = (),
