@@ -2,14 +2,15 @@
 
 Layout of the output folder (which is also the record of what is done)::
 
-    fused/<id>.png            the fused picture of each subject (written atomically)
-    records/<id>.json         fingerprint and result row, written when the subject is done
-    results.csv, results.parquet   one row per subject: status, reason, timings, metrics
+    fused/<id>.png | <id>.nii.gz   the fused slice or volume of each subject (written atomically)
+    records/<id>.json              fingerprint and result row, written when the subject is done
+    results.csv, results.parquet   one row per subject: status, reason, warnings, timings, metrics
 
 A subject is up to date when its record's fingerprint (method name and the method's own
 fingerprint: source and weights; colour; metrics; the input files' paths, sizes and
 modification times) matches and its output exists; a re-run skips it and recomputes the rest.
 
+Registration (``register``) is refused with one line until :mod:`msgfusion.register` exists.
 The cluster is a :class:`distributed.LocalCluster` of ``workers`` single-threaded processes, or
 an existing cluster reached at ``scheduler`` (SLURM through dask-jobqueue, Kubernetes, a cloud
 service: any Dask scheduler), or a :class:`distributed.Client` the caller already holds. Tasks are
