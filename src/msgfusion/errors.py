@@ -71,6 +71,10 @@ class RegistrationError(MsgFusionError):
     overlap, or a registration that leaves no overlap."""
 
 
+class ClusterError(MsgFusionError):
+    """A Dask cluster cannot be started or reached (bad scheduler address, no workers)."""
+
+
 class SpaceMismatchError(MsgFusionError):
     """Two volumes to be fused do not share physical space (disjoint extents or different frames
     of reference); they need registering first."""
