@@ -2,24 +2,48 @@
 
 Wen et al., "MsgFusion: Medical Semantic Guided Two-Branch Network for Multimodal Brain Image
 Fusion", IEEE Transactions on Multimedia 26:944-957, 2024.
+
+The public names are imported on first access (PEP 562), so that ``import msgfusion`` and the
+command line start without loading numpy, Pillow or torch until a command needs them.
 """
 
-from msgfusion.api import fuse, fuse_intensity, make_pair
-from msgfusion.io.color import restore_color
-from msgfusion.io.images import read_image, write_image
-from msgfusion.methods.registry import get_method, list_methods
-from msgfusion.pair import FusionPair, load_pair
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from msgfusion.api import fuse, fuse_intensity, make_pair
+    from msgfusion.io.color import restore_color
+    from msgfusion.io.images import read_image, write_image
+    from msgfusion.methods.registry import get_method, list_methods
+    from msgfusion.pair import FusionPair, load_pair
 
 __version__ = "0.1.0"
-__all__ = [
-    "FusionPair",
-    "fuse",
-    "fuse_intensity",
-    "get_method",
-    "list_methods",
-    "load_pair",
-    "make_pair",
-    "read_image",
-    "restore_color",
-    "write_image",
-]
+
+#: Public name -> the module that defines it.
+_PUBLIC = {
+    "FusionPair": "msgfusion.pair",
+    "fuse": "msgfusion.api",
+    "fuse_intensity": "msgfusion.api",
+    "get_method": "msgfusion.methods.registry",
+    "list_methods": "msgfusion.methods.registry",
+    "load_pair": "msgfusion.pair",
+    "make_pair": "msgfusion.api",
+    "read_image": "msgfusion.io.images",
+    "restore_color": "msgfusion.io.color",
+    "write_image": "msgfusion.io.images",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'msgfusion' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})

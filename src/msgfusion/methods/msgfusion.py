@@ -19,19 +19,16 @@ from importlib import resources
 import numpy as np
 
 from msgfusion.errors import WeightsError
-from msgfusion.methods.registry import FusionMethod, register
+from msgfusion.methods.registry import FusionMethod
 from msgfusion.pair import FusionPair
 
 SHIPPED = "msgfusion_lite"
 
 
-@register
 class MsgFusion(FusionMethod):
     """The MsgFusion network; ``weights``: a file from ``msgfusion train`` (default: shipped)."""
 
     name = "msgfusion"
-    description = "MsgFusion two-branch network (SF/GV branches, two-level max fusion), lite"
-    reference = "Wen et al., IEEE Transactions on Multimedia 26:944-957, 2024"
 
     # Pairs per forward pass: 16 pairs of 256 x 256 with 4-8 feature channels overflow the CPU
     # caches; chunks of 1-4 pairs measured about 3x faster per pair than one batch of 16.
