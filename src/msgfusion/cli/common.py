@@ -31,6 +31,9 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
                    help="how PET/SPECT colour is restored: hsv (keep hue and saturation, default), "
                         "ycbcr (keep chroma), gray (fused intensity only), viridis (the paper's "
                         "rendering). CT results are grey.")
+    p.add_argument("--device", metavar="DEVICE",
+                   help="where the network methods run: cpu (default), cuda, cuda:N; the "
+                        "classical methods run on the CPU")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
 
 
@@ -38,12 +41,12 @@ def method_from_args(args: argparse.Namespace) -> FusionMethod:
     """The method of ``--method``; with ``--weights``, MsgFusion with those weights (loaded
     now, so that a bad file fails before anything is written)."""
     if args.weights is None:
-        return get_method(args.method)
+        return get_method(args.method, args.device)
     if args.method != "msgfusion":
         raise MsgFusionError(f"--weights {args.weights} is for --method msgfusion, not "
                              f"{args.method!r}")
     from msgfusion.methods.msgfusion import MsgFusion
 
-    method = MsgFusion(args.weights)
+    method = MsgFusion(args.weights, args.device)
     method.model  # noqa: B018 (loads and checks the file)
     return method
