@@ -11,6 +11,9 @@ from PIL import Image
 from msgfusion.errors import MsgFusionError
 from msgfusion.io.color import (
     COLORMAPS,
+    MIN_NOISE_FLOOR,
+    chroma_weight,
+    noise_floor,
     colorize,
     default_cmap,
     estimate_colour_scale,
@@ -75,26 +78,33 @@ def test_v_prime_ct_on_known_pixels():
     assert not v_prime(np.zeros((3, 3))).any()
 
 
+def _bright_random_colours(seed: int, shape: tuple[int, int]) -> np.ndarray:
+    """Patches of 16 x 16 pixels of random 8-bit colours, all well above the noise floor
+    (luminance >= 0.3); ``shape`` counts patches."""
+    rng = np.random.default_rng(seed)
+    func = rng.integers(0, 256, (*shape, 3)) / 255.0
+    func = np.where((luminance(func) >= 0.3)[..., None], func, 1.0 - func * 0.5)
+    return func.repeat(16, axis=0).repeat(16, axis=1)
+
+
 def test_restore_color_identity_and_modes():
-    rng = np.random.default_rng(2)
-    func = rng.integers(0, 256, (6, 7, 3)) / 255.0
+    func = _bright_random_colours(2, (6, 7))
+    assert (chroma_weight(func) == 1).all()
     np.testing.assert_allclose(restore_color(func.max(axis=-1), func, "hsv"), func, atol=1e-6)
     y = rgb_to_ycbcr(func)[..., 0]
     np.testing.assert_allclose(restore_color(y, func, "ycbcr"), func, atol=1e-6)
-    fused = rng.random((6, 7))
-    assert restore_color(fused, func, "gray").shape == (6, 7)
-    assert restore_color(fused, func, "viridis").shape == (6, 7, 3)
+    fused = np.random.default_rng(2).random((96, 112))
+    assert restore_color(fused, func, "gray").shape == (96, 112)
+    assert restore_color(fused, func, "viridis").shape == (96, 112, 3)
     hsv = rgb_to_hsv(restore_color(fused, func, "hsv"))
     np.testing.assert_allclose(hsv[..., 2], fused, atol=1e-6)
     with pytest.raises(ValueError, match="unknown colour mode"):
         restore_color(fused, func, "pink")
 
 
-def test_restore_color_equals_the_colour_space_round_trip():
-    rng = np.random.default_rng(3)
-    func = rng.integers(0, 256, (9, 8, 3)) / 255.0
-    func[0, 0] = 0.0  # black pixel: hue and saturation 0
-    fused = rng.random((9, 8))
+def test_restore_color_equals_the_colour_space_round_trip_where_there_is_signal():
+    func = _bright_random_colours(3, (9, 8))
+    fused = np.random.default_rng(3).random((144, 128))
     hsv = rgb_to_hsv(func)
     hsv[..., 2] = fused
     np.testing.assert_allclose(restore_color(fused, func, "hsv"), hsv_to_rgb(hsv), atol=1e-6)
@@ -102,6 +112,33 @@ def test_restore_color_equals_the_colour_space_round_trip():
     ycc[..., 0] = fused
     np.testing.assert_allclose(restore_color(fused, func, "ycbcr"),
                                np.clip(ycbcr_to_rgb(ycc), 0, 1), atol=1e-6)
+
+
+def test_chroma_weight_scales_saturation_and_chroma():
+    """Between the noise floor and twice it, hsv keeps hue and scales S by w; ycbcr scales
+    (Cb, Cr) around grey by w and keeps Y := fused."""
+    base = np.array([0.2, 0.4, 1.0])
+    floor = noise_floor(np.zeros((8, 8, 3)))
+    levels = np.linspace(0.5, 2.5, 8) * floor / luminance(base.reshape(1, 1, 3))[0, 0]
+    func = np.clip(base[None, None] * levels[None, :, None], 0, 1).repeat(8, axis=0)
+    w = chroma_weight(func)
+    assert w[0, 0] == 0 and w[0, -1] == 1 and 0 < w[0, 4] < 1
+    fused = np.full((8, 8), 0.7)
+    hsv_in, hsv_out = rgb_to_hsv(func), rgb_to_hsv(restore_color(fused, func, "hsv"))
+    np.testing.assert_allclose(hsv_out[..., 1], w * hsv_in[..., 1], atol=1e-5)
+    ycc_in = rgb_to_ycbcr(func)
+    ycc_out = rgb_to_ycbcr(restore_color(fused, func, "ycbcr"))
+    np.testing.assert_allclose(ycc_out[..., 0], fused, atol=1e-5)
+    np.testing.assert_allclose(ycc_out[..., 1:] - 0.5, w[..., None] * (ycc_in[..., 1:] - 0.5),
+                               atol=1e-5)
+
+
+def test_noise_floor_estimate():
+    """The floor is MIN_NOISE_FLOOR on a clean image and 3 sigma of added Gaussian noise."""
+    clean = np.zeros((128, 128))
+    assert noise_floor(clean) == MIN_NOISE_FLOOR
+    noisy = np.random.default_rng(4).normal(0.5, 0.05, (128, 128))
+    assert noise_floor(noisy) == pytest.approx(3 * 0.05, rel=0.05)
 
 
 def test_grey_functional_stays_grey():

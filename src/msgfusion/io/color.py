@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from importlib import resources
 from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 
 ColorMode = Literal["hsv", "ycbcr", "gray", "viridis"]
 COLOR_MODES: tuple[str, ...] = ("hsv", "ycbcr", "gray", "viridis")
+#: The colour mode of every entry point (CLI fuse, fuse-dir, demo, bench; the Python API), chosen
+#: by measurement (docs/colour.md, ``python benchmarks/colour_modes.py``).
+DEFAULT_COLOR_MODE: str = "ycbcr"
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -283,30 +287,84 @@ def _order_along_curve(points: np.ndarray, max_segment: int = 3) -> np.ndarray:
     return np.array(path)
 
 
-def restore_color(fused: np.ndarray, func: np.ndarray, mode: str = "hsv") -> np.ndarray:
+#: The lowest noise floor of a functional image's luminance (8-bit: 6 grey levels). Below it lie
+#: the darkest steps of the atlas scales (PET (0, 0, 8): Y = 0.9/255) and the colour that JPEG
+#: chroma subsampling bleeds into a black background (Y <= 6.2/255 on 99.9 % of the black pixels
+#: of the atlas test PET/SPECT images at quality 75); see docs/colour.md.
+MIN_NOISE_FLOOR = 6.0 / 255.0
+#: The noise floor is at least this many noise standard deviations.
+NOISE_FLOOR_SIGMAS = 3.0
+
+
+def noise_sigma(gray: np.ndarray) -> float:
+    """Standard deviation of the noise of a grey image, by Immerkaer's fast estimate ("Fast noise
+    variance estimation", CVIU 64(2), 1996): sigma = sqrt(pi/2) / 6 * mean |I * N| with the
+    Laplacian-difference mask N = [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] (blind to linear ramps)."""
+    from scipy.ndimage import convolve
+
+    mask = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+    response = convolve(np.asarray(gray, dtype=np.float64), mask, mode="reflect")
+    return float(np.sqrt(np.pi / 2.0) / 6.0 * np.abs(response).mean())
+
+
+def noise_floor(func: np.ndarray) -> float:
+    """The level of a functional image's luminance Y below which it has no signal:
+    ``max(MIN_NOISE_FLOOR, NOISE_FLOOR_SIGMAS * noise_sigma(Y))``.
+
+    Luminance rather than hue or HSV value, because the colour of the darkest pixels is the
+    least reliable part of a pseudo-colour image: a near-black pixel has a full-saturation hue
+    ((0, 0, 8) is pure blue), and JPEG stores chroma at half resolution, so colour bleeds into
+    the black background around the head (V up to 88/255 there) while Y stays near 0.
+    """
+    y = luminance(func) if func.ndim == 3 else np.asarray(func, dtype=np.float32)
+    return max(MIN_NOISE_FLOOR, NOISE_FLOOR_SIGMAS * noise_sigma(y))
+
+
+def chroma_weight(func: np.ndarray) -> np.ndarray:
+    """How much of its colour each pixel of an RGB functional image may show, H x W in [0, 1]:
+
+        w = clip((Y - floor) / floor, 0, 1),   floor = noise_floor(func)
+
+    0 (grey) at or below the noise floor, rising linearly to full colour at twice the floor.
+    """
+    floor = noise_floor(func)
+    return np.clip((luminance(func) - floor) / floor, 0.0, 1.0).astype(np.float32)
+
+
+def restore_color(fused: np.ndarray, func: np.ndarray, mode: str = DEFAULT_COLOR_MODE
+                  ) -> np.ndarray:
     """Turn a fused intensity back into an image in the functional image's colour scale.
 
-    ``fused`` is H x W in [0, 1]; ``func`` the functional image as read (grey or RGB).
+    ``fused`` is H x W in [0, 1]; ``func`` the functional image as read (grey or RGB). Each mode
+    first makes a colour picture C:
 
-    - ``hsv`` (default): keep hue and saturation of ``func``, V := fused (MSGFUSION.md section 5);
+    - ``hsv``: keep hue and saturation of ``func``, V := fused (MSGFUSION.md section 5);
       identical to ``hsv_to_rgb`` of the modified ``rgb_to_hsv``, computed without the round trip.
     - ``ycbcr``: keep Cb and Cr of ``func``, Y := fused (the usual choice in the fusion
       literature); identical to ``ycbcr_to_rgb`` of the modified ``rgb_to_ycbcr``.
     - ``gray``: the fused intensity itself.
     - ``viridis``: the fused intensity rendered with viridis, as in the paper's released figures.
 
-    A grey ``func`` (CT) gives a grey result for ``hsv``, ``ycbcr`` and ``gray``.
-    Returns float32, H x W (grey) or H x W x 3, clipped to [0, 1].
+    and then, for a colour ``func``, never invents colour where ``func`` has no signal
+    (MSGFUSION.md section 5): ``out = F + w * (C - F)`` with F the grey fused intensity and
+    w = :func:`chroma_weight` (0 below the functional image's noise floor). Mixing with grey
+    scales the chroma (max - min of R, G, B) by w and leaves hue alone: for ``hsv`` it is S := w S,
+    for ``ycbcr`` (Cb, Cr) := w (Cb, Cr) around grey, so the luminance stays the fused intensity.
+
+    A grey ``func`` (CT) gives a grey result for ``hsv``, ``ycbcr`` and ``gray``, and the viridis
+    rendering for ``viridis``. Returns float32, H x W (grey) or H x W x 3, clipped to [0, 1].
     """
     fused = np.clip(np.asarray(fused, dtype=np.float32), 0.0, 1.0)
     if mode not in COLOR_MODES:
         raise ValueError(f"unknown colour mode {mode!r}; choose one of {', '.join(COLOR_MODES)}")
-    if mode == "viridis":
-        return colorize(fused, "viridis")
-    if mode == "gray" or func.ndim == 2:
-        return fused
     func = np.asarray(func, dtype=np.float32)
-    if mode == "hsv":
+    if func.ndim == 2:
+        return colorize(fused, "viridis") if mode == "viridis" else fused
+    if mode == "gray":
+        return fused
+    if mode == "viridis":
+        rgb = colorize(fused, "viridis")
+    elif mode == "hsv":
         # HSV -> RGB is linear in V for fixed H and S, so setting V := fused scales the colour by
         # fused / V; where V = 0 (black: H = S = 0) the result is the grey level fused.
         v = np.maximum(np.maximum(func[..., 0], func[..., 1]), func[..., 2])
@@ -318,4 +376,33 @@ def restore_color(fused: np.ndarray, func: np.ndarray, mode: str = "hsv") -> np.
         # by fused - Y(func) (Y from the same full-range BT.601 matrix as rgb_to_ycbcr).
         y = func @ _RGB2YCBCR[0].astype(np.float32)
         rgb = func + (fused - y)[..., None]
+    grey = fused[..., None]
+    rgb = grey + chroma_weight(func)[..., None] * (rgb - grey)
     return np.clip(rgb, 0.0, 1.0, out=rgb)
+
+
+@lru_cache(maxsize=None)
+def _curve_tree(cmap: str):  # type: ignore[no-untyped-def]
+    """A k-d tree over a colour map's curve in 8-bit RGB, 16 points per table step (spacing
+    below 1 unit for the shipped maps), for nearest-point distances."""
+    from scipy.spatial import cKDTree
+
+    table = COLORMAPS[cmap].astype(np.float64) * 255.0
+    t = np.linspace(0.0, len(table) - 1.0, 16 * (len(table) - 1) + 1)
+    return cKDTree(np.stack([np.interp(t, np.arange(len(table)), table[:, c])
+                             for c in range(3)], axis=-1))
+
+
+def scale_distance(func: np.ndarray, cmap: str) -> float:
+    """How far an RGB functional image's colours lie from a colour map's curve: the mean, over
+    the pixels above the noise floor, of the Euclidean distance in 8-bit RGB units from the
+    pixel's colour to the curve through the map's 256 entries (sampled densely, so within
+    1 unit). About 0 when the image was rendered with that map; ``inf`` when no pixel has
+    signal."""
+    func = np.asarray(func, dtype=np.float32)
+    signal = luminance(func) > noise_floor(func)
+    if not signal.any():
+        return float("inf")
+    colours, counts = np.unique(to_uint8(func[signal]).reshape(-1, 3), axis=0, return_counts=True)
+    dist, _ = _curve_tree(cmap).query(colours.astype(np.float64))
+    return float((dist * counts).sum() / counts.sum())
