@@ -69,7 +69,9 @@ def probe(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     repeats = spec["repeats"]
-    folder = PairFolder(PET_TEST)
+    aanlib = Path(spec["aanlib"])  # the probe runs from a copy of this script, elsewhere
+    pet_test = aanlib / "PET-MRI" / "test"
+    folder = PairFolder(pet_test)
     n = len(folder)
     pairs = [folder[i] for i in range(n)]
     out_dir = tempfile.mkdtemp(prefix="speed-probe-")
@@ -82,7 +84,8 @@ def probe(spec: dict) -> dict:
             fn()
             walls.append(time.perf_counter() - w)
             cpus.append(time.process_time() - c)
-        return {"wall": statistics.median(walls) / n * 1e3, "cpu": statistics.median(cpus) / n * 1e3}
+        return {"wall": statistics.median(walls) / n * 1e3,
+                "cpu": statistics.median(cpus) / n * 1e3}
 
     method = get_method("msgfusion")
     if "chunk" in spec:
@@ -94,7 +97,7 @@ def probe(spec: dict) -> dict:
     extra = ["--threads", str(spec["threads"])] if spec["new"] else []
 
     def fuse_dir(name: str):  # a fresh output folder per run, as for a user's first run
-        return lambda: main(["fuse-dir", str(PET_TEST), "-o", tempfile.mkdtemp(dir=out_dir),
+        return lambda: main(["fuse-dir", str(pet_test), "-o", tempfile.mkdtemp(dir=out_dir),
                              "--method", name, *extra])
 
     fused = fuse_pairs(method, pairs)
@@ -116,7 +119,7 @@ def probe(spec: dict) -> dict:
         result["jit"] = _jit_network(method, pairs, timed)
     if spec.get("fused"):
         outputs = {}
-        for f in load_aanlib(AANLIB, "test"):
+        for f in load_aanlib(aanlib, "test"):
             outputs[f.modality] = np.stack(fuse_pairs(method, [f[i] for i in range(len(f))]))
         np.savez(spec["fused"], **outputs)
     return result
@@ -491,6 +494,7 @@ def main() -> None:
     # pairs per pass. The trees alternate so that both see the same load.
     for key in ("1", "2", "1c"):
         common = {"threads": 2 if key == "2" else 1, "repeats": args.repeats,
+                  "aanlib": str(AANLIB),
                   "network_only": key != "1"}
         old_spec = {**common, "new": False, **({"chunk": 1} if key == "1c" else {})}
         new_spec = {**common, "new": True, **({"chunk": 4} if key == "1c" else {})}
