@@ -13,26 +13,40 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from msgfusion.api import fuse, fuse_intensity, make_pair
+    from msgfusion.api import (
+        FusedVolume,
+        fuse,
+        fuse_intensity,
+        fuse_volume,
+        load_volume,
+        make_pair,
+    )
     from msgfusion.io.color import restore_color
     from msgfusion.io.images import read_image, write_image
+    from msgfusion.io.volumes import write_volume
     from msgfusion.methods.registry import get_method, list_methods
     from msgfusion.pair import FusionPair, load_pair
+    from msgfusion.volume import Volume
 
 __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.
 _PUBLIC = {
+    "FusedVolume": "msgfusion.api",
     "FusionPair": "msgfusion.pair",
+    "Volume": "msgfusion.volume",
     "fuse": "msgfusion.api",
     "fuse_intensity": "msgfusion.api",
+    "fuse_volume": "msgfusion.api",
     "get_method": "msgfusion.methods.registry",
     "list_methods": "msgfusion.methods.registry",
     "load_pair": "msgfusion.pair",
+    "load_volume": "msgfusion.api",
     "make_pair": "msgfusion.api",
     "read_image": "msgfusion.io.images",
     "restore_color": "msgfusion.io.color",
     "write_image": "msgfusion.io.images",
+    "write_volume": "msgfusion.io.volumes",
 }
 __all__ = sorted(_PUBLIC)
 

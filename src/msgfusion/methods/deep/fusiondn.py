@@ -147,4 +147,6 @@ class FusionDNMethod(ShippedNetworkMethod):
     """FusionDN with the weights trained here (see the module docstring)."""
 
     name = "fusiondn"
+    #: reflect padding by 1 needs at least 2 pixels per side
+    min_size = 2
     recipe = RECIPE
