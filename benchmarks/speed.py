@@ -343,8 +343,9 @@ def report(r: dict) -> str:
                      f"{vol['in_process_s']:.2f} s in process, {vol['command_s']:.2f} s as a "
                      f"fresh process | | {verdict(vol['in_process_s'] <= 1)} |")
         if "volumes_load" in r:
-            lines.append(f"| (volumes measured separately, load average "
-                         f"{r['volumes_load']:.1f}) | | | |")
+            lines.append(f"| (volumes measured after the rest, when volume fusion reached "
+                         f"this tree: `python benchmarks/speed.py --add-volumes RESULT.json`; "
+                         f"load average {r['volumes_load']:.1f}) | | | |")
         lines.append("| a 256 x 256 x 100 pair <= 2 s | not measured here (docs/volumes.md) "
                      "| | |")
     else:
