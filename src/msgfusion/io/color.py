@@ -1,17 +1,21 @@
-"""Colour handling, in one place: colour spaces, luminance, MsgFusion's V', colour restoration.
+"""Colour handling, in one place: colour spaces, luminance, MsgFusion's V', colour maps,
+colour restoration.
 
 Every fusion method works on intensities (H x W in [0, 1]); this module is the single path that
 turns a fused intensity back into a picture in the functional image's own colour scale, so that
-all methods' colour outputs are comparable (DESIGN.md, "Colour").
+all methods' colour outputs are comparable (DESIGN.md, "Colour"). That path never invents
+colour: where the functional image is below its noise floor the picture is grey
+(:func:`chroma_weight`, MSGFUSION.md section 5). Colour maps (:data:`COLORMAPS`, among them
+the atlas's own PET and SPECT scales) render scalar activity before fusion.
 
 All functions take and return float arrays in [0, 1]; RGB arrays are H x W x 3.
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
+from importlib import resources
 from typing import Literal
 
 import numpy as np
@@ -280,11 +284,13 @@ def _order_along_curve(points: np.ndarray, max_segment: int = 3) -> np.ndarray:
 
 #: The lowest noise floor of a functional image's luminance (8-bit: 6 grey levels). Below it lie
 #: the darkest steps of the atlas scales (PET (0, 0, 8): Y = 0.9/255) and the colour that JPEG
-#: chroma subsampling bleeds into a black background (Y <= 6.2/255 on 99.9 % of the black pixels
+#: chroma subsampling bleeds into a black background (Y <= 6/255 on 99.9 % of the black pixels
 #: of the atlas test PET/SPECT images at quality 75); see docs/colour.md.
 MIN_NOISE_FLOOR = 6.0 / 255.0
 #: The noise floor is at least this many noise standard deviations.
 NOISE_FLOOR_SIGMAS = 3.0
+#: Names the colour rule in caches of restored images (bench): a change here recomputes them.
+COLOR_RULE = f"chroma-weight:{MIN_NOISE_FLOOR * 255:g}/255,{NOISE_FLOOR_SIGMAS:g}sigma"
 
 
 def noise_sigma(gray: np.ndarray) -> float:
