@@ -96,6 +96,10 @@ def main() -> None:
           f"numpy {np.__version__}, scipy {scipy.__version__}, torch {torch.__version__}",
         "- wall = elapsed time, CPU = the process's CPU time (equal on an idle core; wall is "
         "higher when other processes compete for the core)",
+        "- the same methods are timed elsewhere under other conditions, so the numbers differ: "
+        "`docs/results.md` (the benchmark: all torch threads, each modality pair's first pair, "
+        "timed when the method's results were computed) and `docs/msgfusion.md` (MsgFusion's "
+        "network alone, and `fuse-dir` with file reading and writing)",
         "",
         "| method | wall / pair | CPU / pair | runs | what it is |",
         "|---|---:|---:|---:|---|",

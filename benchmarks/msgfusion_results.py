@@ -7,7 +7,7 @@ MsgFusion: Wen et al., IEEE Transactions on Multimedia 26:944-957, 2024 (MSGFUSI
   paper metrics only, in both colour modes: ``ycbcr`` (the benchmark default; the luminance the
   metrics read is the fused intensity) and ``hsv`` (for reference), ranked against the
   published methods of ``../shared/reference/peers.md`` by
-  :func:`msgfusion.bench.report.peer_comparison`. Caches under ``runs/msgfusion_results/``.
+  :func:`msgfusion.bench.peers.peer_comparison`. Caches under ``runs/msgfusion_results/``.
 - Speed: the network at batch 1 and 16, end-to-end ``msgfusion fuse-dir`` per pair, parameters
   and multiply-adds (:func:`msgfusion.bench.timing.network_size`), and the training time of the
   shipped weights (their committed log).
@@ -39,9 +39,9 @@ import numpy as np
 import torch
 
 from msgfusion.bench.config import BenchConfig
-from msgfusion.bench.peers import parse_peers, rank_among
-from msgfusion.bench.report import column_for, group_stats, peer_comparison
+from msgfusion.bench.peers import parse_peers, peer_comparison, rank_among
 from msgfusion.bench.runner import BenchResult, run_bench
+from msgfusion.bench.tables import column_for, group_stats
 from msgfusion.bench.timing import network_size, time_fuse
 from msgfusion.cli import main as cli_main
 from msgfusion.data.datasets import load_aanlib
@@ -298,10 +298,25 @@ def generated(args: argparse.Namespace) -> list[str]:
     lines += speed_section(pair, args.repeats)
     if args.ablation:
         lines += ablation_section(args.ablation, args.jobs)
+    elif previous := previous_ablation(Path(args.docs) / "msgfusion.md"):
+        lines += previous  # from an earlier `--ablation` run: it trains its own networks
     else:
         lines += ["## Ablation", "", "Not run in this generation (`--ablation EPOCHS` trains and "
                   "scores the variants).", ""]
     return lines
+
+
+def previous_ablation(doc: Path) -> list[str]:
+    """The generated "## Ablation" section of ``doc`` when an earlier run trained it, so that a
+    generation without ``--ablation`` (minutes instead of the ablation's half hour of training)
+    keeps it; the section says how many epochs it was trained for."""
+    if not doc.exists() or MARKER not in doc.read_text():
+        return []
+    generated_part = doc.read_text().split(MARKER)[1]
+    match = re.search(r"^## Ablation\n.*?(?=^## |\Z)", generated_part, re.S | re.M)
+    if not match or "Not run in this generation" in match.group(0):
+        return []
+    return match.group(0).rstrip("\n").split("\n") + [""]
 
 
 def main() -> None:

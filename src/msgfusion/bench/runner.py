@@ -5,6 +5,9 @@ Layout of the results folder (which is also the cache)::
     fused/<method>/<CT-MRI|PET-MRI|SPECT-MRI>/<name>.png   fused images as a user gets them
     cache/<method>.json                                      fingerprint, metric values, timing
 
+Each method is timed on the first pair of every modality pair (MsgFusion runs a different network
+for each), so the runtime table reports time, parameters and multiply-adds per modality pair.
+
 A method's cache is valid while its fingerprint (source, weights) is unchanged; a re-run only
 computes what is missing or stale, ``force`` recomputes everything. A method that fails on a pair
 is recorded with the reason and the run goes on with the others.
@@ -51,7 +54,7 @@ class BenchResult:
     config: BenchConfig
     groups: list[str]
     records: list[dict] = field(default_factory=list)  # method, group, image, <metric>: value
-    costs: dict[str, MethodCost] = field(default_factory=dict)
+    costs: dict[str, dict[str, MethodCost]] = field(default_factory=dict)  # method -> group ->
     failures: list[Failure] = field(default_factory=list)
     computed: dict[str, int] = field(default_factory=lambda: {"fused": 0, "evaluated": 0, "timed": 0})
     cached: dict[str, int] = field(default_factory=lambda: {"fused": 0, "evaluated": 0, "timed": 0})
@@ -105,7 +108,7 @@ class _MethodCache:
             data.pop("metrics", None)
         self.data = {"version": CACHE_VERSION, "fingerprint": fingerprint,
                      "metrics_fingerprint": metrics_fp, "metrics": data.get("metrics", {}),
-                     "cost": data.get("cost")}
+                     "costs": data.get("costs", {})}
 
     def fused_path(self, group: str, name: str) -> Path:
         return self.fused_dir / group / f"{name}.png"
@@ -199,17 +202,17 @@ def run_bench(config: BenchConfig, progress: bool = True) -> BenchResult:
             for group, pairs in groups.items():
                 _fuse_missing(method, cache, group, pairs, config, result, bar.update)
                 _evaluate(cache, name, group, pairs, config, result)
-            if cache.data["cost"] is None:
-                first = next(iter(groups.values()))[0]
+            costs = cache.data["costs"]
+            for group, pairs in groups.items():
+                if group in costs:
+                    result.cached["timed"] += 1
+                    continue
                 try:
-                    cache.data["cost"] = asdict(measure_cost(method, first, config.timing_repeats))
+                    costs[group] = asdict(measure_cost(method, pairs[0], config.timing_repeats))
                     result.computed["timed"] += 1
                 except Exception as exc:
-                    result.failures.append(Failure(name, "timing", _reason(exc)))
-            else:
-                result.cached["timed"] += 1
-            if cache.data["cost"] is not None:
-                result.costs[name] = MethodCost(**cache.data["cost"])
+                    result.failures.append(Failure(name, f"{group}/timing", _reason(exc)))
+            result.costs[name] = {g: MethodCost(**costs[g]) for g in groups if g in costs}
             cache.save()
     return result
 
@@ -233,6 +236,8 @@ def summary_lines(result: BenchResult) -> list[str]:
 
 
 def records_array(result: BenchResult, method: str, group: str, metric: str) -> np.ndarray:
-    """The per-image values of one metric for one method and one modality pair."""
+    """The per-image values of one metric for one method and one modality pair (records without
+    that metric, e.g. merged from a run with fewer metrics, are left out)."""
     return np.array([r[metric] for r in result.records
-                     if r["method"] == method and r["group"] == group], dtype=np.float64)
+                     if r["method"] == method and r["group"] == group and metric in r],
+                    dtype=np.float64)

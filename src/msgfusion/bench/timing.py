@@ -38,7 +38,8 @@ def network_size(method: FusionMethod, pair: FusionPair) -> tuple[int | None, in
     """(parameters, multiply-adds for one pair) of a method backed by a torch network.
 
     A method exposes its network as the attribute ``model`` (a ``torch.nn.Module``); others
-    return (None, None). Multiply-adds are half the floating-point operations counted by
+    return (None, None). A model with one network per modality (``model.net(modality)``, as
+    MsgFusion's) counts the parameters of the network that fuses ``pair``. Multiply-adds are half the floating-point operations counted by
     ``torch.utils.flop_counter`` (convolutions and matrix products; FFTs are not counted).
     """
     model = getattr(method, "model", None)
@@ -49,7 +50,8 @@ def network_size(method: FusionMethod, pair: FusionPair) -> tuple[int | None, in
         return None, None
     if not isinstance(model, torch.nn.Module):
         return None, None
-    params = sum(p.numel() for p in model.parameters())
+    net = model.net(pair.modality) if hasattr(model, "net") else model
+    params = sum(p.numel() for p in net.parameters())
     counter = FlopCounterMode(display=False)
     with counter:
         method.fuse([pair])

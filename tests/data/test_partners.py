@@ -1,0 +1,38 @@
+"""Both directions of a missing partner are reported by name; nothing is skipped silently."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from msgfusion.data.datasets import PairFolder
+from msgfusion.errors import DatasetError
+
+
+def _copy_pairs(aanlib_dir, root, n=3):
+    src = aanlib_dir / "PET-MRI" / "test"
+    for sub in ("MRI", "PET"):
+        (root / sub).mkdir()
+        for f in sorted((src / sub).iterdir())[:n]:
+            shutil.copy(f, root / sub / f.name)
+    return root
+
+
+def test_functional_file_without_its_mr_is_reported(aanlib_dir, tmp_path):
+    root = _copy_pairs(aanlib_dir, tmp_path)
+    (root / "MRI" / "25022.png").unlink()
+    with pytest.raises(DatasetError, match=r"1 file\(s\) in .*PET have no partner in .*MRI: "
+                                           r"25022\.png"):
+        PairFolder(root)
+
+
+def test_both_directions_in_one_message(aanlib_dir, tmp_path):
+    root = _copy_pairs(aanlib_dir, tmp_path)
+    (root / "MRI" / "25022.png").unlink()
+    (root / "PET" / "25015.png").unlink()
+    with pytest.raises(DatasetError) as info:
+        PairFolder(root)
+    message = str(info.value)
+    assert "MRI have no partner in" in message and "25015.png" in message
+    assert "PET have no partner in" in message and "25022.png" in message
