@@ -58,6 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 AANLIB = REPO.parent / "shared" / "data" / "aanlib"
 METRICS = ("Q_S", "VIFF", "Qabf", "EN", "MI")
 COLOURED_CHROMA = 8.0 / 255.0
+COUNTS = ("invented (PNG)", "invented (JPEG)", "coloured black (JPEG)")  # pixels per pair
 
 
 def jpeg_copy(func: np.ndarray, quality: int = 75) -> np.ndarray:
@@ -85,7 +86,7 @@ def reader_scores(picture: np.ndarray, func: np.ndarray, fused: np.ndarray) -> d
     y = luminance(picture) if picture.ndim == 3 else picture
     kept = chroma(picture)[signal].sum() / max(chroma(func)[signal].sum(), 1e-9)
     return {"hue error (deg)": float(hue_error), "chroma kept": float(kept),
-            "|Y - fused|": float(np.abs(y - fused).mean() * 255.0)}
+            "Y error": float(np.abs(y - fused).mean() * 255.0)}
 
 
 def score(method: str, pairs: list[FusionPair]) -> dict[str, dict[str, float]]:
@@ -169,8 +170,8 @@ def markdown(results: dict[str, dict[str, dict[str, dict[str, float]]]], figure_
         "Means over the atlas test pairs (24 PET-MRI, 24 SPECT-MRI), every picture quantised to",
         "8 bits. Q_S, VIFF, Qabf, EN, MI score the picture's luminance, as `bench` does. Reader",
         "columns are measured where the functional image has signal and colour: hue error against",
-        "the PET/SPECT (degrees), chroma kept (picture / PET-SPECT), and |Y - fused| (grey levels",
-        "by which the picture's luminance misses the fused intensity). *Invented* counts pixels",
+        "the PET/SPECT (degrees), chroma kept (picture / PET-SPECT), and Y error (mean |Y - fused|,",
+        "grey levels by which the picture's luminance misses the fused intensity). *Invented* counts pixels",
         "with chroma above 8/255 where the functional image is below its noise floor (per pair,",
         "also for JPEG quality 75 copies of the functional images); *coloured black (JPEG)* the",
         "pixels black in the atlas PNG that are coloured in the picture made from its JPEG copy.",
@@ -185,7 +186,7 @@ def markdown(results: dict[str, dict[str, dict[str, dict[str, float]]]], figure_
                       "| mode | " + " | ".join(keys) + " |",
                       "| --- |" + " ---: |" * len(keys)]
             for mode, row in per_mode.items():
-                cells = ["-" if np.isnan(row[k]) else f"{row[k]:.0f}" if k.startswith("invented")
+                cells = ["-" if np.isnan(row[k]) else f"{row[k]:.1f}" if k in COUNTS
                          else f"{row[k]:.3f}" for k in keys]
                 lines.append(f"| {mode} | " + " | ".join(cells) + " |")
             lines.append("")
@@ -208,7 +209,7 @@ def markdown(results: dict[str, dict[str, dict[str, dict[str, float]]]], figure_
               "| split | modality | correct | own (max) | other (min) |",
               "| --- | --- | ---: | ---: | ---: |", *inference_rows, ""]
     lines += [f"![colour modes]({figure_path})", "",
-              "Rows: two PET and two SPECT test pairs, then the first PET pair's PET as a JPEG "
+              "Rows: the first PET and SPECT test pairs, then the PET pair with its PET as a JPEG "
               "(quality 75); columns: MR, the functional image, the fused picture in each mode.",
               ""]
     return "\n".join(lines)
@@ -224,7 +225,7 @@ def main() -> None:
     pairs = {f.modality: [f[i] for i in range(len(f))] for f in folders}
     results = {m: {mod: score(m, ps) for mod, ps in pairs.items()} for m in args.methods}
     fig = args.output.parent / "figures" / "colour_modes.png"
-    figure(pairs["PET"][:2] + pairs["SPECT"][:2], args.methods[0], fig)
+    figure([pairs["PET"][0], pairs["SPECT"][0]], args.methods[0], fig)
     command = f"python benchmarks/colour_modes.py --methods {' '.join(args.methods)}"
     args.output.write_text(markdown(results, os.path.relpath(fig, args.output.parent), command,
                                     inference(args.data), floor_rows(args.data)),
