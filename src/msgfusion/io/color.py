@@ -242,10 +242,6 @@ def _merge_close(colours: np.ndarray, counts: np.ndarray, distance: float) -> np
                      for c in range(3)], axis=-1)
 
 
-def _path_length(d: np.ndarray, path: list[int]) -> float:
-    return float(d[path[:-1], path[1:]].sum())
-
-
 def _order_along_curve(points: np.ndarray, max_segment: int = 3) -> np.ndarray:
     """Indices of ``points`` in the order of a short open path from the darkest one: a
     nearest-neighbour chain, then Or-opt (move a run of up to ``max_segment`` points, possibly
@@ -259,27 +255,30 @@ def _order_along_curve(points: np.ndarray, max_segment: int = 3) -> np.ndarray:
         nxt = min(left, key=lambda j: d[path[-1], j])
         path.append(nxt)
         left.remove(nxt)
-    length = _path_length(d, path)
-    improved = True
-    while improved:
-        improved = False
-        for size in range(1, max_segment + 1):
-            for pos in range(1, len(path) - size + 1):  # the start point never moves
-                segment, rest = path[pos:pos + size], path[:pos] + path[pos + size:]
-                for seg in (segment, segment[::-1]):
-                    for i in range(len(rest)):  # insert after rest[i]
-                        candidate = rest[:i + 1] + seg + rest[i + 1:]
-                        new_length = _path_length(d, candidate)
-                        if new_length < length - 1e-9:
-                            path, length, improved = candidate, new_length, True
-                            break
-                    if improved:
-                        break
-                if improved:
-                    break
-            if improved:
-                break
+    while _or_opt_move(d, path, max_segment):
+        pass
     return np.array(path)
+
+
+def _or_opt_move(d: np.ndarray, path: list[int], max_segment: int) -> bool:
+    """Apply the first Or-opt move that shortens ``path`` (in place); False if there is none."""
+    for size in range(1, max_segment + 1):
+        for pos in range(1, len(path) - size + 1):  # the start point never moves
+            segment, rest = path[pos:pos + size], np.array(path[:pos] + path[pos + size:])
+            prev = path[pos - 1]
+            nxt = path[pos + size] if pos + size < len(path) else None
+            saved = d[prev, segment[0]] + (0.0 if nxt is None else
+                                           d[segment[-1], nxt] - d[prev, nxt])
+            for first, last in ((segment[0], segment[-1]), (segment[-1], segment[0])):
+                # cost of inserting the segment after rest[i]; the last entry: at the end
+                cost = np.append(d[rest[:-1], first] + d[last, rest[1:]] - d[rest[:-1], rest[1:]],
+                                 d[rest[-1], first])
+                best = int(np.argmin(cost))
+                if cost[best] < saved - 1e-9:
+                    seg = segment if first == segment[0] else segment[::-1]
+                    path[:] = [*rest[:best + 1].tolist(), *seg, *rest[best + 1:].tolist()]
+                    return True
+    return False
 
 
 #: The lowest noise floor of a functional image's luminance (8-bit: 6 grey levels). Below it lie
