@@ -42,6 +42,10 @@ class WeightsError(MsgFusionError):
     for the pairs' modality."""
 
 
+class StudyError(MsgFusionError):
+    """A reader study is unknown, already exists, or was asked for something it cannot do."""
+
+
 class MsgFusionWarning(UserWarning):
     """Input that is used, but not as given (a colour MR made grey, a colour CT made grey, a
     modality that had to be assumed). The CLI prints it as ``msgfusion: warning: ...``."""

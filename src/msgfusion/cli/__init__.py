@@ -18,7 +18,7 @@ from msgfusion.errors import MsgFusionError, MsgFusionWarning
 EXIT_USAGE = 2
 
 #: Modules of ``msgfusion.cli`` that add subcommands, each through ``add_commands(command)``.
-COMMAND_MODULES = ("fusion", "analysis", "training")
+COMMAND_MODULES = ("fusion", "analysis", "training", "web")
 
 
 class _Parser(argparse.ArgumentParser):
