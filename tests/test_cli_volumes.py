@@ -93,6 +93,10 @@ def test_fuse_dir_over_volume_pairs(capsys, tmp_path):
     assert "2 fused SPECT-MRI volumes" in stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mha", "b.mha"]
     assert read_volume(tmp_path / "out" / "a.mha").is_rgb
+    (tmp_path / "out" / "b.mha").unlink()  # an interrupted run, resumed
+    code, stdout, err = run(capsys, "fuse-dir", pairs, "-o", tmp_path / "out", "--method",
+                            "average", "--format", ".mha", "--skip-existing")
+    assert code == 0 and "wrote 1 fused SPECT-MRI volumes" in stdout and "kept 1" in stdout
     (pairs / "SPECT" / "b.nii.gz").unlink()
     code, _, err = run(capsys, "fuse-dir", pairs, "-o", tmp_path / "out2")
     assert_one_line_error(code, err, "without a partner", "b.nii.gz")

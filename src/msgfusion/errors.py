@@ -66,6 +66,10 @@ class WeightsError(MsgFusionError):
     for the pairs' modality."""
 
 
+class ClusterError(MsgFusionError):
+    """A Dask cluster cannot be started or reached (bad scheduler address, no workers)."""
+
+
 class SpaceMismatchError(MsgFusionError):
     """Two volumes to be fused do not share physical space (disjoint extents or different frames
     of reference); they need registering first."""

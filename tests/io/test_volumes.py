@@ -369,5 +369,7 @@ def test_volume_paths_are_recognised(tmp_path):
     renamed = tmp_path / "slice"
     shutil.copy(next(MR_DIR.iterdir()), renamed)
     assert is_volume_path(renamed)
+    (tmp_path / "scan.png").mkdir()  # a folder named like an image is not a DICOM series
+    assert not is_volume_path(tmp_path / "scan.png")
     assert not is_volume_path(Path(__file__).parents[2].parent / "shared" / "data" / "aanlib"
                               / "CT-MRI" / "test" / "CT" / "16009.png")

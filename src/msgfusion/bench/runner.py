@@ -20,9 +20,11 @@ import hashlib
 import json
 import shutil
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -40,6 +42,7 @@ from msgfusion.pair import FusionPair
 from msgfusion.progress import progress_bar
 
 CACHE_VERSION = 1
+T = TypeVar("T")
 
 
 @dataclass
@@ -138,55 +141,95 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def _map(executor: Executor | None, fn: Callable[..., T], *iterables: Sequence) -> Iterator[T]:
+    """``fn`` over the iterables, results in order: on the executor's workers if one is given
+    (e.g. a Dask client's ``get_executor()``), else here."""
+    return executor.map(fn, *iterables) if executor is not None else map(fn, *iterables)
+
+
+def _fuse_batch(name: str, batch: list[FusionPair], paths: list[Path], color: str,
+                batch_size: int) -> list[str | None]:
+    """Fuse a batch with the named method and write each picture; per pair the failure
+    reason, or ``None`` when written. A failing batch is fused pair by pair to isolate the
+    failing pairs."""
+    method = get_method(name)
+    try:
+        fused: list = fuse_pairs(method, batch, batch_size)
+    except Exception:
+        fused = []
+        for p in batch:
+            try:
+                fused.extend(fuse_pairs(method, [p]))
+            except Exception as exc:
+                fused.append(_reason(exc))
+    reasons: list[str | None] = []
+    for p, f, path in zip(batch, fused, paths):
+        if isinstance(f, str):
+            reasons.append(f)
+        else:
+            write_image(path, restore_color(f, p.func, color), overwrite=True)
+            reasons.append(None)
+    return reasons
+
+
 def _fuse_missing(method: FusionMethod, cache: _MethodCache, group: str, pairs: list[FusionPair],
-                  config: BenchConfig, result: BenchResult, tick: Callable[[int], None]) -> None:
+                  config: BenchConfig, result: BenchResult, tick: Callable[[int], None],
+                  executor: Executor | None) -> None:
     todo = [p for p in pairs if not cache.fused_path(group, p.name).exists()]
     result.cached["fused"] += len(pairs) - len(todo)
     tick(len(pairs) - len(todo))
-    for start in range(0, len(todo), config.batch_size):
-        batch = todo[start : start + config.batch_size]
-        try:
-            fused = fuse_pairs(method, batch, config.batch_size)
-        except Exception:  # isolate the failing pairs: fuse one by one
-            fused = []
-            for p in batch:
-                try:
-                    fused.extend(fuse_pairs(method, [p]))
-                except Exception as exc:
-                    result.failures.append(Failure(method.name, f"{group}/{p.name}", _reason(exc)))
-                    fused.append(None)
-        for p, f in zip(batch, fused):
-            if f is not None:
-                write_image(cache.fused_path(group, p.name), restore_color(f, p.func, config.color),
-                            overwrite=True)
+    size = config.batch_size
+    batches = [todo[start : start + size] for start in range(0, len(todo), size)]
+    paths = [[cache.fused_path(group, p.name).absolute() for p in b] for b in batches]
+    n = len(batches)
+    for batch, reasons in zip(batches, _map(executor, _fuse_batch, [method.name] * n, batches,
+                                            paths, [config.color] * n, [size] * n)):
+        for p, reason in zip(batch, reasons):
+            if reason is None:
                 result.computed["fused"] += 1
+            else:
+                result.failures.append(Failure(method.name, f"{group}/{p.name}", reason))
         tick(len(batch))
 
 
+def _score(pair: FusionPair, path: Path, metrics: list[str]) -> dict[str, float] | str:
+    """The metrics of a fused picture, or the failure reason."""
+    try:
+        return evaluate_images(pair.mr, pair.func, read_image(path), metrics)
+    except Exception as exc:
+        return f"metrics: {_reason(exc)}"
+
+
 def _evaluate(cache: _MethodCache, method: str, group: str, pairs: list[FusionPair],
-              config: BenchConfig, result: BenchResult) -> None:
-    for p in pairs:
-        path = cache.fused_path(group, p.name)
-        if not path.exists():
-            continue
+              config: BenchConfig, result: BenchResult, executor: Executor | None) -> None:
+    present = [p for p in pairs if cache.fused_path(group, p.name).exists()]
+    stored = {p.name: cache.data["metrics"].setdefault(f"{group}/{p.name}", {}) for p in present}
+    todo = [p for p in present if any(m not in stored[p.name] for m in config.metrics)]
+    missing = [[m for m in config.metrics if m not in stored[p.name]] for p in todo]
+    paths = [cache.fused_path(group, p.name).absolute() for p in todo]
+    scored = dict(zip((p.name for p in todo), _map(executor, _score, todo, paths, missing)))
+    for p in present:
         key = f"{group}/{p.name}"
-        values = cache.data["metrics"].setdefault(key, {})
-        missing = [m for m in config.metrics if m not in values]
-        if missing:
-            try:
-                values.update(evaluate_images(p.mr, p.func, read_image(path), missing))
-                result.computed["evaluated"] += 1
-            except Exception as exc:
-                result.failures.append(Failure(method, key, f"metrics: {_reason(exc)}"))
-                continue
-        else:
+        values = scored.get(p.name)
+        if isinstance(values, str):
+            result.failures.append(Failure(method, key, values))
+            continue
+        if values is None:
             result.cached["evaluated"] += 1
+        else:
+            stored[p.name].update(values)
+            result.computed["evaluated"] += 1
         result.records.append({"method": method, "group": group, "image": p.name,
-                               **{m: values[m] for m in config.metrics}})
+                               **{m: stored[p.name][m] for m in config.metrics}})
 
 
-def run_bench(config: BenchConfig, progress: bool = True) -> BenchResult:
-    """Fuse, evaluate and time every configured method on every pair; see the module doc."""
+def run_bench(config: BenchConfig, progress: bool = True,
+              executor: Executor | None = None) -> BenchResult:
+    """Fuse, evaluate and time every configured method on every pair; see the module doc.
+
+    ``executor`` (e.g. a Dask client's ``get_executor()``) spreads the fusion of each batch and
+    the evaluation of each pair over its workers, which must see the results folder; timing
+    always runs here, so that every method is timed alike."""
     if not config.methods:
         config.methods = [m.name for m in list_methods()]
     if not config.metrics:
@@ -216,8 +259,8 @@ def run_bench(config: BenchConfig, progress: bool = True) -> BenchResult:
                 bar.update(sum(map(len, groups.values())))
                 continue
             for group, pairs in groups.items():
-                _fuse_missing(method, cache, group, pairs, config, result, bar.update)
-                _evaluate(cache, name, group, pairs, config, result)
+                _fuse_missing(method, cache, group, pairs, config, result, bar.update, executor)
+                _evaluate(cache, name, group, pairs, config, result, executor)
             costs = cache.data["costs"]
             for group, pairs in groups.items():
                 if group in costs:

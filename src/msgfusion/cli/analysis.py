@@ -23,7 +23,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          color=args.color, figure_pairs=args.figure_pairs or [],
                          timing_repeats=args.timing_repeats)
     start = time.perf_counter()
-    result = run_bench(config, progress=not args.quiet)
+    if args.workers or args.scheduler:  # method x pair work on Dask, as `cohort run` does
+        from msgfusion.cohort.runner import open_client, prepare_workers
+
+        with open_client(args.workers, args.scheduler) as client:
+            prepare_workers(client)
+            result = run_bench(config, progress=not args.quiet,
+                               executor=client.get_executor(retries=2))
+    else:
+        result = run_bench(config, progress=not args.quiet)
     command = "msgfusion " + " ".join(shlex.quote(a) for a in args.argv)
     report = write_report(result, command, Path(args.peers) if args.peers else None,
                           Path(args.publish) if args.publish else None)
@@ -74,6 +82,13 @@ def add_commands(command: CommandAdder) -> None:
     p.add_argument("--peers", default="../shared/reference/peers.md",
                    help="published methods' scores to rank against (default: %(default)s; "
                         "skipped if missing)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="fuse and evaluate on a local Dask cluster of N processes (timing "
+                            "stays in this process)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="fuse and evaluate on the Dask cluster at ADDRESS (its workers must "
+                            "see the results folder)")
     p.add_argument("--publish", metavar="DOCS_DIR",
                    help="write results.md and its figures here (e.g. docs) instead of the results folder")
 

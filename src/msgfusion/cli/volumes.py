@@ -9,15 +9,16 @@ which calls :func:`fuse_volumes` when an input is a volume. Everything goes thro
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
+from msgfusion.cli import EXIT_USAGE
 from msgfusion.cli.common import method_from_args
-from msgfusion.errors import MsgFusionError, OutputExistsError
+from msgfusion.errors import MsgFusionError, OutputExistsError, OutputWriteError
 from msgfusion.intensity import CT_WINDOWS, DEFAULT_CT_WINDOW
 from msgfusion.io.images import check_writable, write_image
 from msgfusion.io.volumes import check_volume_writable, volume_suffix, write_volume
+from msgfusion.progress import progress_bar
 
 AXES = ("axial", "coronal", "sagittal")
 OUT_FORMATS = (".nii.gz", ".nii", ".mha", ".nrrd", "dicom")
@@ -81,7 +82,7 @@ def _fuse_one(args: argparse.Namespace, mr_path: Path, func_path: Path, out: Pat
     mr = load_volume(mr_path, args.series, args.frame)
     func = load_volume(func_path, args.series, args.frame)
     total = n_planes(Orientation.of(mr).view(mr.data), args.axis)
-    with tqdm(total=total, desc=f"{mr_path.name} {args.axis}", unit="slice", disable=None) as bar:
+    with progress_bar(total=total, desc=f"{mr_path.name} {args.axis}", unit="slice") as bar:
         result = fuse_volume(mr, func, modality, method, args.color, args.window, args.axis,
                              transform, progress=bar.update, cmap=getattr(args, "cmap", None))
     label = f"{result.modality}-MRI fused with {result.method}"
@@ -130,14 +131,31 @@ def fuse_volume_dir(args: argparse.Namespace) -> int:
     """``fuse-dir`` over a folder of volume pairs (see :func:`msgfusion.data.volume_pairs`)."""
     from msgfusion.data.datasets import volume_pairs
 
+    if args.overwrite and args.skip_existing:
+        raise MsgFusionError("--overwrite and --skip-existing exclude each other")
     pairs = volume_pairs(args.pairs_dir)
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
-        raise OutputExistsError(f"{out_dir}: exists and is not a folder")
-    outputs = [check_volume_writable(out_dir / _output_name(p.name, args.out_format),
-                                     args.overwrite) for p in pairs]
+        raise OutputWriteError(f"{out_dir}: exists and is not a folder")
+    outputs = [out_dir / _output_name(p.name, args.out_format) for p in pairs]
+    kept = [o for o in outputs if args.skip_existing and o.exists()]
+    for out in outputs:  # every output is checked before any work
+        if out not in kept:
+            check_volume_writable(out, args.overwrite)
     method, transform = method_from_args(args), _transform(args.transform)
+    written, failed = 0, 0
     for pair, out in zip(pairs, outputs):
-        _fuse_one(args, pair.mr_path, pair.func_path, out, pair.modality, method, transform)
-    print(f"wrote {len(outputs)} fused {pairs[0].modality}-MRI volumes to {out_dir}")
-    return 0
+        if out in kept:
+            continue
+        try:
+            _fuse_one(args, pair.mr_path, pair.func_path, out, pair.modality, method, transform)
+            written += 1
+        except MsgFusionError as exc:
+            if not args.keep_going:
+                raise
+            print(f"msgfusion: error: {exc}", file=sys.stderr)
+            failed += 1
+    extra = (f", kept {len(kept)} that existed" if kept else "") + (
+        f", {failed} pair(s) failed" if failed else "")
+    print(f"wrote {written} fused {pairs[0].modality}-MRI volumes to {out_dir}{extra}")
+    return EXIT_USAGE if failed else 0

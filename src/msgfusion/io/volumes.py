@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from msgfusion.errors import ImageReadError, OutputExistsError
+from msgfusion.errors import ImageReadError, MsgFusionError, OutputExistsError, OutputWriteError
+from msgfusion.io.files import atomic_write, check_output
 from msgfusion.volume import Volume
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -68,9 +69,13 @@ def is_dicom_file(path: str | os.PathLike) -> bool:
 
 def is_volume_path(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a volume: a NIfTI/MetaImage/NRRD/DICOM file or a folder (a DICOM
-    series; reading it says so clearly when it holds none)."""
+    series; reading it says so clearly when it holds none) not named like a 2-D image."""
+    from msgfusion.io.images import READ_EXTENSIONS
+
     p = Path(path)
-    return p.is_dir() or bool(volume_suffix(p)) or (p.is_file() and is_dicom_file(p))
+    if p.is_dir():
+        return p.suffix.lower() not in READ_EXTENSIONS
+    return bool(volume_suffix(p)) or (p.is_file() and is_dicom_file(p))
 
 
 def read_volume(path: str | os.PathLike, series: Sequence[str] = (),
@@ -564,13 +569,20 @@ def output_format(path: str | os.PathLike) -> str:
 
 
 def check_volume_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Check, before any work, that a volume can be written to ``path``."""
+    """Check, before any work, that a volume can be written to ``path`` (a file as
+    :func:`msgfusion.io.files.check_output` checks it; a DICOM folder likewise)."""
     p = Path(path)
-    fmt = output_format(p)
+    if output_format(p) != "dicom":
+        try:
+            return check_output(p, overwrite)
+        except OutputExistsError:
+            raise OutputExistsError(f"{p}: already exists (use --overwrite to replace it)") \
+                from None
     if p.exists() and not overwrite:
         raise OutputExistsError(f"{p}: already exists (use --overwrite to replace it)")
-    if p.exists() and (fmt == "dicom") != p.is_dir():
-        raise OutputExistsError(f"{p}: exists and is a {'file' if fmt == 'dicom' else 'folder'}")
+    if p.exists() and not p.is_dir():
+        raise OutputWriteError(f"{p}: exists and is a file, not a folder for a DICOM series")
+    check_output(p / "00001.dcm", overwrite=True)  # its parent can be created and written
     return p
 
 
@@ -585,12 +597,14 @@ def _staging(target: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _replace_folder(new: Path, target: Path) -> None:
-    """Rename folder ``new`` to ``target``; an existing ``target`` is moved aside first and
-    deleted only once the new one is in place."""
+def _replace_folder(new: Path, target: Path, overwrite: bool) -> None:
+    """Rename folder ``new`` to ``target``; an existing ``target`` (with ``overwrite``) is moved
+    aside first and deleted only once the new one is in place."""
     if not target.exists():
-        os.rename(new, target)
+        os.rename(new, target)  # fails if a folder of that name appeared meanwhile
         return
+    if not overwrite:
+        raise OutputExistsError(f"{target}: already exists (use --overwrite to replace it)")
     old = target.with_name(f".{target.name}.{os.getpid()}.old")
     os.rename(target, old)
     try:
@@ -610,19 +624,26 @@ def write_volume(path: str | os.PathLike, volume: Volume, overwrite: bool = Fals
     """
     target = check_volume_writable(path, overwrite)
     fmt = output_format(target)
-    with _staging(target) as tmp:
-        if fmt == "dicom":
-            series = tmp / target.name
-            series.mkdir()
-            write_dicom_series(series, volume, **dicom)
-            _replace_folder(series, target)
-            return target
-        staged = tmp / target.name
-        (_write_nifti if fmt == "nifti" else _write_itk)(staged, volume)
-        # A .mhd/.nhdr header names its data file: move the data first, the header last.
-        for extra in sorted(p for p in tmp.iterdir() if p != staged):
-            os.replace(extra, target.with_name(extra.name))
-        os.replace(staged, target)
+    try:
+        with _staging(target) as tmp:
+            if fmt == "dicom":
+                series = tmp / target.name
+                series.mkdir()
+                write_dicom_series(series, volume, **dicom)
+                _replace_folder(series, target, overwrite)
+                return target
+            staged = tmp / target.name
+            (_write_nifti if fmt == "nifti" else _write_itk)(staged, volume)
+            # A .mhd/.nhdr header names its data file: the data first, the header last, each
+            # through the one safe file writer (atomic, no clobbering without overwrite).
+            for done in sorted(p for p in tmp.iterdir() if p != staged) + [staged]:
+                with open(done, "rb") as src:
+                    atomic_write(target.with_name(done.name),
+                                 lambda f, src=src: shutil.copyfileobj(src, f), overwrite)
+    except OSError as exc:  # the file system refused (full, read-only, permissions)
+        if isinstance(exc, MsgFusionError):
+            raise
+        raise OutputWriteError(f"{target}: cannot write ({exc.strerror or exc})") from None
     return target
 
 

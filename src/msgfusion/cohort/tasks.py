@@ -1,0 +1,239 @@
+"""The tasks of one subject, run on Dask workers: read -> fuse -> write -> score.
+
+Each step is a plain function of the previous step's :class:`SubjectState`, so the runner
+submits them as a chain of Dask tasks (the scheduler keeps a chain on one worker, and recomputes
+the lost links when a worker dies). Every step goes through the Python API used by the CLI
+(:func:`msgfusion.pair.load_pair`, :func:`msgfusion.methods.registry.fuse_pairs`,
+:func:`msgfusion.io.color.restore_color`, :func:`msgfusion.io.images.write_image`,
+:func:`msgfusion.metrics.evaluate_images`): there is no second fusion path.
+
+A user error (a :class:`~msgfusion.errors.MsgFusionError`: unreadable file, size mismatch)
+marks the subject failed with its one-line reason and the later steps pass it through; a
+:class:`~msgfusion.errors.MsgFusionWarning` (input used, but not as given) goes to the
+subject's ``warnings``; any other exception propagates, so Dask retries the task. The last step
+writes the subject's record (fingerprint and result row) atomically: a subject is done exactly
+when its record exists.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from msgfusion.api import FusedVolume, fuse_volume, load_volume
+from msgfusion.cohort.manifest import Subject
+from msgfusion.errors import MsgFusionError, MsgFusionWarning
+from msgfusion.io.color import restore_color
+from msgfusion.io.files import write_text
+from msgfusion.io.images import write_image
+from msgfusion.io.volumes import write_volume
+from msgfusion.methods.registry import fuse_pairs, get_method
+from msgfusion.metrics import evaluate_images
+from msgfusion.pair import FusionPair, load_pair
+from msgfusion.volume import Orientation, Volume, n_planes
+
+STEPS = ("read", "fuse", "write", "score")
+
+
+@dataclass(frozen=True)
+class SubjectJob:
+    """Everything a worker needs to process one subject (small, sent with the task)."""
+
+    subject: Subject
+    method: str
+    color: str
+    metrics: tuple[str, ...]
+    output: Path
+    record: Path
+    fingerprint: str
+
+
+@dataclass
+class SubjectState:
+    """A subject between steps: its inputs as read, the fused result, timings, a failure."""
+
+    job: SubjectJob
+    inputs: Any = None  # what the kind's read gives: a FusionPair, or (MR, functional) Volumes
+    fused: Any = None  # what the kind's fuse gives: a colour picture, or a FusedVolume
+    timings: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    cpu_s: float = 0.0  # the worker process's CPU time over the steps
+    warnings: list[str] = field(default_factory=list)  # MsgFusionWarnings: input not used as given
+    reason: str = ""
+
+
+def _step(name: str) -> Callable[[Callable[[SubjectState], None]], Callable[..., SubjectState]]:
+    """Time a step; turn a user error into the subject's failure and keep its warnings for
+    the results table; skip failed subjects. The step works on a copy of its input (Dask may
+    keep the input for a retry), sharing the arrays."""
+    def wrap(fn: Callable[[SubjectState], None]) -> Callable[..., SubjectState]:
+        @functools.wraps(fn)
+        def run(state: SubjectState) -> SubjectState:
+            if state.reason:
+                return state
+            state = replace(state, timings=dict(state.timings), warnings=list(state.warnings))
+            start, cpu = time.perf_counter(), time.process_time()
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", MsgFusionWarning)
+                    fn(state)
+                state.warnings += [str(w.message) for w in caught
+                                   if issubclass(w.category, MsgFusionWarning)]
+            except MsgFusionError as exc:
+                state.reason = f"{name}: {exc}"
+            state.timings[f"{name}_s"] = time.perf_counter() - start
+            state.cpu_s += time.process_time() - cpu
+            return state
+        return run
+    return wrap
+
+
+class SliceKind:
+    """2-D slices (PNG, JPEG, TIFF, BMP), the path of ``msgfusion fuse``: a
+    :class:`FusionPair` fused by the method, colour restored, written as an image, scored."""
+
+    suffix = ".png"
+
+    @staticmethod
+    def read(job: SubjectJob) -> FusionPair:
+        s = job.subject
+        return load_pair(s.mr, s.func, modality=s.modality, name=s.id)
+
+    @staticmethod
+    def fuse(job: SubjectJob, pair: FusionPair) -> np.ndarray:
+        (intensity,) = fuse_pairs(get_method(job.method), [pair])
+        return restore_color(intensity, pair.func, job.color)
+
+    @staticmethod
+    def write(job: SubjectJob, fused: np.ndarray) -> None:
+        write_image(job.output, fused, overwrite=True)
+
+    @staticmethod
+    def score(job: SubjectJob, pair: FusionPair, fused: np.ndarray) -> dict[str, float]:
+        return evaluate_images(pair.mr, pair.func, fused, job.metrics)
+
+
+class VolumeKind:
+    """Volumes (NIfTI, DICOM series, MetaImage, NRRD), the path of ``msgfusion fuse`` for
+    volumes: :func:`~msgfusion.api.load_volume` for both, :func:`~msgfusion.api.fuse_volume`
+    (the functional volume resampled onto the MR's grid, fused slice by slice), the picture
+    written as NIfTI with the MR's geometry, and the metrics of the central axial slice."""
+
+    suffix = ".nii.gz"
+
+    @staticmethod
+    def read(job: SubjectJob) -> tuple[Volume, Volume]:
+        return load_volume(job.subject.mr), load_volume(job.subject.func)
+
+    @staticmethod
+    def fuse(job: SubjectJob, volumes: tuple[Volume, Volume]) -> FusedVolume:
+        return fuse_volume(*volumes, modality=job.subject.modality,
+                           method=get_method(job.method), color=job.color)
+
+    @staticmethod
+    def write(job: SubjectJob, fused: FusedVolume) -> None:
+        label = f"{fused.modality}-MRI fused with {fused.method}"
+        write_volume(job.output, fused.picture, overwrite=True, source=fused.mr,
+                     description=f"{label} (msgfusion)",
+                     derivation=f"{label}, colour {job.color}, from {job.subject.mr.name} and "
+                                f"{job.subject.func.name} resampled onto the MR grid")
+
+    @staticmethod
+    def score(job: SubjectJob, volumes: tuple[Volume, Volume],
+              fused: FusedVolume) -> dict[str, float]:
+        """The metrics of the central axial slice: MR, functional as the method saw it, fused
+        picture, as :meth:`~msgfusion.api.FusedVolume.planes` gives them."""
+        axial = n_planes(Orientation.of(fused.mr).view(fused.mr.data), "axial")
+        return evaluate_images(*fused.planes("axial", axial // 2), job.metrics)
+
+
+#: How each kind of input (:attr:`Subject.kind`) is read, fused, written and scored.
+KINDS: dict[str, type[SliceKind] | type[VolumeKind]] = {"slice": SliceKind, "volume": VolumeKind}
+
+
+@_step("read")
+def _read(state: SubjectState) -> None:
+    state.inputs = KINDS[state.job.subject.kind].read(state.job)
+
+
+def read_subject(job: SubjectJob) -> SubjectState:
+    """The first task of a subject's chain: read its inputs (a pair of slices or volumes)."""
+    return _read(SubjectState(job))
+
+
+@_step("fuse")
+def fuse_subject(state: SubjectState) -> None:
+    """Fuse with the subject's method (one cached instance per worker process) and restore
+    the colour."""
+    state.fused = KINDS[state.job.subject.kind].fuse(state.job, state.inputs)
+
+
+@_step("write")
+def write_subject(state: SubjectState) -> None:
+    """Write the fused result atomically (a temporary file renamed into place)."""
+    KINDS[state.job.subject.kind].write(state.job, state.fused)
+
+
+@_step("score")
+def _score(state: SubjectState) -> None:
+    if state.job.metrics:
+        state.metrics = KINDS[state.job.subject.kind].score(state.job, state.inputs, state.fused)
+
+
+def score_subject(state: SubjectState) -> dict[str, Any]:
+    """Score the subject, record it when done, and return its row of the results table.
+
+    Metric values travel in the row under their labels; a failed subject has ``status`` failed
+    and the one-line ``reason``, and no record (a re-run tries it again).
+    """
+    from distributed import get_worker
+
+    state = _score(state)
+    job = state.job
+    row: dict[str, Any] = {
+        "id": job.subject.id, "status": "failed" if state.reason else "done",
+        "reason": state.reason, "warnings": "; ".join(state.warnings),
+        "modality": job.subject.modality, "kind": job.subject.kind,
+        "method": job.method, "color": job.color,
+        "output": "" if state.reason else str(job.output),
+        "worker": get_worker().address, "pid": os.getpid(),
+        **state.timings, "total_s": sum(state.timings.values()), "cpu_s": state.cpu_s,
+        **state.metrics,
+    }
+    if not state.reason:
+        write_text(job.record, json.dumps({"fingerprint": job.fingerprint, "row": row}, indent=1),
+                   overwrite=True)
+    return row
+
+
+class CohortWorkerSetup(WorkerPlugin):
+    """Runs once in every worker process (also in workers that join or restart later): sets
+    torch's thread count so that the workers of a machine share its cores instead of fighting
+    over them, and loads the run's methods (weights included) by fusing a bundled sample pair,
+    so that no subject pays for loading and each worker loads them once."""
+
+    name = "msgfusion-cohort-setup"
+
+    def __init__(self, torch_threads: int, methods: tuple[str, ...]) -> None:
+        self.torch_threads = torch_threads
+        self.methods = methods
+
+    def setup(self, worker: Any) -> None:
+        import torch
+
+        from msgfusion.data.datasets import sample_folders
+
+        torch.set_num_threads(self.torch_threads)
+        sample = sample_folders()[1][0]
+        for name in self.methods:
+            fuse_pairs(get_method(name), [sample])
