@@ -5,7 +5,7 @@ MsgFusion: Wen et al., IEEE Transactions on Multimedia 26:944-957, 2024 (MSGFUSI
 - Quality: the benchmark (:func:`msgfusion.bench.runner.run_bench`) on the 72 atlas test pairs
   for ``msgfusion`` and the pixel ``average`` / ``max`` baselines (and ``lp`` when registered),
   paper metrics only, in both colour modes: ``ycbcr`` (the benchmark default; the luminance the
-  metrics read is the fused intensity) and ``hsv`` (the CLI display default), ranked against the
+  metrics read is the fused intensity) and ``hsv`` (for reference), ranked against the
   published methods of ``../shared/reference/peers.md`` by
   :func:`msgfusion.bench.peers.peer_comparison`. Caches under ``runs/msgfusion_results/``.
 - Speed: the network at batch 1 and 16, end-to-end ``msgfusion fuse-dir`` per pair, parameters
@@ -105,7 +105,7 @@ def verdict(result: BenchResult) -> list[str]:
 def quality_section(color: str, primary: bool) -> list[str]:
     result = bench(color)
     what = ("the benchmark default: the output luminance is the fused intensity" if primary else
-            "the CLI display default, for reference: the luminance is the fused intensity times "
+            "for reference: the luminance is the fused intensity times "
             "Y/V of the functional colour, which dims every method's anatomy inside colour")
     return [f"### Colour restoration `{color}` ({what})", "",
             *verdict(result), "",

@@ -88,7 +88,7 @@ def test_pair_repr_does_not_print_arrays(ct_files):
 
 def test_methods_declare_their_minimum_size_and_it_suffices():
     rng = np.random.default_rng(0)
-    sizes = {m.name: m.min_size for m in list_methods()}
+    sizes = {m.name: m.load().min_size for m in list_methods()}
     assert sizes["nestfuse"] == 9 and sizes["fusiondn"] == 2
     # the others work from 1 x 1 (the fuzz campaign runs them on 1x1 ... 16x3 images)
     assert {name for name, n in sizes.items() if n > 1} == {"nestfuse", "fusiondn"}

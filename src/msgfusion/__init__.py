@@ -2,31 +2,62 @@
 
 Wen et al., "MsgFusion: Medical Semantic Guided Two-Branch Network for Multimodal Brain Image
 Fusion", IEEE Transactions on Multimedia 26:944-957, 2024.
+
+The public names are imported on first access (PEP 562), so that ``import msgfusion`` and the
+command line start without loading numpy, Pillow or torch until a command needs them.
 """
 
-from msgfusion.api import FusedVolume, fuse, fuse_intensity, fuse_volume, load_volume, make_pair
-from msgfusion.io.color import restore_color
-from msgfusion.io.images import read_image, write_image
-from msgfusion.methods.registry import get_method, list_methods
-from msgfusion.io.volumes import write_volume
-from msgfusion.pair import FusionPair, load_pair
-from msgfusion.volume import Volume
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from msgfusion.api import (
+        FusedVolume,
+        fuse,
+        fuse_intensity,
+        fuse_volume,
+        load_volume,
+        make_pair,
+    )
+    from msgfusion.io.color import restore_color
+    from msgfusion.io.images import read_image, write_image
+    from msgfusion.io.volumes import write_volume
+    from msgfusion.methods.registry import get_method, list_methods
+    from msgfusion.pair import FusionPair, load_pair
+    from msgfusion.volume import Volume
 
 __version__ = "0.1.0"
-__all__ = [
-    "FusedVolume",
-    "FusionPair",
-    "Volume",
-    "fuse",
-    "fuse_intensity",
-    "fuse_volume",
-    "get_method",
-    "list_methods",
-    "load_pair",
-    "load_volume",
-    "make_pair",
-    "read_image",
-    "restore_color",
-    "write_image",
-    "write_volume",
-]
+
+#: Public name -> the module that defines it.
+_PUBLIC = {
+    "FusedVolume": "msgfusion.api",
+    "FusionPair": "msgfusion.pair",
+    "Volume": "msgfusion.volume",
+    "fuse": "msgfusion.api",
+    "fuse_intensity": "msgfusion.api",
+    "fuse_volume": "msgfusion.api",
+    "get_method": "msgfusion.methods.registry",
+    "list_methods": "msgfusion.methods.registry",
+    "load_pair": "msgfusion.pair",
+    "load_volume": "msgfusion.api",
+    "make_pair": "msgfusion.api",
+    "read_image": "msgfusion.io.images",
+    "restore_color": "msgfusion.io.color",
+    "write_image": "msgfusion.io.images",
+    "write_volume": "msgfusion.io.volumes",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'msgfusion' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})

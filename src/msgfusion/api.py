@@ -92,7 +92,8 @@ def fuse(
 
     >>> fused = fuse("mr.png", "pet.png", method="average")   # doctest: +SKIP
     """
-    pair = mr if isinstance(mr, FusionPair) else make_pair(mr, func, modality, cmap)  # type: ignore[arg-type]
+    pair = (mr if isinstance(mr, FusionPair)
+            else make_pair(mr, func, modality, cmap))  # type: ignore[arg-type]
     (intensity,) = fuse_intensity([pair], method)
     return restore_color(intensity, pair.func, color)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -93,17 +93,15 @@ SCALE_FIT = 20.0
 def infer_modality(func: np.ndarray, path: str | os.PathLike | None = None) -> str:
     """The modality of a functional image given without one.
 
-    A grey image is CT. A colour image is PET or SPECT: the name of a folder on its ``path``
-    (``.../SPECT/x.png``) says it; otherwise its colours are compared with the atlas's PET and
+    A grey image is CT. A colour image is PET or SPECT: the name of the folder that holds it
+    (``.../SPECT/x.png``, as in the atlas layout) says it; otherwise its colours are compared with the atlas's PET and
     SPECT scales and the one that fits (:data:`SCALE_FIT`) wins. If neither fits (another colour
     scale), it is taken as PET with a :class:`MsgFusionWarning`.
     """
     if func.ndim == 2:
         return "CT"
-    if path is not None:
-        for folder in reversed(Path(path).parent.parts):
-            if folder.upper() in ("PET", "SPECT"):
-                return folder.upper()
+    if path is not None and Path(path).parent.name.upper() in ("PET", "SPECT"):
+        return Path(path).parent.name.upper()
     distance = {m: scale_distance(func, default_cmap(m)) for m in ("PET", "SPECT")}
     best = min(distance, key=distance.__getitem__)
     if distance[best] <= SCALE_FIT:

@@ -198,8 +198,9 @@ def test_atlas_scale_covers_every_atlas_colour_in_order(aanlib_dir, modality):
     """Every colour of the atlas's images lies on the shipped scale (within 8-bit rounding of a
     palette entry), black is its start, and it grows brighter at first (low activity is dark)."""
     table = COLORMAPS[f"atlas-{modality.lower()}"] * 255.0
-    colours = np.unique(np.concatenate([i.reshape(-1, 3) for i in
-                                        _train_images(aanlib_dir, modality, step=10)]), axis=0)
+    q = np.concatenate([i.reshape(-1, 3) for i in _train_images(aanlib_dir, modality, step=10)])
+    codes = np.unique(q.astype(np.int64) @ np.array([1 << 16, 1 << 8, 1]))
+    colours = np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=-1).astype(float)
     assert len(colours) > 100
     a, b = table[:-1], table[1:]  # distance to the polyline through the table's entries
     t = np.clip(((colours[:, None] - a) * (b - a)).sum(-1)

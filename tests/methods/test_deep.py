@@ -47,7 +47,7 @@ def test_all_five_listed_with_references():
     assert set(baseline_recipes()) == set(NAMES)
     for name in NAMES:
         assert listed[name].reference and listed[name].description
-        assert listed[name].__module__.endswith(name)
+        assert listed[name].module.endswith(name)
 
 
 @pytest.mark.parametrize("name", NAMES)

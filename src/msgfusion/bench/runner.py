@@ -32,7 +32,7 @@ from msgfusion.bench.config import BenchConfig
 from msgfusion.bench.timing import MethodCost, measure_cost
 from msgfusion.data.datasets import PairFolder, find_pair_folders
 from msgfusion.errors import DatasetError, MsgFusionError
-from msgfusion.io.color import restore_color
+from msgfusion.io.color import COLOR_RULE, restore_color
 from msgfusion.io.files import write_text
 from msgfusion.io.images import read_image, write_image
 from msgfusion.methods.registry import FusionMethod, fuse_pairs, get_method, list_methods
@@ -252,7 +252,7 @@ def run_bench(config: BenchConfig, progress: bool = True,
             bar.set_postfix_str(name)
             try:
                 method = get_method(name)
-                fingerprint = f"{method.fingerprint()}:{config.color}"
+                fingerprint = f"{method.fingerprint()}:{config.color}:{COLOR_RULE}"
                 cache = _MethodCache(out, name, fingerprint, config.force)
             except Exception as exc:
                 result.failures.append(Failure(name, "*", _reason(exc)))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable
 
 from msgfusion.errors import MsgFusionError
@@ -62,19 +64,38 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
                    help="MsgFusion weights from `msgfusion train` (OUT/msgfusion.pt) instead of "
                         "the shipped ones; with --method msgfusion only")
     add_color_option(p)
+    p.add_argument("--device", metavar="DEVICE",
+                   help="where the network methods run: cpu (default), cuda, cuda:N; the "
+                        "classical methods run on the CPU")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="CPU threads of a network pass (default 1: fuse-dir reads and writes "
+                        "images on the other cores meanwhile, and on a busy machine torch's "
+                        "default of one thread per core measured up to 10x slower; docs/speed.md)")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
 
 
 def method_from_args(args: argparse.Namespace) -> FusionMethod:
     """The method of ``--method``; with ``--weights``, MsgFusion with those weights (loaded
     now, so that a bad file fails before anything is written)."""
+    _set_threads(args.threads)
     if args.weights is None:
-        return get_method(args.method)
+        return get_method(args.method, args.device)
     if args.method != "msgfusion":
         raise MsgFusionError(f"--weights {args.weights} is for --method msgfusion, not "
                              f"{args.method!r}")
     from msgfusion.methods.msgfusion import MsgFusion
 
-    method = MsgFusion(args.weights)
+    method = MsgFusion(args.weights, args.device)
     method.model  # noqa: B018 (loads and checks the file)
     return method
+
+
+def _set_threads(threads: int) -> None:
+    """Intra-op CPU threads of torch: set now if torch is loaded, else through OMP_NUM_THREADS,
+    which torch reads when a network method first imports it."""
+    if threads < 1:
+        raise MsgFusionError(f"--threads {threads}: must be at least 1")
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)

@@ -146,7 +146,7 @@ def add_commands(command: CommandAdder) -> None:
                         "volume (scalar: HU, activity)")
     p.add_argument("--modality", type=modality_arg, metavar="|".join(MODALITIES),
                    help="modality of --func. Inferred when omitted: grey is CT; colour is PET or "
-                        "SPECT, told by a PET/ or SPECT/ folder on its path or else by its "
+                        "SPECT, told by the PET/ or SPECT/ folder that holds it, or else by its "
                         "colour scale (the atlas's PET and SPECT scales differ). MsgFusion has "
                         "one network per modality and uses this one; a scalar PET/SPECT needs "
                         "--modality. For a volume: its header (DICOM Modality) or file name")

@@ -19,65 +19,91 @@ from importlib import resources
 import numpy as np
 
 from msgfusion.errors import WeightsError
-from msgfusion.methods.registry import FusionMethod, register
+from msgfusion.methods.registry import FusionMethod
 from msgfusion.pair import FusionPair
 
 SHIPPED = "msgfusion_lite"
 
 
-@register
 class MsgFusion(FusionMethod):
-    """The MsgFusion network; ``weights``: a file from ``msgfusion train`` (default: shipped)."""
+    """The MsgFusion network; ``weights``: a file from ``msgfusion train`` (default: shipped);
+    ``device``: where it runs ("cpu" by default, "cuda", "cuda:N"; see
+    :func:`msgfusion.methods.device.torch_device`)."""
 
     name = "msgfusion"
-    description = "MsgFusion two-branch network (SF/GV branches, two-level max fusion), lite"
-    reference = "Wen et al., IEEE Transactions on Multimedia 26:944-957, 2024"
 
-    # Pairs per forward pass: 16 pairs of 256 x 256 with 4-8 feature channels overflow the CPU
-    # caches; chunks of 1-4 pairs measured about 3x faster per pair than one batch of 16.
-    chunk = 4
+    # Pairs per forward pass. The network's full-resolution tensors of 8 channels (2 MB per
+    # 256 x 256 pair) exceed the CPU caches as soon as several pairs share a pass: one pair per
+    # pass measured fastest (benchmarks/speed.py), and 16 about 3x slower per pair.
+    chunk = 1
+    # Pairs of more pixels than this are fused in tiles of ``tile`` x ``tile`` pixels
+    # (:meth:`MsgFusionNet.forward_tiled`, the same result up to float rounding): a 4096 x 4096
+    # pair in one pass needs about 7 GB.
+    tile_above = 1024 * 1024
+    tile = 512
 
-    def __init__(self, weights: str | os.PathLike | None = None) -> None:
+    def __init__(self, weights: str | os.PathLike | None = None,
+                 device: str | None = None) -> None:
         self.weights = weights
+        self.device = device
 
     @cached_property
     def model(self):  # type: ignore[no-untyped-def]
-        """The network for inference, BatchNorm folded (loaded on first use: importing torch
-        takes a second). A bad weights file raises :class:`WeightsError` naming it."""
+        """The network for inference, BatchNorm folded, its weights in the channels-last layout
+        (loaded on first use: importing torch takes a second). A bad weights file raises
+        :class:`WeightsError` naming it, an absent device :class:`MsgFusionError`."""
+        import torch
+
+        from msgfusion.methods.device import torch_device
         from msgfusion.model.layers import fold_batchnorm
         from msgfusion.model.msgfusion import load_pretrained, load_weights
 
+        device = torch_device(self.device)
         if not self.weights:
-            return fold_batchnorm(load_pretrained(SHIPPED))
-        if not os.path.isfile(self.weights):
+            model = load_pretrained(SHIPPED)
+        elif not os.path.isfile(self.weights):
             raise WeightsError(f"{self.weights}: no such weights file")
-        try:
-            return fold_batchnorm(load_weights(self.weights))
-        except Exception as exc:  # pickle, zip and key errors alike: not our weights file
-            raise WeightsError(f"{self.weights}: not a MsgFusion weights file from `msgfusion "
-                               f"train` ({type(exc).__name__} while loading it)") from None
+        else:
+            try:
+                model = load_weights(self.weights)
+            except Exception as exc:  # pickle, zip and key errors alike: not our weights file
+                raise WeightsError(f"{self.weights}: not a MsgFusion weights file from "
+                                   f"`msgfusion train` ({type(exc).__name__} while loading "
+                                   "it)") from None
+        return fold_batchnorm(model).to(device, memory_format=torch.channels_last)
 
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
         """Fused intensities, N x H x W in [0, 1]: the pairs of each modality go to that
-        modality's network, in forward passes of :attr:`chunk` pairs."""
+        modality's network, :attr:`chunk` pairs per forward pass (large pairs one by one, in
+        tiles)."""
         import torch
 
         from msgfusion.model.inputs import batch_from_pairs
 
+        model = self.model
+        device = next(model.parameters()).device
         out = np.empty((len(pairs), *pairs[0].shape), dtype=np.float32)
+        tiled = pairs[0].mr.size > self.tile_above
         groups: dict[str, list[int]] = {}
         for i, pair in enumerate(pairs):
             groups.setdefault(pair.modality, []).append(i)
         with torch.inference_mode():
             for modality, indices in groups.items():
                 try:
-                    net = self.model.net(modality)
+                    net = model.net(modality)
                 except ValueError as exc:
                     raise WeightsError(f"{self.weights or SHIPPED}: {exc}") from None
-                for start in range(0, len(indices), self.chunk):
-                    part = indices[start: start + self.chunk]
-                    fused = net.forward_batch(batch_from_pairs([pairs[i] for i in part]))
-                    out[part] = fused[:, 0].clamp(0.0, 1.0).numpy()
+                step = 1 if tiled else self.chunk
+                for start in range(0, len(indices), step):
+                    part = indices[start: start + step]
+                    batch = batch_from_pairs([pairs[i] for i in part], ("mr", "func", "v_prime"),
+                                             channels_last=True)
+                    mr, func, v_prime = (t.to(device) for t in batch.values())
+                    if tiled:
+                        fused = net.forward_tiled(mr, func, v_prime, self.tile)
+                    else:
+                        fused = net(mr, func, v_prime)
+                    out[part] = fused[:, 0].clamp(0.0, 1.0).cpu().numpy()
         return out
 
     def fingerprint_data(self) -> bytes:

@@ -1,21 +1,21 @@
 """The registry of fusion methods: every method, ours and the baselines, behind one signature.
 
-A method is a :class:`FusionMethod` subclass with a ``name``, a one-line ``description``, a
-``reference`` (the paper it implements), the smallest image side it can fuse (``min_size``) and
-``fuse(pairs) -> N x H x W`` float32 intensities in [0, 1] for a batch of same-size
-:class:`FusionPair`. :func:`fuse_pairs` is the one place methods are called: it refuses pairs
-below a method's ``min_size`` and turns running out of memory into one clear error. Methods
-fuse intensity only; colour is restored afterwards by :func:`msgfusion.io.color.restore_color`,
-the same for every method.
+A method is a :class:`FusionMethod` subclass with a ``name``, the smallest image side it can
+fuse (``min_size``) and ``fuse(pairs) -> N x H x W`` float32 intensities in [0, 1] for a batch of
+same-size :class:`FusionPair`; the registry lists it with a one-line ``description`` and a
+``reference`` (the paper it implements). :func:`fuse_pairs` is the one place methods are called:
+it refuses pairs below a method's ``min_size`` and turns running out of memory into one clear
+error. Methods fuse intensity only; colour is restored afterwards by
+:func:`msgfusion.io.color.restore_color`, the same for every method.
 
-Methods register themselves with :func:`register`; the modules that hold the built-in methods
-are imported on first use of the registry, so ``import msgfusion`` stays fast.
+The built-in methods are listed in :mod:`msgfusion.methods.catalogue`, and a method's module is
+imported when the method is first used, so listing the methods and ``import msgfusion`` stay
+fast (no torch, scipy or PyWavelets). Other methods are added with :func:`register`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -23,25 +23,15 @@ from typing import ClassVar, TypeVar
 
 import numpy as np
 
-from msgfusion.errors import InvalidImageError, OutOfMemoryError, UnknownMethodError
+from msgfusion.errors import (
+    InvalidImageError,
+    MsgFusionError,
+    OutOfMemoryError,
+    UnknownMethodError,
+)
+from msgfusion.methods.catalogue import BUILTIN_METHODS, MethodInfo
 from msgfusion.pair import FusionPair, check_same_size
 
-# Modules whose import registers built-in methods (in listing order).
-BUILTIN_MODULES: tuple[str, ...] = (
-    "msgfusion.methods.msgfusion",
-    "msgfusion.methods.classical.pixel",
-    "msgfusion.methods.classical.pca",
-    "msgfusion.methods.classical.pyramid",
-    "msgfusion.methods.classical.wavelet",
-    "msgfusion.methods.classical.guided",
-    "msgfusion.methods.classical.lowrank",
-    "msgfusion.methods.classical.pcnn",
-    "msgfusion.methods.deep.ifcnn",
-    "msgfusion.methods.deep.nestfuse",
-    "msgfusion.methods.deep.fusiondn",
-    "msgfusion.methods.deep.fusiongan",
-    "msgfusion.methods.deep.funfusean",
-)
 DEFAULT_METHOD = "msgfusion"
 
 
@@ -73,46 +63,49 @@ class FusionMethod(ABC):
 
 
 M = TypeVar("M", bound=type[FusionMethod])
-_REGISTRY: dict[str, type[FusionMethod]] = {}
-_INSTANCES: dict[str, FusionMethod] = {}
-_loaded = False
+_REGISTRY: dict[str, MethodInfo] = {info.name: info for info in BUILTIN_METHODS}
+_INSTANCES: dict[tuple[str, str | None], FusionMethod] = {}
 
 
 def register(cls: M) -> M:
-    """Class decorator: add a method to the registry under ``cls.name``."""
+    """Class decorator: add a method (beyond the built-in ones) to the registry under
+    ``cls.name``; the class defines ``name``, ``description`` and ``reference``."""
     for attr in ("name", "description", "reference"):
         if not getattr(cls, attr, ""):
             raise TypeError(f"{cls.__name__} must define a non-empty class attribute {attr!r}")
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+    if cls.name in _REGISTRY and _REGISTRY[cls.name].target is not cls:
         raise ValueError(f"a method named {cls.name!r} is already registered")
-    _REGISTRY[cls.name] = cls
+    _REGISTRY[cls.name] = MethodInfo(cls.name, cls, cls.description, cls.reference)
     return cls
 
 
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        for module in BUILTIN_MODULES:
-            importlib.import_module(module)
-        _loaded = True
-
-
-def list_methods() -> list[type[FusionMethod]]:
-    """All registered method classes, in registration order."""
-    _load_builtins()
+def list_methods() -> list[MethodInfo]:
+    """Every registered method (name, description, reference; ``load()`` gives its class), the
+    built-in ones first; no method module is imported."""
     return list(_REGISTRY.values())
 
 
-def get_method(name: str) -> FusionMethod:
-    """The (cached) instance of the method registered as ``name``."""
-    _load_builtins()
+def get_method(name: str, device: str | None = None) -> FusionMethod:
+    """The (cached) instance of the method registered as ``name``.
+
+    ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``): where a network method runs, passed to its
+    constructor; ``None`` keeps the method's default, the CPU. Methods without a ``device``
+    parameter (the classical ones) run on the CPU and refuse any other device.
+    """
     if name not in _REGISTRY:
         raise UnknownMethodError(
             f"unknown method {name!r}; available: {', '.join(_REGISTRY)} (see `msgfusion methods`)"
         )
-    if name not in _INSTANCES:
-        _INSTANCES[name] = _REGISTRY[name]()
-    return _INSTANCES[name]
+    key = (name, device)
+    if key not in _INSTANCES:
+        cls = _REGISTRY[name].load()
+        if "device" in inspect.signature(cls).parameters:
+            _INSTANCES[key] = cls(device=device) if device else cls()
+        elif device in (None, "cpu"):
+            _INSTANCES[key] = cls()
+        else:
+            raise MsgFusionError(f"method {name!r} runs on the CPU only, not on {device!r}")
+    return _INSTANCES[key]
 
 
 def stack_sources(pairs: Sequence[FusionPair]) -> tuple[np.ndarray, np.ndarray]:

@@ -60,10 +60,17 @@ class MultiScaleEncoder(nn.Module):
         for s in range(len(self.up), 0, -1):  # scales coarsest-1 .. 1
             h = F.interpolate(h, size=skips[s].shape[-2:], mode="bilinear", align_corners=False)
             h = self.up[s - 1](torch.cat([h, skips[s]], dim=1))
-        parts = [x, stem]
+        # head(cat(x, stem, up(h))) computed part by part, without the full-resolution concat;
+        # the 1x1 convolution commutes with the bilinear up-sampling, so h's part runs at the
+        # coarser scale (same value, a quarter of the pixels).
+        weight, split = self.head.weight, (x.shape[1], stem.shape[1])
+        out = F.conv2d(x, weight[:, : split[0]], self.head.bias)
+        out = out + F.conv2d(stem, weight[:, split[0] : sum(split)])
         if self.down:
-            parts.append(F.interpolate(h, size=x.shape[-2:], mode="bilinear", align_corners=False))
-        return self.gain * torch.tanh(self.head(torch.cat(parts, dim=1)))
+            coarse = F.conv2d(h, weight[:, sum(split) :])
+            out = out + F.interpolate(coarse, size=x.shape[-2:], mode="bilinear",
+                                      align_corners=False)
+        return self.gain * torch.tanh(out)
 
 
 class BrightnessBranch(nn.Module):

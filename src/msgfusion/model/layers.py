@@ -29,7 +29,13 @@ def soft_weighted_merge(*features: torch.Tensor) -> torch.Tensor:
 
     s_i = channel-mean of F_i, w_i = exp(s_i) / sum_j exp(s_j), out = sum_i w_i F_i.
     Maps with different channel counts broadcast (a 1-channel map against a C-channel one).
+    Two maps (every merge in MsgFusion) take the same value in closed form, with fewer passes
+    over full-resolution tensors: w_1 = sigmoid(s_1 - s_2), out = F_2 + w_1 (F_1 - F_2).
     """
+    if len(features) == 2:
+        first, second = features
+        weight = torch.sigmoid(first.mean(dim=1, keepdim=True) - second.mean(dim=1, keepdim=True))
+        return torch.lerp(second, first, weight)
     scores = torch.stack([f.mean(dim=1, keepdim=True) for f in features], dim=0)
     weights = torch.softmax(scores, dim=0)
     return sum(w * f for w, f in zip(weights, features))  # type: ignore[return-value]

@@ -46,14 +46,71 @@ class MsgFusionNet(nn.Module):
 
     def forward(self, mr: torch.Tensor, func: torch.Tensor, v_prime: torch.Tensor) -> torch.Tensor:
         h, w = mr.shape[-2:]
+        return self._fuse(*self._pad(mr, func, v_prime))[..., :h, :w]
+
+    def _pad(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        """The inputs reflect-padded (bottom, right) to a multiple of :attr:`cfg.multiple`."""
+        h, w = inputs[0].shape[-2:]
         m = self.cfg.multiple
         pad = (0, -w % m, 0, -h % m)  # left, right, top, bottom
-        if any(pad):
-            mode = "reflect" if min(h, w) > max(pad) else "replicate"
-            mr, func, v_prime = (F.pad(t, pad, mode=mode) for t in (mr, func, v_prime))
+        if not any(pad):
+            return list(inputs)
+        mode = "reflect" if min(h, w) > max(pad) else "replicate"
+        return [F.pad(t, pad, mode=mode) for t in inputs]
+
+    def _fuse(self, mr: torch.Tensor, func: torch.Tensor, v_prime: torch.Tensor,
+              sf2: torch.Tensor | None = None) -> torch.Tensor:
         gv2 = self.gv2(v_prime) if self.gv2 is not None else None
-        out = self.fusion(self.sf(mr), self.gv1(func), gv2)
-        return out.mean(dim=1, keepdim=True)[..., :h, :w]
+        out = self.fusion(self.sf(mr, sf2), self.gv1(func), gv2)
+        return out.mean(dim=1, keepdim=True)
+
+    def forward_tiled(self, mr: torch.Tensor, func: torch.Tensor, v_prime: torch.Tensor,
+                      tile: int = 512, halo: int = 32) -> torch.Tensor:
+        """:meth:`forward` computed in tiles of ``tile`` x ``tile`` pixels, for large images:
+        memory grows with the tile, not with the image.
+
+        The frequency path (SF2) is global (each output pixel depends on the whole spectrum), so
+        it runs once on the whole image at its reduced resolution, and each tile takes its window
+        of those features. Everything else is local: each tile is computed with ``halo`` pixels
+        of context on every side (more than the receptive field of GV1, SF1 and GV2), and tiles,
+        halos and windows start on multiples of the down-sampling factor, so that pooling and
+        up-sampling see the same pixel grid as on the whole image. The result equals
+        :meth:`forward` up to float rounding (tests/model/test_tiling.py).
+        """
+        h, w = mr.shape[-2:]
+        mr, func, v_prime = self._pad(mr, func, v_prime)
+        unit = self.sf.frequency
+        step = max(self.cfg.multiple, 2 ** unit.scale if unit is not None else 1)
+        if tile % step or halo % step:
+            raise ValueError(f"tile ({tile}) and halo ({halo}) must be multiples of {step}")
+        low = unit.low_res(mr) if unit is not None else None
+        height, width = mr.shape[-2:]
+        out = mr.new_empty((mr.shape[0], 1, height, width))
+        for y0 in range(0, height, tile):
+            for x0 in range(0, width, tile):
+                y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
+                ya, yb = max(y0 - halo, 0), min(y1 + halo, height)
+                xa, xb = max(x0 - halo, 0), min(x1 + halo, width)
+                window = (..., slice(ya, yb), slice(xa, xb))
+                sf2 = None
+                if unit is not None:
+                    sf2 = self._frequency_window(unit, low, (ya, yb), (xa, xb), height, width)
+                fused = self._fuse(mr[window], func[window], v_prime[window], sf2)
+                out[..., y0:y1, x0:x1] = fused[..., y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+        return out[..., :h, :w]
+
+    @staticmethod
+    def _frequency_window(unit: nn.Module, low: torch.Tensor, rows: tuple[int, int],
+                          cols: tuple[int, int], height: int, width: int) -> torch.Tensor:
+        """SF2 at full resolution over the window ``rows`` x ``cols`` of the (padded) image: the
+        low-resolution features around it (one pixel of margin, so that bilinear interpolation
+        at the window's edges sees its true neighbours) up-sampled by exactly 2^scale."""
+        s = 2**unit.scale
+        lows = [(max(a // s - 1, 0), min(-(-b // s) + 1, n // s))
+                for (a, b), n in ((rows, height), (cols, width))]
+        (la, lb), (lc, ld) = lows
+        up = unit.upsample(low[..., la:lb, lc:ld], ((lb - la) * s, (ld - lc) * s))
+        return up[..., rows[0] - la * s : rows[1] - la * s, cols[0] - lc * s : cols[1] - lc * s]
 
     def forward_batch(self, batch: Batch) -> torch.Tensor:
         """The forward pass on a batch dict of :func:`msgfusion.model.inputs.batch_from_pairs`."""

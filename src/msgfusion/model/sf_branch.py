@@ -63,7 +63,17 @@ class FrequencyUnit(nn.Module):
         return torch.einsum("cb,bhw->chw", self.band_gain, hat).unsqueeze(0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        full = x.shape[-2:]
+        return self.upsample(self.low_res(x), x.shape[-2:])
+
+    def upsample(self, low: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+        """The features of :meth:`low_res` brought to ``size`` (bilinear; unchanged at scale 0)."""
+        if not self.scale:
+            return low
+        return F.interpolate(low, size=size, mode="bilinear", align_corners=False)
+
+    def low_res(self, x: torch.Tensor) -> torch.Tensor:
+        """The filtered features at the unit's working resolution, 1/2^scale (the global part:
+        every output pixel depends on the whole image through the spectrum)."""
         if self.scale:
             x = F.avg_pool2d(x, 2**self.scale, ceil_mode=True)
         z = self.embed(x)
@@ -77,10 +87,7 @@ class FrequencyUnit(nn.Module):
         low = (radius <= self.low_cutoff).to(amp.dtype)
         lf = torch.fft.irfft2(filtered * low, s=(h, w), norm="ortho")
         hf = torch.fft.irfft2(filtered * (1 - low), s=(h, w), norm="ortho")
-        out = self.merge(torch.cat([lf, hf], dim=1))
-        if self.scale:
-            out = F.interpolate(out, size=full, mode="bilinear", align_corners=False)
-        return out
+        return self.merge(torch.cat([lf, hf], dim=1))
 
 
 class SFBranch(nn.Module):
@@ -98,8 +105,10 @@ class SFBranch(nn.Module):
             else None
         )
 
-    def forward(self, mr: torch.Tensor) -> torch.Tensor:
+    def forward(self, mr: torch.Tensor, sf2: torch.Tensor | None = None) -> torch.Tensor:
+        """SF of ``mr``; ``sf2``: the frequency features of ``mr`` when already computed (a tile
+        of the whole image's, see :meth:`MsgFusionNet.forward_tiled`)."""
         sf1 = self.spatial(mr)
         if self.frequency is None:
             return sf1
-        return soft_weighted_merge(sf1, self.frequency(mr))
+        return soft_weighted_merge(sf1, self.frequency(mr) if sf2 is None else sf2)

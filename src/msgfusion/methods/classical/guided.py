@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from msgfusion.methods.classical.filters import IMAGE_AXES, box_mean, guided_filter, to_unit_range
-from msgfusion.methods.registry import FusionMethod, register, stack_sources
+from msgfusion.methods.registry import FusionMethod, stack_sources
 from msgfusion.pair import FusionPair
 
 LAPLACIAN_3X3 = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
@@ -21,7 +21,6 @@ def saliency(x: np.ndarray, radius: int = 5, sigma: float = 5.0) -> np.ndarray:
                                    axes=IMAGE_AXES)
 
 
-@register
 class GuidedFilterFusion(FusionMethod):
     """GFF: two-scale fusion with guided-filter-refined saliency weights (Li, Kang, Hu 2013).
 
@@ -39,9 +38,6 @@ class GuidedFilterFusion(FusionMethod):
     """
 
     name = "gff"
-    description = "guided filtering fusion: two-scale, saliency weights refined by guided filters"
-    reference = ("S. Li, X. Kang, J. Hu, \"Image fusion with guided filtering\", IEEE Transactions "
-                 "on Image Processing 22(7):2864-2875, 2013")
 
     average_radius = 15  # 31 x 31 average filter
     base_radius, base_eps = 45, 0.3

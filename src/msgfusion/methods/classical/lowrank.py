@@ -10,7 +10,7 @@ import scipy.linalg
 from threadpoolctl import threadpool_limits
 
 from msgfusion.methods.classical.filters import to_unit_range
-from msgfusion.methods.registry import FusionMethod, register, stack_sources
+from msgfusion.methods.registry import FusionMethod, stack_sources
 from msgfusion.pair import FusionPair
 
 
@@ -142,7 +142,6 @@ def latent_lrr(x: np.ndarray, lam: float = 0.8, tol: float = 1e-3, rho: float = 
     return LatLRRResult(z=vt.T @ z @ vt, l=u @ l @ u.T, e=e, iterations=iteration)
 
 
-@register
 class LatLRRFusion(FusionMethod):
     """LatLRR fusion (Li & Wu 2018): low-rank parts averaged, salient parts summed.
 
@@ -153,10 +152,6 @@ class LatLRRFusion(FusionMethod):
     """
 
     name = "latlrr"
-    description = "latent low-rank representation: averaged low-rank parts + summed salient parts"
-    reference = ("H. Li, X.-J. Wu, \"Infrared and visible image fusion using latent low-rank "
-                 "representation\", arXiv:1804.08992, 2018; latent LRR: G. Liu, S. Yan, ICCV 2011, "
-                 "pp. 1615-1622")
 
     lam = 0.8
 

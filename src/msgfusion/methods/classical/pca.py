@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from msgfusion.methods.classical.filters import to_unit_range
-from msgfusion.methods.registry import FusionMethod, register, stack_sources
+from msgfusion.methods.registry import FusionMethod, stack_sources
 from msgfusion.pair import FusionPair
 
 
@@ -31,7 +31,6 @@ def pca_weights(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return weights
 
 
-@register
 class PCAFusion(FusionMethod):
     """PCA fusion (Naidu & Raol 2008): F = w_A A + w_B B with weights from the principal component.
 
@@ -41,9 +40,6 @@ class PCAFusion(FusionMethod):
     """
 
     name = "pca"
-    description = "PCA-weighted average (weights from the principal eigenvector of the covariance)"
-    reference = ("V. P. S. Naidu, J. R. Raol, \"Pixel-level image fusion using wavelets and "
-                 "principal component analysis\", Defence Science Journal 58(3):338-352, 2008")
 
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
         mr, func = stack_sources(pairs)

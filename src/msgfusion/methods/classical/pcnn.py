@@ -26,7 +26,7 @@ from msgfusion.methods.classical.filters import (
     separable_filter,
     to_unit_range,
 )
-from msgfusion.methods.registry import FusionMethod, register, stack_sources
+from msgfusion.methods.registry import FusionMethod, stack_sources
 from msgfusion.pair import FusionPair
 
 #: Directional sub-bands per band-pass level, finest level first (NSST's dcomp = [3, 3, 4, 4]).
@@ -228,7 +228,6 @@ def wpadcpcnn(a: np.ndarray, b: np.ndarray, weight_a: float, iterations: int = 1
     return PCNNResult(choose_a=u_a >= u_b, firing_counts=counts)
 
 
-@register
 class WPADCPCNNFusion(FusionMethod):
     """WPADCPCNN fusion (Panigrahy, Seal, Mahato 2020) on an NSST-like decomposition.
 
@@ -243,11 +242,6 @@ class WPADCPCNNFusion(FusionMethod):
     """
 
     name = "wpadcpcnn"
-    description = ("weighted parameter-adaptive dual-channel PCNN on a multiscale-directional "
-                   "decomposition")
-    reference = ("C. Panigrahy, A. Seal, N. K. Mahato, \"MRI and SPECT image fusion using a "
-                 "weighted parameter adaptive dual channel PCNN\", IEEE Signal Processing Letters "
-                 "27:690-694, 2020")
 
     directions = DIRECTIONS
     iterations = 150

@@ -6,30 +6,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from msgfusion.methods.registry import FusionMethod, register, stack_sources
+from msgfusion.methods.registry import FusionMethod, stack_sources
 from msgfusion.pair import FusionPair
 
 
-@register
 class PixelAverage(FusionMethod):
     """F = (A + B) / 2, with A the MR and B the functional intensity (luminance for colour)."""
 
     name = "average"
-    description = "pixel average of MR and functional intensity"
-    reference = "baseline rule, e.g. Piella, Information Fusion 4(4):259-280, 2003 (review)"
 
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
         mr, func = stack_sources(pairs)
         return (mr + func) / 2.0
 
 
-@register
 class PixelMaximum(FusionMethod):
     """F = max(A, B) per pixel (choose-max rule)."""
 
     name = "max"
-    description = "pixel maximum of MR and functional intensity"
-    reference = "baseline rule, e.g. Piella, Information Fusion 4(4):259-280, 2003 (review)"
 
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
         mr, func = stack_sources(pairs)

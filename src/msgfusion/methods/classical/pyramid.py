@@ -12,7 +12,7 @@ from msgfusion.methods.classical.filters import (
     separable_filter,
     to_unit_range,
 )
-from msgfusion.methods.registry import FusionMethod, register, stack_sources
+from msgfusion.methods.registry import FusionMethod, stack_sources
 from msgfusion.pair import FusionPair
 
 
@@ -52,7 +52,6 @@ def collapse(pyramid: Sequence[np.ndarray]) -> np.ndarray:
     return g
 
 
-@register
 class LaplacianPyramidFusion(FusionMethod):
     """Laplacian pyramid fusion (Burt & Adelson 1983; rule as in Burt & Kolczynski 1993).
 
@@ -63,9 +62,6 @@ class LaplacianPyramidFusion(FusionMethod):
     """
 
     name = "lp"
-    description = "Laplacian pyramid, 4 levels: max-abs details, averaged base"
-    reference = ("P. J. Burt, E. H. Adelson, \"The Laplacian pyramid as a compact image code\", "
-                 "IEEE Transactions on Communications 31(4):532-540, 1983")
 
     levels = 4
 

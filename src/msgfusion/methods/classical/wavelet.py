@@ -8,11 +8,10 @@ import numpy as np
 import pywt
 
 from msgfusion.methods.classical.filters import IMAGE_AXES, select_max_abs, to_unit_range
-from msgfusion.methods.registry import FusionMethod, register, stack_sources
+from msgfusion.methods.registry import FusionMethod, stack_sources
 from msgfusion.pair import FusionPair
 
 
-@register
 class DWTFusion(FusionMethod):
     """DWT fusion (Li, Manjunath, Mitra 1995), with the simple choose-max detail rule.
 
@@ -25,9 +24,6 @@ class DWTFusion(FusionMethod):
     """
 
     name = "dwt"
-    description = "DWT (db2, 3 levels): max-abs details, averaged approximation"
-    reference = ("H. Li, B. S. Manjunath, S. K. Mitra, \"Multisensor image fusion using the "
-                 "wavelet transform\", Graphical Models and Image Processing 57(3):235-245, 1995")
 
     wavelet = "db2"
     levels = 3

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from msgfusion.methods.device import torch_device
 from msgfusion.methods.registry import FusionMethod
 from msgfusion.model.configs import from_dict
 from msgfusion.model.inputs import Batch, batch_from_pairs
@@ -85,13 +86,16 @@ def shipped_weights(name: str) -> bytes:
 class ShippedNetworkMethod(FusionMethod):
     """A registered method backed by a :class:`Recipe` and its shipped weights.
 
-    ``weights``: a file written by ``msgfusion train-baseline`` (default: the shipped one).
+    ``weights``: a file written by ``msgfusion train-baseline`` (default: the shipped one);
+    ``device``: where the network runs ("cpu" by default, "cuda", "cuda:N").
     """
 
     recipe: ClassVar[Recipe]
 
-    def __init__(self, weights: str | os.PathLike | None = None) -> None:
+    def __init__(self, weights: str | os.PathLike | None = None,
+                 device: str | None = None) -> None:
         self.weights = weights
+        self.device = device
 
     def fingerprint_data(self) -> bytes:
         """The weights: cached results follow retraining."""
@@ -102,12 +106,14 @@ class ShippedNetworkMethod(FusionMethod):
 
     @cached_property
     def model(self) -> nn.Module:
-        """The network in eval mode, loaded on first use."""
-        return load_weights(self.recipe, io.BytesIO(self.fingerprint_data()))
+        """The network in eval mode on its device, loaded on first use."""
+        model = load_weights(self.recipe, io.BytesIO(self.fingerprint_data()))
+        return model.to(torch_device(self.device))
 
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
-        batch = batch_from_pairs(pairs)
+        device = next(self.model.parameters()).device
+        batch = {key: t.to(device) for key, t in batch_from_pairs(pairs).items()}
         with torch.inference_mode():
             out = self.recipe.infer(self.model, batch)
-        return out[:, 0].clamp(0.0, 1.0).numpy()
+        return out[:, 0].clamp(0.0, 1.0).cpu().numpy()
 

@@ -30,7 +30,6 @@ from torch import nn
 
 from msgfusion.methods.deep.base import Recipe, ShippedNetworkMethod
 from msgfusion.methods.deep.layers import ConvBlock, lrelu
-from msgfusion.methods.registry import register
 from msgfusion.train.losses import FusionLoss, LossConfig
 from msgfusion.train.trainer import TrainConfig
 
@@ -89,13 +88,8 @@ RECIPE = Recipe(
 )
 
 
-@register
 class FunFuseAnMethod(ShippedNetworkMethod):
     """FunFuseAn with the weights trained here (see the module docstring)."""
 
     name = "funfusean"
-    description = "FunFuseAn: low/high-frequency branches per source, SSIM-based loss"
-    reference = ("N. Kumar, N. Hoffmann, M. Oelschlaegel, E. Koch, M. Kirsch, S. Gumhold, "
-                 "\"Structural similarity based anatomical and functional brain imaging fusion\", "
-                 "MICCAI workshop MBIA 2019, LNCS 11846:121-129 (arXiv:1908.03958)")
     recipe = RECIPE

@@ -36,7 +36,6 @@ from torch import nn
 
 from msgfusion.methods.deep.base import Recipe, ShippedNetworkMethod
 from msgfusion.methods.deep.layers import LAPLACIAN_8, ConvBlock, filter2d
-from msgfusion.methods.registry import register
 from msgfusion.model.inputs import Batch
 from msgfusion.train.losses import ssim
 from msgfusion.train.trainer import TrainConfig
@@ -144,14 +143,10 @@ RECIPE = Recipe(
 )
 
 
-@register
 class FusionDNMethod(ShippedNetworkMethod):
     """FusionDN with the weights trained here (see the module docstring)."""
 
     name = "fusiondn"
-    description = "FusionDN: densely connected network, adaptive information-preserving loss"
-    reference = ("H. Xu, J. Ma, Z. Le, J. Jiang, X. Guo, \"FusionDN: A unified densely connected "
-                 "network for image fusion\", AAAI 2020, 34(07):12484-12491")
     #: reflect padding by 1 needs at least 2 pixels per side
     min_size = 2
     recipe = RECIPE

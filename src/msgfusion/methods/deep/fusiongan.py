@@ -37,7 +37,6 @@ from torch import nn
 
 from msgfusion.methods.deep.base import Recipe, ShippedNetworkMethod
 from msgfusion.methods.deep.layers import LAPLACIAN_4, ConvBlock, filter2d, lrelu
-from msgfusion.methods.registry import register
 from msgfusion.model.inputs import Batch
 from msgfusion.train.losses import LossFn
 from msgfusion.train.trainer import Forward, Trainer, TrainConfig, grey_pair_forward
@@ -171,14 +170,9 @@ RECIPE = Recipe(
 )
 
 
-@register
 class FusionGANMethod(ShippedNetworkMethod):
     """FusionGAN's generator with the weights trained here (see the module docstring)."""
 
     name = "fusiongan"
-    description = "FusionGAN: conv generator vs discriminator; functional intensity + MR gradients"
-    reference = ("J. Ma, W. Yu, P. Liang, C. Li, J. Jiang, \"FusionGAN: A generative adversarial "
-                 "network for infrared and visible image fusion\", Information Fusion 48:11-26, "
-                 "2019")
     recipe = RECIPE
 

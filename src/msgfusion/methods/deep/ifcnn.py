@@ -25,7 +25,6 @@ from torch import nn
 
 from msgfusion.methods.deep.base import Recipe, ShippedNetworkMethod
 from msgfusion.methods.deep.layers import ConvBlock
-from msgfusion.methods.registry import register
 from msgfusion.train.losses import FusionLoss, LossConfig
 from msgfusion.train.trainer import TrainConfig
 
@@ -77,13 +76,8 @@ RECIPE = Recipe(
 )
 
 
-@register
 class IFCNNMethod(ShippedNetworkMethod):
     """IFCNN with the weights trained here (see the module docstring)."""
 
     name = "ifcnn"
-    description = "IFCNN: shared conv features, element-wise max, conv reconstruction"
-    reference = ("Y. Zhang, Y. Liu, P. Sun, H. Yan, X. Zhao, L. Zhang, \"IFCNN: A general image "
-                 "fusion framework based on convolutional neural network\", Information Fusion "
-                 "54:99-118, 2020")
     recipe = RECIPE

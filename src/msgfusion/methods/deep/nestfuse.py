@@ -33,7 +33,6 @@ from torch import nn
 
 from msgfusion.methods.deep.base import Recipe, ShippedNetworkMethod
 from msgfusion.methods.deep.layers import ConvBlock, pad_to_multiple
-from msgfusion.methods.registry import register
 from msgfusion.model.inputs import Batch
 from msgfusion.train.losses import ssim
 from msgfusion.train.trainer import TrainConfig
@@ -161,15 +160,10 @@ RECIPE = Recipe(
 )
 
 
-@register
 class NestFuseMethod(ShippedNetworkMethod):
     """NestFuse with the auto-encoder trained here (see the module docstring)."""
 
     name = "nestfuse"
-    description = "NestFuse: nest-connection auto-encoder, spatial/channel attention fusion"
-    reference = ("H. Li, X.-J. Wu, T. Durrani, \"NestFuse: An infrared and visible image fusion "
-                 "architecture based on nest connection and spatial/channel attention models\", "
-                 "IEEE Trans. Instrumentation and Measurement 69(12):9645-9656, 2020")
     #: measured: 8 x 8 fails in a reflect padding of the encoder, 9 x 9 works
     min_size = 9
     recipe = RECIPE

@@ -35,7 +35,8 @@ from msgfusion.train.trainer import Trainer, TrainConfig
 
 def baseline_recipes() -> dict[str, Recipe]:
     """The recipes of every registered deep baseline, by method name."""
-    return {m.name: m.recipe for m in list_methods() if issubclass(m, ShippedNetworkMethod)}
+    classes = [info.load() for info in list_methods()]
+    return {m.name: m.recipe for m in classes if issubclass(m, ShippedNetworkMethod)}
 
 
 def get_recipe(name: str) -> Recipe:
