@@ -10,7 +10,8 @@ A subject is up to date when its record's fingerprint (method name and the metho
 fingerprint: source and weights; colour; metrics; the input files' paths, sizes and
 modification times) matches and its output exists; a re-run skips it and recomputes the rest.
 
-Registration (``register``) is refused with one line until :mod:`msgfusion.register` exists.
+With ``register``, every subject's functional input is registered onto its MR first
+(:mod:`msgfusion.register`: 2-D similarity, 3-D rigid), a task of its own in the chain.
 The cluster is a :class:`distributed.LocalCluster` of ``workers`` single-threaded processes, or
 an existing cluster reached at ``scheduler`` (SLURM through dask-jobqueue, Kubernetes, a cloud
 service: any Dask scheduler), or a :class:`distributed.Client` the caller already holds. Tasks are
@@ -43,6 +44,7 @@ from msgfusion.cohort.tasks import (
     SubjectJob,
     fuse_subject,
     read_subject,
+    register_subject,
     score_subject,
     write_subject,
 )
@@ -112,7 +114,7 @@ class CohortResult:
 
 
 _FIXED_COLUMNS = ("id", "status", "reason", "warnings", "modality", "kind", "method", "color",
-                  "output", "computed", "worker", "pid", *(f"{s}_s" for s in STEPS), "total_s",
+                  "registration", "output", "computed", "worker", "pid", *(f"{s}_s" for s in STEPS), "total_s",
                   "cpu_s")
 
 
@@ -138,11 +140,12 @@ def plan_jobs(subjects: Sequence[Subject], config: CohortConfig) -> list[Subject
         color = s.options.get("color", config.color)
         key = {"version": RECORD_VERSION, "method": method, "method_fp": method_fps[method],
                "color": color, "metrics": metrics, "modality": s.modality,
+               "register": config.register,
                "mr": _file_identity(s.mr), "func": _file_identity(s.func)}
         fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         jobs.append(SubjectJob(s, method, color, metrics,
                                out / "fused" / f"{s.id}{KINDS[s.kind].suffix}",
-                               out / "records" / f"{s.id}.json", fingerprint))
+                               out / "records" / f"{s.id}.json", fingerprint, config.register))
     return jobs
 
 
@@ -227,10 +230,12 @@ def _reason(exc: BaseException) -> str:
 
 
 def submit_chain(client: Any, job: SubjectJob, retries: int) -> Any:
-    """Submit a subject's tasks read -> fuse -> write -> score; the future of its row."""
+    """Submit a subject's tasks read -> (register) -> fuse -> write -> score; the future of
+    its row."""
     tag = f"{job.subject.id}-{job.fingerprint}"
     future = client.submit(read_subject, job, key=f"read-{tag}", retries=retries)
-    for name, fn in (("fuse", fuse_subject), ("write", write_subject)):
+    steps = (("register", register_subject),) if job.register else ()
+    for name, fn in (*steps, ("fuse", fuse_subject), ("write", write_subject)):
         future = client.submit(fn, future, key=f"{name}-{tag}", retries=retries)
     return client.submit(score_subject, future, key=f"score-{tag}", retries=retries)
 
@@ -272,9 +277,6 @@ def _compute(client: Any, jobs: Sequence[SubjectJob], config: CohortConfig,
 def run_cohort(config: CohortConfig, client: Any = None) -> CohortResult:
     """Fuse, write and score every subject of the manifest that is not up to date; write the
     results table. ``client``: a Dask client to use instead of opening one from the config."""
-    if config.register:
-        raise MsgFusionError("--register: registration (msgfusion.register) is not available "
-                             "in this version; give pairs that are already co-registered")
     if config.metrics not in METRIC_CHOICES:
         raise MsgFusionError(f"--metrics must be one of {', '.join(METRIC_CHOICES)}, "
                              f"not {config.metrics!r}")

@@ -1,4 +1,4 @@
-"""The tasks of one subject, run on Dask workers: read -> fuse -> write -> score.
+"""The tasks of one subject, run on Dask workers: read -> (register) -> fuse -> write -> score.
 
 Each step is a plain function of the previous step's :class:`SubjectState`, so the runner
 submits them as a chain of Dask tasks (the scheduler keeps a chain on one worker, and recomputes
@@ -35,14 +35,14 @@ from msgfusion.cohort.manifest import Subject
 from msgfusion.errors import MsgFusionError, MsgFusionWarning
 from msgfusion.io.color import restore_color
 from msgfusion.io.files import write_text
-from msgfusion.io.images import write_image
+from msgfusion.io.images import read_image, write_image
 from msgfusion.io.volumes import write_volume
 from msgfusion.methods.registry import fuse_pairs, get_method
 from msgfusion.metrics import evaluate_images
 from msgfusion.pair import FusionPair, load_pair
 from msgfusion.volume import Orientation, Volume, n_planes
 
-STEPS = ("read", "fuse", "write", "score")
+STEPS = ("read", "register", "fuse", "write", "score")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class SubjectJob:
     output: Path
     record: Path
     fingerprint: str
+    register: bool = False
 
 
 @dataclass
@@ -63,12 +64,13 @@ class SubjectState:
     """A subject between steps: its inputs as read, the fused result, timings, a failure."""
 
     job: SubjectJob
-    inputs: Any = None  # what the kind's read gives: a FusionPair, or (MR, functional) Volumes
+    inputs: Any = None  # what the kind's read gives: a FusionPair (raw images before registration), or (MR, functional) Volumes
     fused: Any = None  # what the kind's fuse gives: a colour picture, or a FusedVolume
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     cpu_s: float = 0.0  # the worker process's CPU time over the steps
     warnings: list[str] = field(default_factory=list)  # MsgFusionWarnings: input not used as given
+    registration: str = ""  # the registration's summary, when the subject was registered
     reason: str = ""
 
 
@@ -105,9 +107,22 @@ class SliceKind:
     suffix = ".png"
 
     @staticmethod
-    def read(job: SubjectJob) -> FusionPair:
+    def read(job: SubjectJob) -> FusionPair | tuple[np.ndarray, np.ndarray]:
+        """The pair; with registration, the two images as read (they need not be of one size)."""
         s = job.subject
+        if job.register:
+            return read_image(s.mr), read_image(s.func)
         return load_pair(s.mr, s.func, modality=s.modality, name=s.id)
+
+    @staticmethod
+    def register(job: SubjectJob, images: tuple[np.ndarray, np.ndarray]
+                 ) -> tuple[FusionPair, str]:
+        """The functional image registered onto the MR (2-D similarity) and resampled onto its
+        grid, as ``msgfusion fuse --register`` does."""
+        from msgfusion.register import register_pair
+
+        pair, result = register_pair(*images, modality=job.subject.modality, name=job.subject.id)
+        return pair, result.summary
 
     @staticmethod
     def fuse(job: SubjectJob, pair: FusionPair) -> np.ndarray:
@@ -134,6 +149,16 @@ class VolumeKind:
     @staticmethod
     def read(job: SubjectJob) -> tuple[Volume, Volume]:
         return load_volume(job.subject.mr), load_volume(job.subject.func)
+
+    @staticmethod
+    def register(job: SubjectJob, volumes: tuple[Volume, Volume]
+                 ) -> tuple[tuple[Volume, Volume], str]:
+        """The functional volume registered onto the MR (rigid) and resampled onto its grid."""
+        from msgfusion.register import register_volumes, resample
+
+        mr, func = volumes
+        result = register_volumes(mr, func)
+        return (mr, resample(func, mr, result.transform)), result.summary
 
     @staticmethod
     def fuse(job: SubjectJob, volumes: tuple[Volume, Volume]) -> FusedVolume:
@@ -171,6 +196,13 @@ def read_subject(job: SubjectJob) -> SubjectState:
     return _read(SubjectState(job))
 
 
+@_step("register")
+def register_subject(state: SubjectState) -> None:
+    """Register the functional input onto the MR (only in chains of registered subjects)."""
+    state.inputs, state.registration = KINDS[state.job.subject.kind].register(state.job,
+                                                                               state.inputs)
+
+
 @_step("fuse")
 def fuse_subject(state: SubjectState) -> None:
     """Fuse with the subject's method (one cached instance per worker process) and restore
@@ -204,7 +236,7 @@ def score_subject(state: SubjectState) -> dict[str, Any]:
         "id": job.subject.id, "status": "failed" if state.reason else "done",
         "reason": state.reason, "warnings": "; ".join(state.warnings),
         "modality": job.subject.modality, "kind": job.subject.kind,
-        "method": job.method, "color": job.color,
+        "method": job.method, "color": job.color, "registration": state.registration,
         "output": "" if state.reason else str(job.output),
         "worker": get_worker().address, "pid": os.getpid(),
         **state.timings, "total_s": sum(state.timings.values()), "cpu_s": state.cpu_s,
