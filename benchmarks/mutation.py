@@ -40,7 +40,7 @@ PYTEST = ["-x", "-q", "-p", "no:cacheprovider"]
 # module label -> (source files under src/msgfusion, targeted tests)
 MODULES: dict[str, tuple[list[str], list[str]]] = {
     "io/color": (["io/color.py"], ["tests/io/test_color.py", "tests/io/test_color_standards.py"]),
-    "pair": (["pair.py"], ["tests/test_pair.py", "tests/test_api.py"]),
+    "pair": (["pair.py"], ["tests/test_pair.py", "tests/test_pair_arrays.py", "tests/test_api.py"]),
     "data/datasets": (["data/datasets.py"], ["tests/data"]),
     "metrics": (["metrics/*.py"], ["tests/metrics"]),
     "methods/registry": (["methods/registry.py"],

@@ -1,0 +1,27 @@
+"""FusionPair from arrays: an RGB MR becomes its luminance, other shapes are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from msgfusion.errors import ShapeMismatchError
+from msgfusion.io.color import luminance
+from msgfusion.io.images import read_image
+from msgfusion.pair import FusionPair
+
+
+def test_rgb_mr_array_is_reduced_to_its_luminance(aanlib_dir):
+    pet = read_image(aanlib_dir / "PET-MRI" / "test" / "PET" / "25015.png")
+    mr = read_image(aanlib_dir / "PET-MRI" / "test" / "MRI" / "25015.png")
+    as_rgb = np.stack([mr, mr * 0.5, mr * 0.25], axis=-1)
+    pair = FusionPair(mr=as_rgb, func=pet, modality="PET")
+    assert pair.mr.shape == (256, 256) and pair.mr.dtype == np.float32
+    np.testing.assert_array_equal(pair.mr, luminance(as_rgb))
+
+
+def test_mr_with_four_channels_or_bad_functional_is_refused():
+    with pytest.raises(ShapeMismatchError, match="MR image must be 2-D"):
+        FusionPair(mr=np.zeros((4, 4, 4)), func=np.zeros((4, 4)), modality="CT", name="x")
+    with pytest.raises(ShapeMismatchError, match="x: functional image must be H x W or H x W x 3"):
+        FusionPair(mr=np.zeros((4, 4)), func=np.zeros((4, 4, 2)), modality="PET", name="x")
