@@ -25,3 +25,14 @@ def test_mr_with_four_channels_or_bad_functional_is_refused():
         FusionPair(mr=np.zeros((4, 4, 4)), func=np.zeros((4, 4)), modality="CT", name="x")
     with pytest.raises(ShapeMismatchError, match="x: functional image must be H x W or H x W x 3"):
         FusionPair(mr=np.zeros((4, 4)), func=np.zeros((4, 4, 2)), modality="PET", name="x")
+
+
+def test_load_pair_size_mismatch_names_height_and_width(aanlib_dir, tmp_path):
+    from PIL import Image
+
+    from msgfusion.pair import load_pair
+
+    Image.fromarray(np.zeros((10, 12), dtype=np.uint8)).save(tmp_path / "mr.png")
+    func = aanlib_dir / "PET-MRI" / "test" / "PET" / "25015.png"
+    with pytest.raises(ShapeMismatchError, match=r"mr.png is 10x12 but .*25015.png is 256x256"):
+        load_pair(tmp_path / "mr.png", func)

@@ -36,3 +36,15 @@ def test_both_directions_in_one_message(aanlib_dir, tmp_path):
     message = str(info.value)
     assert "MRI have no partner in" in message and "25015.png" in message
     assert "PET have no partner in" in message and "25022.png" in message
+
+
+def test_long_lists_of_names_are_cut_after_eight(aanlib_dir, tmp_path):
+    root = _copy_pairs(aanlib_dir, tmp_path, n=12)
+    lonely = sorted(p.name for p in (root / "PET").iterdir())[2:]
+    for name in lonely:
+        (root / "PET" / name).unlink()
+    with pytest.raises(DatasetError) as info:
+        PairFolder(root)
+    message = str(info.value)
+    assert message.startswith(f"10 file(s) in {root / 'MRI'} have no partner")
+    assert message.endswith(", ".join(lonely[:8]) + " and 2 more")
