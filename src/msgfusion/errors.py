@@ -40,3 +40,8 @@ class UnknownMetricError(MsgFusionError, ValueError):
 class WeightsError(MsgFusionError):
     """A weights file is missing, unreadable, not a MsgFusion weights file, or has no network
     for the pairs' modality."""
+
+
+class MsgFusionWarning(UserWarning):
+    """Input that is used, but not as given (a colour MR made grey, a colour CT made grey, a
+    modality that had to be assumed). The CLI prints it as ``msgfusion: warning: ...``."""

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from msgfusion.errors import ShapeMismatchError, UnknownModalityError
-from msgfusion.io.color import luminance, v_prime
+from msgfusion.errors import MsgFusionWarning, ShapeMismatchError, UnknownModalityError
+from msgfusion.io.color import colorize, default_cmap, luminance, scale_distance, v_prime
 from msgfusion.io.images import read_image
 
 MODALITIES: tuple[str, ...] = ("CT", "PET", "SPECT")
@@ -34,9 +36,65 @@ def check_same_size(pairs: Sequence[FusionPair]) -> None:
         raise ShapeMismatchError(f"a batch must hold pairs of one size, got {sorted(shapes)}")
 
 
-def infer_modality(func: np.ndarray) -> str:
-    """A grey functional image is CT, a colour one PET (PET and SPECT are processed alike)."""
-    return "PET" if func.ndim == 3 else "CT"
+#: A colour image is told to be PET or SPECT when its colours lie this close (mean distance in
+#: 8-bit RGB units, :func:`msgfusion.io.color.scale_distance`) to that atlas scale and closer
+#: than to the other. Measured (docs/colour.md): own scale <= 0.24 on every atlas PNG, <= 12.5
+#: on JPEG (quality 75) copies; the other scale >= 53.
+SCALE_FIT = 20.0
+
+
+def infer_modality(func: np.ndarray, path: str | os.PathLike | None = None) -> str:
+    """The modality of a functional image given without one.
+
+    A grey image is CT. A colour image is PET or SPECT: the name of a folder on its ``path``
+    (``.../SPECT/x.png``) says it; otherwise its colours are compared with the atlas's PET and
+    SPECT scales and the one that fits (:data:`SCALE_FIT`) wins. If neither fits (another colour
+    scale), it is taken as PET with a :class:`MsgFusionWarning`.
+    """
+    if func.ndim == 2:
+        return "CT"
+    if path is not None:
+        for folder in reversed(Path(path).parent.parts):
+            if folder.upper() in ("PET", "SPECT"):
+                return folder.upper()
+    distance = {m: scale_distance(func, default_cmap(m)) for m in ("PET", "SPECT")}
+    best = min(distance, key=distance.__getitem__)
+    if distance[best] <= SCALE_FIT:
+        return best
+    where = f"{path}: " if path is not None else ""
+    warnings.warn(f"{where}the colours match neither the atlas's PET nor its SPECT scale; "
+                  "treated as PET (give --modality SPECT for a SPECT image)", MsgFusionWarning,
+                  stacklevel=2)
+    return "PET"
+
+
+def prepare_images(mr: np.ndarray, func: np.ndarray, modality: str, cmap: str | None = None,
+                   mr_label: str = "MR image", func_label: str = "functional image"
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The MR and functional images of a pair as the methods expect them.
+
+    A colour MR, or a colour image given as CT, is reduced to its luminance, with a
+    :class:`MsgFusionWarning`. A scalar (grey) PET or SPECT, as scanners store activity, is
+    rendered with the colour map ``cmap`` (default: the atlas's own scale of that modality,
+    :func:`msgfusion.io.color.default_cmap`), so that the networks see what they were trained on.
+    ``cmap`` is ignored, with a warning, for an image that is already colour.
+    """
+    modality = check_modality(modality)
+    if mr.ndim == 3:
+        warnings.warn(f"{mr_label} is a colour image; it is fused as grey (its luminance)",
+                      MsgFusionWarning, stacklevel=3)
+        mr = luminance(mr)
+    if modality == "CT" and func.ndim == 3:
+        warnings.warn(f"{func_label} is a colour image given as CT; it is fused as grey (its "
+                      "luminance). Give --modality PET or SPECT to keep its colour",
+                      MsgFusionWarning, stacklevel=3)
+        func = luminance(func)
+    elif modality != "CT" and func.ndim == 2:
+        func = colorize(func, cmap or default_cmap(modality))
+    elif cmap is not None and modality != "CT":
+        warnings.warn(f"{func_label} is already in colour; the colour map {cmap!r} is not used",
+                      MsgFusionWarning, stacklevel=3)
+    return mr, func
 
 
 @dataclass(frozen=True)
@@ -106,19 +164,18 @@ def load_pair(
     func_path: str | os.PathLike,
     modality: str | None = None,
     name: str | None = None,
+    cmap: str | None = None,
 ) -> FusionPair:
     """Read an MR file and a CT/PET/SPECT file into a :class:`FusionPair`.
 
-    The modality is inferred when not given (grey -> CT, colour -> PET). A CT given as colour is
-    reduced to its luminance. Size mismatches raise :class:`ShapeMismatchError` naming both files.
+    The modality is inferred when not given (:func:`infer_modality`); the images are prepared
+    by :func:`prepare_images` (grey MR, grey CT, a scalar PET/SPECT rendered with ``cmap``).
+    Size mismatches raise :class:`ShapeMismatchError` naming both files.
     """
     mr = read_image(mr_path)
     func = read_image(func_path)
-    modality = check_modality(modality) if modality else infer_modality(func)
-    if mr.ndim == 3:
-        mr = luminance(mr)
-    if modality == "CT" and func.ndim == 3:
-        func = luminance(func)
+    modality = check_modality(modality) if modality else infer_modality(func, func_path)
+    mr, func = prepare_images(mr, func, modality, cmap, str(mr_path), str(func_path))
     if mr.shape[:2] != func.shape[:2]:
         raise ShapeMismatchError(
             f"{mr_path} is {mr.shape[0]}x{mr.shape[1]} but {func_path} is "

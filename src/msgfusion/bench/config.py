@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from msgfusion.io.color import DEFAULT_COLOR_MODE
+
 
 @dataclass
 class BenchConfig:
@@ -18,11 +20,9 @@ class BenchConfig:
         metrics: metric labels; empty = every registered metric.
         out: the results folder (also the cache).
         force: recompute everything, ignoring the cache.
-        color: colour restoration of the fused PET/SPECT images; metrics use their luminance.
-            ``ycbcr`` (default) makes that luminance the fused intensity itself, the convention of
-            the published methods' colour outputs; ``hsv`` scales it by Y/V of the functional
-            colour (0.30 for pure red, 0.11 for pure blue), which dims every method's anatomy
-            inside saturated colour, so it measures the display rather than the fusion.
+        color: colour restoration of the fused PET/SPECT images (metrics use their luminance);
+            the default is the one of every entry point, :data:`DEFAULT_COLOR_MODE` (ycbcr:
+            the luminance is the fused intensity itself; docs/colour.md).
         batch_size: pairs per fusion call.
         timing_repeats: timed runs per method (median reported), after one warm-up run.
         figure_pairs: pair names (file stems) shown in the figure grids; empty = the first pair of
@@ -36,7 +36,7 @@ class BenchConfig:
     metrics: list[str] = field(default_factory=list)
     out: str = "results"
     force: bool = False
-    color: str = "ycbcr"
+    color: str = DEFAULT_COLOR_MODE
     batch_size: int = 8
     timing_repeats: int = 5
     figure_pairs: list[str] = field(default_factory=list)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Callable
 
-from msgfusion.errors import MsgFusionError
+from msgfusion.errors import MsgFusionError, MsgFusionWarning
 
 EXIT_USAGE = 2
 
@@ -50,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """Our warnings as one line ``msgfusion: warning: ...``; others as Python prints them."""
+    if issubclass(category, MsgFusionWarning):
+        print(f"msgfusion: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
@@ -59,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a usage error already printed as one line
         return int(exc.code or 0)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", MsgFusionWarning)
+            warnings.showwarning = _show_warning
+            return args.handler(args)
     except MsgFusionError as exc:
         print(f"msgfusion: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from msgfusion.cli.common import CommandAdder
+from msgfusion.cli.common import CommandAdder, add_color_option
 from msgfusion.data.datasets import PairFolder
-from msgfusion.io.color import COLOR_MODES
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -67,10 +66,7 @@ def add_commands(command: CommandAdder) -> None:
     p.add_argument("-o", "--output", default="results", metavar="DIR",
                    help="results folder, also the cache (default: ./results)")
     p.add_argument("--force", action="store_true", help="recompute everything, ignoring the cache")
-    p.add_argument("--color", default="ycbcr", choices=COLOR_MODES,
-                   help="colour restoration of fused PET/SPECT; metrics use its luminance, which "
-                        "with ycbcr (default) is the fused intensity itself, as in the published "
-                        "methods' outputs (hsv dims it by Y/V of the PET/SPECT colour)")
+    add_color_option(p)
     p.add_argument("--figure-pairs", nargs="+", metavar="NAME",
                    help="pair names (file stems) for the figure grids (default: first per modality)")
     p.add_argument("--timing-repeats", type=int, default=5, help="timed runs per method (median)")

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from msgfusion.errors import MsgFusionError
-from msgfusion.io.color import COLOR_MODES
+from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE
 from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, get_method
 from msgfusion.pair import check_modality
 
@@ -21,16 +21,23 @@ def modality_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def add_color_option(p: argparse.ArgumentParser) -> None:
+    """``--color``, with the one default of every command (io.color.DEFAULT_COLOR_MODE)."""
+    p.add_argument("--color", default=DEFAULT_COLOR_MODE, choices=COLOR_MODES,
+                   help=f"how PET/SPECT colour is restored (default: {DEFAULT_COLOR_MODE}): "
+                        "ycbcr (keep the PET/SPECT chroma, luminance := the fused intensity), "
+                        "hsv (keep hue and saturation, brightness := the fused intensity), gray "
+                        "(the fused intensity only), viridis (the paper's rendering). Every mode "
+                        "is grey where the PET/SPECT has no signal; CT results are grey.")
+
+
 def add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default=DEFAULT_METHOD,
                    help=f"fusion method (default: {DEFAULT_METHOD}; list: `msgfusion methods`)")
     p.add_argument("--weights", metavar="FILE",
                    help="MsgFusion weights from `msgfusion train` (OUT/msgfusion.pt) instead of "
                         "the shipped ones; with --method msgfusion only")
-    p.add_argument("--color", default="hsv", choices=COLOR_MODES,
-                   help="how PET/SPECT colour is restored: hsv (keep hue and saturation, default), "
-                        "ycbcr (keep chroma), gray (fused intensity only), viridis (the paper's "
-                        "rendering). CT results are grey.")
+    add_color_option(p)
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
 
 

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from msgfusion.cli.common import CommandAdder, add_method_options, method_from_args, modality_arg
 from msgfusion.data.datasets import PairFolder, sample_folders
 from msgfusion.errors import OutputExistsError
-from msgfusion.io.color import restore_color
+from msgfusion.io.color import COLORMAP_NAMES, restore_color
 from msgfusion.io.figures import side_by_side
 from msgfusion.io.images import check_writable, write_image
 from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, fuse_pairs, list_methods
@@ -20,13 +20,18 @@ from msgfusion.pair import MODALITIES
 
 def cmd_fuse(args: argparse.Namespace) -> int:
     from msgfusion.api import make_pair
+    from msgfusion.methods.msgfusion import MsgFusion
 
     method = method_from_args(args)
     out = check_writable(args.output, args.overwrite)
-    pair = make_pair(Path(args.mr), Path(args.func), args.modality)
+    pair = make_pair(Path(args.mr), Path(args.func), args.modality, args.cmap)
     (intensity,) = fuse_pairs(method, [pair])
     write_image(out, restore_color(intensity, pair.func, args.color), overwrite=args.overwrite)
-    print(f"wrote {out} ({pair.modality}-MRI, method {method.name}, colour {args.color})")
+    how = "given" if args.modality else "inferred; --modality overrides"
+    network = f" with its {pair.modality} network" if isinstance(method, MsgFusion) else ""
+    colour = f"colour {args.color}" if pair.is_color else "grey"
+    print(f"wrote {out} ({pair.modality}-MRI, modality {how}; method {method.name}{network}; "
+          f"{colour})")
     return 0
 
 
@@ -106,10 +111,17 @@ def add_commands(command: CommandAdder) -> None:
     p = command("fuse", cmd_fuse, "fuse one MR image with one CT/PET/SPECT image")
     p.add_argument("--mr", required=True, help="the MR image (grey)")
     p.add_argument("--func", required=True,
-                   help="the CT (grey) or PET/SPECT (RGB pseudo-colour) image of the same slice")
+                   help="the CT (grey) or PET/SPECT image of the same slice: RGB pseudo-colour, "
+                        "or scalar (grey) activity with --modality PET|SPECT")
     p.add_argument("--modality", type=modality_arg, metavar="|".join(MODALITIES),
-                   help="modality of --func; inferred when omitted: grey is CT, colour is PET "
-                        "(PET and SPECT are processed alike, the name labels the output)")
+                   help="modality of --func. Inferred when omitted: grey is CT; colour is PET or "
+                        "SPECT, told by a PET/ or SPECT/ folder on its path or else by its "
+                        "colour scale (the atlas's PET and SPECT scales differ). MsgFusion has "
+                        "one network per modality and uses this one; a scalar PET/SPECT needs "
+                        "--modality")
+    p.add_argument("--cmap", choices=COLORMAP_NAMES,
+                   help="colour map that renders a scalar (grey) PET/SPECT before fusion "
+                        "(default: the atlas's own scale, atlas-pet or atlas-spect)")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .tif, .jpg, .bmp)")
     add_method_options(p)
 

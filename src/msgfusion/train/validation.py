@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from msgfusion.io.color import restore_color
+from msgfusion.io.color import DEFAULT_COLOR_MODE, restore_color
 from msgfusion.methods.registry import fuse_pairs, get_method
 from msgfusion.metrics import evaluate_images
 from msgfusion.model.inputs import Batch, batch_from_pairs
@@ -62,7 +62,7 @@ class Validator:
     def __init__(self, pairs: Sequence[FusionPair],
                  forward: Callable[[nn.Module, Batch], torch.Tensor],
                  metrics: Sequence[str] = VAL_METRICS, baselines: Sequence[str] = VAL_BASELINES,
-                 color: str = "ycbcr", chunk: int = 8) -> None:
+                 color: str = DEFAULT_COLOR_MODE, chunk: int = 8) -> None:
         if not pairs:
             raise ValueError("no validation pairs")
         self.pairs, self.forward, self.metrics = list(pairs), forward, tuple(metrics)
