@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import msgfusion
-from msgfusion.io.color import restore_color
+from msgfusion.io.color import DEFAULT_COLOR_MODE, restore_color
 from msgfusion.io.images import read_image
 from msgfusion.methods.registry import get_method
 from msgfusion.pair import load_pair
@@ -18,13 +18,15 @@ def pet_files(aanlib_dir):
     return d / "MRI" / "25015.png", d / "PET" / "25015.png"
 
 
-def test_fuse_defaults_to_msgfusion_with_hsv_colour(pet_files):
-    """``msgfusion.fuse(mr, func)`` is the MsgFusion network of the PET modality, colour HSV."""
+def test_fuse_defaults_to_msgfusion_with_the_default_colour(pet_files):
+    """``msgfusion.fuse(mr, func)`` is the MsgFusion network of the pair's modality, restored
+    with the default colour mode."""
     fused = msgfusion.fuse(*pet_files)
     pair = load_pair(*pet_files)
     network = get_method("msgfusion").fuse([pair])[0]
-    np.testing.assert_array_equal(fused, restore_color(network, pair.func, "hsv"))
-    average = restore_color(get_method("average").fuse([pair])[0], pair.func, "hsv")
+    np.testing.assert_array_equal(fused, restore_color(network, pair.func, DEFAULT_COLOR_MODE))
+    average = restore_color(get_method("average").fuse([pair])[0], pair.func,
+                            DEFAULT_COLOR_MODE)
     assert np.abs(fused - average).mean() > 0.01
 
 
