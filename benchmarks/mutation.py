@@ -232,11 +232,10 @@ def preload() -> None:
     assert "msgfusion" not in sys.modules, "the runner must not import msgfusion itself"
 
 
-def run_tests(repo: Path, tests: list[str], timeout: float) -> tuple[str, float]:
-    """Run ``tests`` in a forked child against ``repo`` (the copy); (status, seconds)."""
-    start = time.perf_counter()
+def _fork_pytest(repo: Path, tests: list[str]) -> int:
+    """Fork a child that runs pytest on ``repo`` (a copy) with all output discarded; its pid."""
     pid = os.fork()
-    if pid == 0:  # the child: pytest on the copy, all output discarded
+    if pid == 0:
         code = 3
         try:
             os.chdir(repo)
@@ -250,18 +249,70 @@ def run_tests(repo: Path, tests: list[str], timeout: float) -> tuple[str, float]
             code = int(pytest.main(PYTEST + tests))
         finally:
             os._exit(code)
-    deadline = time.monotonic() + timeout
+    return pid
+
+
+def _status(wait_status: int) -> str:
+    code = os.waitstatus_to_exitcode(wait_status)
+    return {0: "survived", 1: "killed"}.get(code, f"error {code}")
+
+
+@dataclass
+class Task:
+    """Write ``text`` to ``rel`` (under src/msgfusion) in a copy, run ``tests``, restore."""
+
+    rel: str
+    text: str
+    tests: list[str]
+    timeout: float
+    status: str = ""
+    seconds: float = 0.0
+
+
+def run_tasks(tasks: list[Task], repos: list[Path], on_done) -> None:  # type: ignore[no-untyped-def]
+    """Run the tasks, one per copy in ``repos`` at a time; ``on_done(task)`` as each ends."""
+    pending = list(tasks)
+    running: dict[int, tuple[Task, Path, str, float, int]] = {}  # slot -> task, file, original,
+    # start, pid
+    while pending or running:
+        for slot, repo in enumerate(repos):
+            if slot not in running and pending:
+                task = pending.pop(0)
+                path = repo / "src" / "msgfusion" / task.rel
+                original = path.read_text()
+                path.write_text(task.text)
+                pid = _fork_pytest(repo, task.tests)
+                running[slot] = (task, path, original, time.perf_counter(), pid)
+        time.sleep(0.05)
+        for slot, (task, path, original, start, pid) in list(running.items()):
+            done, wait_status = os.waitpid(pid, os.WNOHANG)
+            if not done and time.perf_counter() - start > task.timeout:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                task.status = "timeout"
+            elif done:
+                task.status = _status(wait_status)
+            else:
+                continue
+            task.seconds = time.perf_counter() - start
+            path.write_text(original)
+            del running[slot]
+            on_done(task)
+
+
+def run_tests(repo: Path, tests: list[str], timeout: float) -> tuple[str, float]:
+    """Run ``tests`` once, unmutated, against ``repo``; (status, seconds)."""
+    start = time.perf_counter()
+    pid = _fork_pytest(repo, tests)
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, wait_status = os.waitpid(pid, os.WNOHANG)
         if done:
-            break
-        if time.monotonic() > deadline:
+            return _status(wait_status), time.perf_counter() - start
+        if time.perf_counter() - start > timeout:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             return "timeout", time.perf_counter() - start
         time.sleep(0.05)
-    code = os.waitstatus_to_exitcode(status)
-    return {0: "survived", 1: "killed"}.get(code, f"error {code}"), time.perf_counter() - start
 
 
 @dataclass
@@ -276,20 +327,21 @@ class ModuleReport:
         return sum(m.status in statuses for m in self.mutants)
 
 
-def mutate_module(label: str, per_module: int, rng: random.Random, work: Path,
-                  log, previous: list[Logged] | None = None
-                  ) -> ModuleReport:  # type: ignore[no-untyped-def]
-    """Run a seeded sample of the module's mutants. ``previous``: (status, seconds) of the same
-    sample from an earlier run's log; its killed mutants are kept, the others run again."""
+def mutate_module(label: str, per_module: int, seed: int, repos: list[Path], log,
+                  previous: list[Logged] | None = None) -> ModuleReport:  # type: ignore[no-untyped-def]
+    """Run a seeded sample of the module's mutants (the sample depends only on the seed, the
+    module's label and its sources). ``previous``: the same sample from an earlier run's log;
+    its killed mutants are kept, the others run again."""
     patterns, tests = MODULES[label]
-    src_root = work / "repo" / "src" / "msgfusion"
+    src_root = repos[0] / "src" / "msgfusion"
     pool: list[Mutant] = []
     for rel in module_files(patterns):
         pool += enumerate_mutants(rel, (src_root / rel).read_text())
-    status, baseline = run_tests(work / "repo", tests, timeout=900)
+    status, baseline = run_tests(repos[0], tests, timeout=900)
     if status != "survived":
         log(f"{label}: skipped, the targeted tests fail without any mutation ({status})")
         return ModuleReport(label, tests, len(pool), baseline)
+    rng = random.Random(f"{seed}:{label}")
     sample = sorted(rng.sample(pool, min(per_module, len(pool))), key=lambda m: (m.file, m.line))
     report = ModuleReport(label, tests, len(pool), baseline, sample)
     log(f"{label}: {len(sample)} of {len(pool)} mutants, tests take {baseline:.1f} s unmutated")
@@ -297,26 +349,31 @@ def mutate_module(label: str, per_module: int, rng: random.Random, work: Path,
             (f"{m.file}:{m.line}", m.what) for m in sample]:
         log(f"{label}: the sources changed since the logged run; every mutant runs again")
         previous = None
+
+    def line(m: Mutant) -> str:
+        return f"  {m.status:8s} {m.seconds:5.1f} s  {m.file}:{m.line}  {m.what}  | {m.source[:70]}"
+
+    tasks: dict[int, Mutant] = {}
     for k, m in enumerate(sample):
         if previous and previous[k][0] in ("killed", "timeout", "invalid"):
             m.status, m.seconds = previous[k][:2]
-            log(f"  {m.status:8s} {m.seconds:5.1f} s  {m.file}:{m.line}  {m.what}  | "
-                f"{m.source[:70]}")
+            log(line(m))
             continue
-        path = src_root / m.file
-        original = path.read_text()
-        mutated = apply(original, m)
+        mutated = apply((src_root / m.file).read_text(), m)
         try:
-            compile(mutated, str(path), "exec")
+            compile(mutated, m.file, "exec")
         except SyntaxError:
             m.status = "invalid"
             continue
-        path.write_text(mutated)
-        try:
-            m.status, m.seconds = run_tests(work / "repo", tests, timeout=3 * baseline + 30)
-        finally:
-            path.write_text(original)
-        log(f"  {m.status:8s} {m.seconds:5.1f} s  {m.file}:{m.line}  {m.what}  | {m.source[:70]}")
+        tasks[id(task := Task(m.file, mutated, tests, 3 * baseline + 30))] = m
+        m.task = task  # type: ignore[attr-defined]
+
+    def done(task: Task) -> None:
+        m = tasks[id(task)]
+        m.status, m.seconds = task.status, task.seconds
+        log(line(m))
+
+    run_tasks([m.task for m in tasks.values()], repos, done)  # type: ignore[attr-defined]
     return report
 
 
@@ -336,25 +393,28 @@ def read_log(path: Path) -> dict[str, list[Logged]]:
     return modules
 
 
-def check_planted(work: Path, log) -> list[tuple[str, str, str, str]]:  # type: ignore[no-untyped-def]
-    """Re-plant each bug of :data:`PLANTED` in the copy and run the test that must catch it."""
-    rows = []
-    for label, rel, old, new, test in PLANTED:
+def check_planted(repos: list[Path], log) -> list[tuple[str, str, str, str]]:  # type: ignore[no-untyped-def]
+    """Re-plant each bug of :data:`PLANTED` in a copy and run the test that must catch it."""
+    rows: dict[int, tuple[str, str, str, str]] = {}
+    tasks: dict[int, tuple[int, str, str, str, Task]] = {}
+    for k, (label, rel, old, new, test) in enumerate(PLANTED):
         change = f"`{old.strip()}` → `{new.strip()}`".replace("\n", " ").replace("|", "\\|")
-        path = work / "repo" / "src" / "msgfusion" / rel
-        original = path.read_text()
+        original = (repos[0] / "src" / "msgfusion" / rel).read_text()
         if original.count(old) != 1:
-            rows.append((label, rel, f"`{old.strip()}` not found once", "n/a"))
+            rows[k] = (label, rel, f"`{old.strip()}` not found once", "n/a")
             continue
-        path.write_text(original.replace(old, new))
-        try:
-            status, _ = run_tests(work / "repo", [test], timeout=600)
-        finally:
-            path.write_text(original)
-        caught = {"killed": "caught", "timeout": "caught (timeout)"}.get(status, f"NOT caught ({status})")
+        task = Task(rel, original.replace(old, new), [test], 600)
+        tasks[id(task)] = (k, label, f"{rel}: {change}", f"`{test}`", task)
+
+    def done(task: Task) -> None:
+        k, label, change, test = tasks[id(task)][:4]
+        caught = {"killed": "caught", "timeout": "caught (timeout)"}.get(
+            task.status, f"NOT caught ({task.status})")
         log(f"planted: {caught:8s} {label}")
-        rows.append((label, f"{rel}: {change}", f"`{test}`", caught))
-    return rows
+        rows[k] = (label, change, test, caught)
+
+    run_tasks([t[4] for t in tasks.values()], repos, done)
+    return [rows[k] for k in sorted(rows)]
 
 
 def write_doc(reports: list[ModuleReport], planted: list[tuple[str, str, str, str]], args,
@@ -424,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-module", type=int, default=15, help="mutants sampled per module")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, help="mutants tested at once")
     parser.add_argument("--modules", nargs="+", choices=list(MODULES), default=list(MODULES))
     parser.add_argument("--list", action="store_true", help="count the mutants and exit")
     parser.add_argument("--no-planted", action="store_true", help="skip the planted bugs")
@@ -443,9 +504,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="msgfusion-mutants-") as tmp:
         work = Path(tmp)
         ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".hypothesis")
-        for part in ("src", "tests"):  # a snapshot: later edits of the tree do not leak in
-            shutil.copytree(REPO / part, work / "repo" / part, ignore=ignore)
-        shutil.copy(REPO / "pyproject.toml", work / "repo")
+        repos = [work / f"repo{k}" for k in range(args.jobs)]
+        for repo in repos:  # snapshots: later edits of the tree do not leak in
+            for part in ("src", "tests"):
+                shutil.copytree(REPO / part, repo / part, ignore=ignore)
+            shutil.copy(REPO / "pyproject.toml", repo)
         (work / "shared").symlink_to((REPO.parent / "shared").resolve())  # ../shared
         preload()
 
@@ -453,9 +516,8 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
 
         previous = read_log(args.from_log) if args.from_log else {}
-        planted = [] if args.no_planted else check_planted(work, log)
-        rng = random.Random(args.seed)
-        reports = [mutate_module(label, args.per_module, rng, work, log,
+        planted = [] if args.no_planted else check_planted(repos, log)
+        reports = [mutate_module(label, args.per_module, args.seed, repos, log,
                                  previous.get(label) if args.from_log else None)
                    for label in args.modules]
     write_doc(reports, planted, args, (time.perf_counter() - start) / 60, Path(args.output))
