@@ -8,8 +8,8 @@ Layout of the results folder (which is also the cache)::
 Each method is timed on the first pair of every modality pair (MsgFusion runs a different network
 for each), so the runtime table reports time, parameters and multiply-adds per modality pair.
 
-A method's cache is valid while its fingerprint (source, weights) is unchanged; a re-run only
-computes what is missing or stale, ``force`` recomputes everything. A method that fails on a pair
+A method's cache is valid while its fingerprint (source, weights, colour mode and colour code) is
+unchanged; a re-run only computes what is missing or stale, ``force`` recomputes everything. A method that fails on a pair
 is recorded with the reason and the run goes on with the others.
 """
 
@@ -30,6 +30,7 @@ from msgfusion.bench.config import BenchConfig
 from msgfusion.bench.timing import MethodCost, measure_cost
 from msgfusion.data.datasets import PairFolder, find_pair_folders
 from msgfusion.errors import DatasetError
+from msgfusion.io import color as color_module
 from msgfusion.io.color import restore_color
 from msgfusion.io.images import read_image, write_image
 from msgfusion.methods.registry import FusionMethod, fuse_pairs, get_method, list_methods
@@ -82,6 +83,12 @@ def _load_folders(config: BenchConfig) -> dict[str, list[FusionPair]]:
             raise DatasetError(f"{config.data}: two folders of {name} pairs; benchmark one at a time")
         groups[name] = list(folder)
     return groups
+
+
+def color_fingerprint() -> str:
+    """A hash of the colour restoration code: the cached fused images are restored with it, so a
+    new colour rule invalidates them like new weights do."""
+    return hashlib.sha256(Path(color_module.__file__).read_bytes()).hexdigest()[:16]
 
 
 def metrics_fingerprint() -> str:
@@ -193,7 +200,7 @@ def run_bench(config: BenchConfig, progress: bool = True) -> BenchResult:
             bar.set_postfix_str(name)
             try:
                 method = get_method(name)
-                fingerprint = f"{method.fingerprint()}:{config.color}"
+                fingerprint = f"{method.fingerprint()}:{config.color}:{color_fingerprint()}"
                 cache = _MethodCache(out, name, fingerprint, config.force)
             except Exception as exc:
                 result.failures.append(Failure(name, "*", _reason(exc)))
