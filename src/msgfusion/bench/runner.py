@@ -9,8 +9,8 @@ Each method is timed on the first pair of every modality pair (MsgFusion runs a 
 for each), so the runtime table reports time, parameters and multiply-adds per modality pair.
 
 A method's cache is valid while its fingerprint (source, weights, colour mode and colour code) is
-unchanged; a re-run only computes what is missing or stale, ``force`` recomputes everything. A method that fails on a pair
-is recorded with the reason and the run goes on with the others.
+unchanged; a re-run only computes what is missing or stale, ``force`` recomputes everything. A
+method that fails on a pair is recorded with the reason and the run goes on with the others.
 """
 
 from __future__ import annotations
