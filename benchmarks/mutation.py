@@ -86,7 +86,27 @@ PLANTED: list[tuple[str, str, str, str, str]] = [
 
 # Judged survivors: (file, mutation, start of the source line, why it survives or why it does
 # not matter). An equivalent mutant computes the same function; no test can kill it.
-NOTES: list[tuple[str, str, str, str]] = []
+NOTES: list[tuple[str, str, str, str]] = [
+    ("io/color.py", "> -> >=", "h = np.where(delta > 0, (h / 6.0) % 1.0, 0.0)",
+     "equivalent: where delta = 0 (a grey) the hue formula gives 0 already (safe divisor 1, "
+     "equal channels), so both branches agree"),
+    ("io/color.py", "1.0 -> 2.0", "t = np.linspace(0.0, len(table) - 1.0",
+     "does not matter: the densely sampled colour-map curve then stops one table step short of "
+     "its top, which moves a colour's distance to the curve by at most that step; the PET/SPECT "
+     "decision has a margin of tens of units (`pair.SCALE_FIT`)"),
+    ("pair.py", "<= -> <", "if distance[best] <= SCALE_FIT",
+     "equivalent unless a mean distance is exactly 20.0"),
+    ("pair.py", "2 -> 3", "stacklevel=2)",
+     "does not matter for results: only the source line a warning is attributed to (the "
+     "warnings are tested by message)"),
+    ("pair.py", "3 -> 4", "MsgFusionWarning, stacklevel=3)",
+     "does not matter for results: only the source line a warning is attributed to"),
+    ("pair.py", "False -> True", "meta: dict[str, Any] = field(default_factory=dict, compare=False)",
+     "does not matter: FusionPair equality is not used (its array fields make == ambiguous "
+     "either way)"),
+    ("pair.py", "2 -> 3", "if mr.shape[:2] != func.shape[:2]:",
+     "equivalent on the MR side: the MR is 2-D there, so mr.shape[:3] == mr.shape[:2]"),
+]
 
 
 def note_for(m: Mutant) -> str:

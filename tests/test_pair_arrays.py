@@ -36,3 +36,37 @@ def test_load_pair_size_mismatch_names_height_and_width(aanlib_dir, tmp_path):
     func = aanlib_dir / "PET-MRI" / "test" / "PET" / "25015.png"
     with pytest.raises(ShapeMismatchError, match=r"mr.png is 10x12 but .*25015.png is 256x256"):
         load_pair(tmp_path / "mr.png", func)
+
+
+def test_unknown_colour_scale_warning_names_the_file(aanlib_dir, tmp_path):
+    from msgfusion.errors import MsgFusionWarning
+    from msgfusion.io.color import colorize
+    from msgfusion.pair import infer_modality
+
+    hot = colorize(read_image(aanlib_dir / "PET-MRI" / "test" / "MRI" / "25015.png"), "hot")
+    path = tmp_path / "scans" / "hot.png"
+    with pytest.warns(MsgFusionWarning, match=f"^{path}: the colours match neither"):
+        assert infer_modality(hot, path) == "PET"
+
+
+def test_colour_mr_file_is_fused_as_its_luminance(aanlib_dir, tmp_path):
+    from PIL import Image
+
+    from msgfusion.errors import MsgFusionWarning
+    from msgfusion.pair import load_pair
+
+    d = aanlib_dir / "SPECT-MRI" / "test"
+    mr = read_image(d / "MRI" / "10018.png")
+    rgb = np.stack([mr, mr * 0.5, mr * 0.25], axis=-1)
+    Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(tmp_path / "mr_rgb.png")
+    with pytest.warns(MsgFusionWarning, match="colour image"):
+        pair = load_pair(tmp_path / "mr_rgb.png", d / "SPECT" / "10018.png", modality="SPECT")
+    np.testing.assert_array_equal(pair.mr, luminance(read_image(tmp_path / "mr_rgb.png")))
+
+
+def test_pairs_are_immutable():
+    import dataclasses
+
+    pair = FusionPair(mr=np.zeros((4, 4)), func=np.zeros((4, 4)), modality="CT")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pair.modality = "PET"  # type: ignore[misc]

@@ -48,3 +48,12 @@ def test_long_lists_of_names_are_cut_after_eight(aanlib_dir, tmp_path):
     message = str(info.value)
     assert message.startswith(f"10 file(s) in {root / 'MRI'} have no partner")
     assert message.endswith(", ".join(lonely[:8]) + " and 2 more")
+
+
+def test_non_images_and_hidden_files_are_not_pairs(aanlib_dir, tmp_path):
+    root = _copy_pairs(aanlib_dir, tmp_path, n=2)
+    (root / "MRI" / "notes.txt").write_text("scanner settings")
+    (root / "MRI" / ".25015.png").write_bytes((root / "MRI" / "25015.png").read_bytes())
+    (root / "PET" / "extra").mkdir()
+    folder = PairFolder(root)
+    assert [f.name for f in folder.files] == ["25015.png", "25022.png"]
