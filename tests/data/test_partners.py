@@ -57,3 +57,11 @@ def test_non_images_and_hidden_files_are_not_pairs(aanlib_dir, tmp_path):
     (root / "PET" / "extra").mkdir()
     folder = PairFolder(root)
     assert [f.name for f in folder.files] == ["25015.png", "25022.png"]
+
+
+def test_split_selects_the_folders_of_that_split(aanlib_dir):
+    from msgfusion.data.datasets import find_pair_folders
+
+    assert [f.label for f in find_pair_folders(aanlib_dir, split="train")] == [
+        "CT-MRI/train", "PET-MRI/train", "SPECT-MRI/train"]
+    assert [len(f) for f in find_pair_folders(aanlib_dir, split="test")] == [24, 24, 24]
