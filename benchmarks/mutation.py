@@ -373,18 +373,25 @@ def mutate_module(label: str, per_module: int, seed: int, repos: list[Path], log
     sample = sorted(rng.sample(pool, min(per_module, len(pool))), key=lambda m: (m.file, m.line))
     report = ModuleReport(label, tests, len(pool), baseline, sample)
     log(f"{label}: {len(sample)} of {len(pool)} mutants, tests take {baseline:.1f} s unmutated")
-    if previous is not None and [p[2:] for p in previous] != [
-            (f"{m.file}:{m.line}", m.what) for m in sample]:
+    # the log lists mutants as they finished (in any order with --jobs): match them by place
+    # and mutation; a place with two alike mutants whose results differ runs again
+    earlier: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    for status, seconds, where, what in previous or []:
+        earlier.setdefault((where, what), []).append((status, seconds))
+    keys = sorted((f"{m.file}:{m.line}", m.what) for m in sample)
+    if previous is not None and sorted(p[2:] for p in previous) != keys:
         log(f"{label}: the sources changed since the logged run; every mutant runs again")
-        previous = None
+        earlier = {}
 
     def line(m: Mutant) -> str:
         return f"  {m.status:8s} {m.seconds:5.1f} s  {m.file}:{m.line}  {m.what}  | {m.source[:70]}"
 
     tasks: dict[int, Mutant] = {}
-    for k, m in enumerate(sample):
-        if previous and previous[k][0] in ("killed", "timeout", "invalid"):
-            m.status, m.seconds = previous[k][:2]
+    for m in sample:
+        logged = earlier.get((f"{m.file}:{m.line}", m.what), [])
+        if logged and len({status for status, _ in logged}) == 1 and \
+                logged[0][0] in ("killed", "timeout", "invalid"):
+            m.status, m.seconds = logged[0]
             log(line(m))
             continue
         mutated = apply((src_root / m.file).read_text(), m)
