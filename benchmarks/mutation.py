@@ -104,6 +104,15 @@ NOTES: list[tuple[str, str, str, str]] = [
     ("pair.py", "False -> True", "meta: dict[str, Any] = field(default_factory=dict, compare=False)",
      "does not matter: FusionPair equality is not used (its array fields make == ambiguous "
      "either way)"),
+    ("methods/registry.py", "True -> False", "_loaded = True",
+     "equivalent for results: the built-in modules are imported again on every registry call, "
+     "which Python answers from its module cache"),
+    ("methods/registry.py", "16 -> 17", "batch_size: int = 16,",
+     "equivalent for results: batching never changes a method's output (tested: batched "
+     "fusion equals one pair at a time)"),
+    ("methods/msgfusion.py", "4 -> 5", "chunk = 4",
+     "equivalent for results: pairs per forward pass (speed only; batched output equals one "
+     "pair at a time)"),
     ("pair.py", "2 -> 3", "if mr.shape[:2] != func.shape[:2]:",
      "equivalent on the MR side: the MR is 2-D there, so mr.shape[:3] == mr.shape[:2]"),
 ]
