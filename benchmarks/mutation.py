@@ -52,7 +52,8 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
                            "tests/model/test_pinned_outputs.py::test_shipped_network_output_is_pinned[msgfusion]"]),
     "model": (["model/*.py"],
               ["tests/model/test_pinned_outputs.py::test_shipped_network_output_is_pinned[msgfusion]",
-               "tests/model/test_msgfusion_net.py", "tests/model/test_weights.py"]),
+               "tests/model/test_model_pins.py", "tests/model/test_msgfusion_net.py",
+               "tests/model/test_weights.py"]),
     "bench/runner": (["bench/runner.py"],
                      ["tests/bench/test_cache_invalidation.py", "tests/bench/test_bench.py"]),
 }
@@ -113,6 +114,8 @@ NOTES: list[tuple[str, str, str, str]] = [
     ("methods/msgfusion.py", "4 -> 5", "chunk = 4",
      "equivalent for results: pairs per forward pass (speed only; batched output equals one "
      "pair at a time)"),
+    ("model/gv_branch.py", "drop unary -", "parts.append(F.interpolate(h, size=x.shape[-2:]",
+     "equivalent: on N x C x H x W tensors shape[2:] is shape[-2:]"),
     ("pair.py", "2 -> 3", "if mr.shape[:2] != func.shape[:2]:",
      "equivalent on the MR side: the MR is 2-D there, so mr.shape[:3] == mr.shape[:2]"),
 ]
