@@ -116,6 +116,8 @@ NOTES: list[tuple[str, str, str, str]] = [
      "pair at a time)"),
     ("model/gv_branch.py", "drop unary -", "parts.append(F.interpolate(h, size=x.shape[-2:]",
      "equivalent: on N x C x H x W tensors shape[2:] is shape[-2:]"),
+    ("bench/runner.py", "1 -> 2", "tmp.write_text(json.dumps(self.data, indent=1",
+     "equivalent for results: the indentation of the cache file"),
     ("pair.py", "2 -> 3", "if mr.shape[:2] != func.shape[:2]:",
      "equivalent on the MR side: the MR is 2-D there, so mr.shape[:3] == mr.shape[:2]"),
 ]
