@@ -55,7 +55,8 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
                "tests/model/test_model_pins.py", "tests/model/test_msgfusion_net.py",
                "tests/model/test_weights.py"]),
     "bench/runner": (["bench/runner.py"],
-                     ["tests/bench/test_cache_invalidation.py", "tests/bench/test_bench.py"]),
+                     ["tests/bench/test_cache_invalidation.py", "tests/bench/test_report_pieces.py",
+                      "tests/bench/test_bench.py"]),
 }
 
 # The bugs of issue 21: (label, file, original line fragment, mutated fragment, catching test).
@@ -116,6 +117,8 @@ NOTES: list[tuple[str, str, str, str]] = [
      "pair at a time)"),
     ("model/gv_branch.py", "drop unary -", "parts.append(F.interpolate(h, size=x.shape[-2:]",
      "equivalent: on N x C x H x W tensors shape[2:] is shape[-2:]"),
+    ("metrics/perceptual.py", "< -> <=", "q_af = np.where(ca < cf, ca / cf, cf / ca)",
+     "equivalent: where ca == cf both branches are 1"),
     ("bench/runner.py", "1 -> 2", "tmp.write_text(json.dumps(self.data, indent=1",
      "equivalent for results: the indentation of the cache file"),
     ("pair.py", "2 -> 3", "if mr.shape[:2] != func.shape[:2]:",
