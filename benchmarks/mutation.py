@@ -98,11 +98,6 @@ NOTES: list[tuple[str, str, str, str]] = [
      "decision has a margin of tens of units (`pair.SCALE_FIT`)"),
     ("pair.py", "<= -> <", "if distance[best] <= SCALE_FIT",
      "equivalent unless a mean distance is exactly 20.0"),
-    ("pair.py", "2 -> 3", "stacklevel=2)",
-     "does not matter for results: only the source line a warning is attributed to (the "
-     "warnings are tested by message)"),
-    ("pair.py", "3 -> 4", "MsgFusionWarning, stacklevel=3)",
-     "does not matter for results: only the source line a warning is attributed to"),
     ("pair.py", "False -> True", "meta: dict[str, Any] = field(default_factory=dict, compare=False)",
      "does not matter: FusionPair equality is not used (its array fields make == ambiguous "
      "either way)"),
@@ -533,14 +528,22 @@ def write_doc(reports: list[ModuleReport], planted: list[tuple[str, str, str, st
            f"docstrings and annotations; a seeded sample (seed {args.seed}) of at most "
            f"{args.per_module} per module, each run against the module's targeted tests "
            "(`pytest -x`; a timeout, 3x the unmutated run + 30 s, counts as killed). Goal: "
-           f"85 % killed. The mutants' test runs took {test_minutes:.0f} min in all.", "",
-           "| module | sampled / all mutants | killed | timeout | survived | invalid | kill rate "
-           "| targeted tests |", "|---|---|---|---|---|---|---|---|"]
+           "85 % killed; \"without equivalents\" leaves out the survivors judged equivalent "
+           f"below (no test can kill them). The mutants' test runs took {test_minutes:.0f} min in all.", "",
+           "| module | sampled / all mutants | killed | timeout | survived (equivalent) | invalid "
+           "| kill rate | without equivalents | targeted tests |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for r in reports:
         mark = "" if rate(r) >= 85 else " (below goal)"
+        equivalent = sum(m.status == "survived" and note_for(m).startswith("equivalent")
+                         for m in r.mutants)
+        killed = r.count("killed", "timeout")
+        valid = r.count("killed", "timeout", "survived") - equivalent
         md.append(f"| {r.label} | {len(r.mutants)} / {r.total} | {r.count('killed')} | "
-                  f"{r.count('timeout')} | {r.count('survived')} | {r.count('invalid')} | "
-                  f"{rate(r):.0f} %{mark} | {', '.join(f'`{t}`' for t in r.tests)} |")
+                  f"{r.count('timeout')} | {r.count('survived')} ({equivalent}) | "
+                  f"{r.count('invalid')} | {rate(r):.0f} %{mark} | "
+                  f"{100 * killed / valid if valid else float('nan'):.0f} % | "
+                  f"{', '.join(f'`{t}`' for t in r.tests)} |")
     valid = sum(r.count("killed", "timeout", "survived") for r in reports)
     killed = sum(r.count("killed", "timeout") for r in reports)
     if valid:

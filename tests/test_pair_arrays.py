@@ -70,3 +70,24 @@ def test_pairs_are_immutable():
     pair = FusionPair(mr=np.zeros((4, 4)), func=np.zeros((4, 4)), modality="CT")
     with pytest.raises(dataclasses.FrozenInstanceError):
         pair.modality = "PET"  # type: ignore[misc]
+
+
+def test_warnings_point_at_the_callers_line(aanlib_dir, tmp_path):
+    """The modality and colour-MR warnings are attributed to the code that called the API."""
+    from PIL import Image
+
+    from msgfusion.errors import MsgFusionWarning
+    from msgfusion.io.color import colorize
+    from msgfusion.pair import infer_modality, load_pair
+
+    hot = colorize(read_image(aanlib_dir / "PET-MRI" / "test" / "MRI" / "25015.png"), "hot")
+    with pytest.warns(MsgFusionWarning) as record:
+        infer_modality(hot)
+    assert record[0].filename == __file__
+    d = aanlib_dir / "SPECT-MRI" / "test"
+    mr = read_image(d / "MRI" / "10018.png")
+    rgb = np.stack([mr, mr * 0.5, mr * 0.25], axis=-1)
+    Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(tmp_path / "mr_rgb.png")
+    with pytest.warns(MsgFusionWarning) as record:
+        load_pair(tmp_path / "mr_rgb.png", d / "SPECT" / "10018.png", modality="SPECT")
+    assert record[0].filename == __file__
