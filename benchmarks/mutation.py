@@ -440,13 +440,18 @@ def read_log(path: Path) -> dict[str, list[Logged]]:
     return modules
 
 
+PROVENANCE: list[str] = []
+
+
 def render_log(path: Path) -> tuple[list[ModuleReport], list[tuple[str, str, str, str]], float]:
     """Module reports, planted-bug rows and minutes as a finished run logged them."""
     reports: list[ModuleReport] = []
     planted = {}
     minutes = float("nan")
     for line in path.read_text().splitlines():
-        if line.startswith("planted: "):
+        if line.startswith("# "):  # the log's own note on how it was made
+            PROVENANCE.append(line[2:])
+        elif line.startswith("planted: "):
             status, label = re.match(r"planted: (caught \(timeout\)|NOT caught \(.*?\)|\S+)\s+(.*)$",
                                      line).groups()  # type: ignore[union-attr]
             planted[label] = status
@@ -506,9 +511,9 @@ def write_doc(reports: list[ModuleReport], planted: list[tuple[str, str, str, st
           + (f"({minutes:.0f} min on a 2-core machine shared with other jobs)" if minutes == minutes
              else "(on a 2-core machine shared with other jobs)") + "; do not edit by hand.", ""]
     if args.render:
-        md += [f"Rendered from the log of that run (`{args.render.name}`, committed beside this "
-               "page) with the notes on survivors that `benchmarks/mutation.py` holds now "
-               f"(`python benchmarks/mutation.py --render {args.render.as_posix()}`).", ""]
+        md += [f"Rendered from the log `{args.render.as_posix()}` with the notes on survivors "
+               "that `benchmarks/mutation.py` holds now (`python benchmarks/mutation.py --render "
+               f"{args.render.as_posix()}`). {' '.join(PROVENANCE)}", ""]
     if args.from_log:
         md += ["This run re-used an earlier full run of the same sample (its log, "
                f"`{args.from_log.name}`): mutants that run killed are kept as killed; every "
