@@ -114,6 +114,11 @@ NOTES: list[tuple[str, str, str, str]] = [
      "equivalent: on N x C x H x W tensors shape[2:] is shape[-2:]"),
     ("metrics/perceptual.py", "< -> <=", "q_af = np.where(ca < cf, ca / cf, cf / ca)",
      "equivalent: where ca == cf both branches are 1"),
+    ("bench/runner.py", "* -> /", "total = len(config.methods) * sum(map(len, groups.values()))",
+     "does not matter for results: the progress bar's total"),
+    ("pair.py", "3 -> 4", "MsgFusionWarning, stacklevel=3)",
+     "does not matter for results: the line the colour-CT warning is attributed to (the "
+     "colour-MR warning's is tested in `tests/test_pair_arrays.py`)"),
     ("bench/runner.py", "1 -> 2", "tmp.write_text(json.dumps(self.data, indent=1",
      "equivalent for results: the indentation of the cache file"),
     ("pair.py", "2 -> 3", "if mr.shape[:2] != func.shape[:2]:",
