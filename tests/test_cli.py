@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import nibabel as nib
 import numpy as np
 import pytest
 from PIL import Image
@@ -128,7 +129,7 @@ def test_fuse_dir_writes_same_file_names(capsys, tmp_path, aanlib_dir):
         p.name for p in (root / "MRI").iterdir())
     assert read_image(next((tmp_path / "out").iterdir())).shape == (256, 256, 3)
     code, _, err = run(capsys, "fuse-dir", root, "-o", tmp_path / "out")
-    assert_one_line_error(code, err, "already exists")
+    assert_one_line_error(code, err, "already exist")
 
 
 def test_fuse_dir_missing_partner(capsys, tmp_path, aanlib_dir):
@@ -153,7 +154,10 @@ def test_demo_end_to_end(capsys, tmp_path):
     assert code == 0
     sample_dir = sample_folders()[0].root.parent
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert len(files) == 6
+    assert len(files) == 8  # 3 pairs x (fused, figure) + the SPM T1+PET volume and its preview
+    volume = nib.load(tmp_path / "volume_PET-MRI_fused.nii.gz")
+    assert volume.shape == (91, 109, 91) and volume.get_data_dtype().names == ("R", "G", "B")
+    assert read_image(tmp_path / "volume_PET-MRI_preview.png").shape[0] > 3 * 200
     ct = read_image(tmp_path / "CT-MRI_16012_fused.png")
     pet = read_image(tmp_path / "PET-MRI_25038_fused.png")
     spect = read_image(tmp_path / "SPECT-MRI_15009_fused.png")

@@ -1,34 +1,70 @@
-"""The Python API: fuse a pair in one call, from arrays, files or a :class:`FusionPair`."""
+"""The Python API: fuse a pair in one call, from arrays, files or a :class:`FusionPair`; fuse
+a folder of pairs; fuse two volumes slice by slice on the MR's grid."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from msgfusion.io.color import DEFAULT_COLOR_MODE, restore_color
-from msgfusion.methods.registry import DEFAULT_METHOD, fuse_pairs, get_method
-from msgfusion.pair import FusionPair, check_modality, infer_modality, load_pair, prepare_images
+from msgfusion.data.datasets import PairFolder, name_list
+from msgfusion.errors import (
+    DatasetError,
+    ImageTypeError,
+    MsgFusionError,
+    OutputExistsError,
+    OutputWriteError,
+    ShapeMismatchError,
+    UnknownModalityError,
+)
+from msgfusion.intensity import IntensityScale, modality_scale, mr_scale
+from msgfusion.io.color import (COLOR_MODES, DEFAULT_COLOR_MODE, colorize, default_cmap,
+                                restore_color, to_uint8)
+from msgfusion.io.images import check_writable, write_image
+from msgfusion.io.volumes import guess_modality, read_volume
+from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, fuse_pairs, get_method
+from msgfusion.pair import (
+    FusionPair,
+    as_image,
+    check_modality,
+    infer_modality,
+    load_pair,
+    prepare_images,
+)
+from msgfusion.progress import progress_bar
+from msgfusion.volume import (AXES, Orientation, Volume, n_planes, plane, plane_spacing,
+                              resample_to)
 
 ImageLike = np.ndarray | str | os.PathLike
 
 
 def make_pair(mr: ImageLike, func: ImageLike, modality: str | None = None,
               cmap: str | None = None) -> FusionPair:
-    """A :class:`FusionPair` from two arrays (float in [0, 1]) or two file paths.
+    """A :class:`FusionPair` from two arrays or two file paths.
 
-    The modality is inferred when not given (:func:`msgfusion.pair.infer_modality`: grey is CT,
-    colour PET or SPECT by its colour scale); a scalar PET/SPECT is rendered with ``cmap``
-    (default: the atlas's scale of that modality), as :func:`msgfusion.pair.prepare_images` says.
+    Arrays are scaled as :func:`msgfusion.pair.as_image` says (uint8 by 255, bool to {0, 1},
+    16-bit as the file reader does; floats must be in [0, 1]); bad values raise a
+    :class:`~msgfusion.errors.MsgFusionError` subclass naming the image. The modality is
+    inferred when not given (:func:`msgfusion.pair.infer_modality`: grey is CT, colour PET or
+    SPECT by its colour scale); a scalar PET/SPECT is rendered with ``cmap`` (default: the
+    atlas's scale of that modality), as :func:`msgfusion.pair.prepare_images` says.
     """
-    if not isinstance(mr, np.ndarray) and not isinstance(func, np.ndarray):
+    paths = (str, os.PathLike)
+    if isinstance(mr, paths) and isinstance(func, paths):
         return load_pair(mr, func, modality, cmap=cmap)
     if not isinstance(mr, np.ndarray) or not isinstance(func, np.ndarray):
-        raise TypeError("give both images as arrays or both as file paths")
+        raise ImageTypeError("give both images as arrays or both as file paths, got "
+                             f"{type(mr).__name__} and {type(func).__name__}")
+    mr, func = as_image(mr, "MR image"), as_image(func, "functional image")
+    for image, what in ((mr, "MR image"), (func, "functional image")):
+        if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+            raise ShapeMismatchError(f"{what} must be H x W or H x W x 3, got shape {image.shape}")
     modality = check_modality(modality) if modality else infer_modality(func)
-    mr, func = prepare_images(np.asarray(mr, dtype=np.float32), np.asarray(func, np.float32),
-                              modality, cmap)
+    mr, func = prepare_images(mr, func, modality, cmap)
     return FusionPair(mr=mr, func=func, modality=modality)
 
 
@@ -59,3 +95,296 @@ def fuse(
     pair = mr if isinstance(mr, FusionPair) else make_pair(mr, func, modality, cmap)  # type: ignore[arg-type]
     (intensity,) = fuse_intensity([pair], method)
     return restore_color(intensity, pair.func, color)
+
+
+@dataclass
+class FolderResult:
+    """What :func:`fuse_folder` did: outputs written, outputs that existed and were skipped,
+    and the pairs that failed (name -> one-line reason)."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def fuse_folder(
+    pairs_dir: str | os.PathLike | PairFolder,
+    out_dir: str | os.PathLike,
+    method: str | FusionMethod = DEFAULT_METHOD,
+    color: str = DEFAULT_COLOR_MODE,
+    *,
+    overwrite: bool = False,
+    skip_existing: bool = False,
+    keep_going: bool = False,
+    batch_size: int = 16,
+    on_failure: Callable[[str, str], object] | None = None,
+    progress: bool = True,
+) -> FolderResult:
+    """Fuse every pair of a folder of pairs into ``out_dir``, under the pairs' file names.
+
+    Before anything is written, every pair is checked from its headers (regular files, sound
+    headers and PNG checksums, one size; :meth:`PairFolder.problems`) and every output path
+    (no clobbering unless ``overwrite``; with ``skip_existing`` an existing output is kept and
+    its pair skipped, which resumes an interrupted run). By default the first problem raises a
+    :class:`~msgfusion.errors.MsgFusionError`; with ``keep_going`` a failing pair (unreadable,
+    too small for the method, out of memory, unwritable output) is reported to
+    ``on_failure(name, reason)`` and the others are fused. Reading the next batch and writing
+    the last run in background threads while the method fuses the current batch.
+    """
+    if overwrite and skip_existing:
+        raise ValueError("overwrite and skip_existing exclude each other")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    folder = (pairs_dir if isinstance(pairs_dir, PairFolder)
+              else PairFolder(pairs_dir, check_sizes=False))
+    method = get_method(method) if isinstance(method, str) else method
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputWriteError(f"{out_dir}: exists and is not a folder")
+    result = FolderResult()
+
+    def fail(index: int, reason: str | MsgFusionError) -> None:
+        name = folder.files[index].stem
+        result.failed[name] = str(reason)
+        if on_failure is not None:
+            on_failure(name, str(reason))
+
+    problems = folder.problems()
+    if problems and not keep_going:
+        raise DatasetError(f"{len(problems)} of {len(folder)} pair(s) cannot be fused: "
+                           f"{name_list(list(problems.values()), 3)}")
+    for i, reason in problems.items():
+        fail(i, reason)
+    todo: list[tuple[int, Path]] = []
+    existing = []
+    for i, f in enumerate(folder.files):
+        if i in problems:
+            continue
+        out = out_dir / f.name
+        if out.exists() and skip_existing:
+            result.skipped.append(out)
+        elif out.exists() and not overwrite:
+            existing.append(out)
+            if keep_going:
+                fail(i, OutputExistsError(f"{out}: already exists"))
+        else:
+            todo.append((i, check_writable(out, overwrite)))
+    if existing and not keep_going:
+        raise OutputExistsError(f"{out_dir}: {len(existing)} output(s) already exist: "
+                                f"{name_list([p.name for p in existing], 3)}")
+
+    def written_note(exc: MsgFusionError) -> MsgFusionError:
+        if not result.written:
+            return exc
+        return type(exc)(f"{exc}; {len(result.written)} image(s) were written before it "
+                         "(skip existing outputs to resume)")
+
+    desc = f"{folder.modality}-MRI {method.name}"
+    with ThreadPoolExecutor(max_workers=2) as pool, \
+            progress_bar(total=len(todo), desc=desc, unit="pair", enabled=progress) as bar:
+        def read(start: int) -> list[tuple[int, Path, Future]]:
+            return [(i, out, pool.submit(folder.__getitem__, i))
+                    for i, out in todo[start : start + batch_size]]
+
+        def finish(writes: list[tuple[int, Path, Future]]) -> None:
+            for i, out, future in writes:
+                try:
+                    future.result()
+                    result.written.append(out)
+                except MsgFusionError as exc:
+                    if not keep_going:
+                        raise written_note(exc) from None
+                    fail(i, exc)
+
+        def collect(futures: list[tuple[int, Path, Future]]) -> list[tuple[int, Path, FusionPair]]:
+            batch = []
+            for i, out, future in futures:
+                try:
+                    batch.append((i, out, future.result()))
+                except MsgFusionError as exc:
+                    if not keep_going:
+                        raise written_note(exc) from None
+                    fail(i, exc)
+            return batch
+
+        pending, writes = read(0), []
+        for start in range(0, len(todo), batch_size):
+            batch = collect(pending)
+            pending = read(start + batch_size)
+            try:
+                fused = _fuse_isolating(method, batch, keep_going, fail)
+            except MsgFusionError as exc:
+                raise written_note(exc) from None
+            finish(writes)
+            writes = [(i, out, pool.submit(write_image, out,
+                                           restore_color(intensity, pair.func, color),
+                                           overwrite=overwrite))
+                      for i, out, pair, intensity in fused]
+            bar.update(len(todo[start : start + batch_size]))
+        finish(writes)
+    return result
+
+
+def _fuse_isolating(method: FusionMethod, batch: list[tuple[int, Path, FusionPair]],
+                    keep_going: bool, fail: Callable[[int, MsgFusionError], None],
+                    ) -> list[tuple[int, Path, FusionPair, np.ndarray]]:
+    """Fuse a batch; with ``keep_going``, a failing batch is retried pair by pair and each
+    failing pair reported to ``fail``."""
+    try:
+        fused = fuse_pairs(method, [pair for _, _, pair in batch], batch_size=max(1, len(batch)))
+        return [(i, out, pair, f) for (i, out, pair), f in zip(batch, fused)]
+    except MsgFusionError:
+        if not keep_going:
+            raise
+    done = []
+    for i, out, pair in batch:
+        try:
+            (f,) = fuse_pairs(method, [pair])
+            done.append((i, out, pair, f))
+        except MsgFusionError as exc:
+            fail(i, exc)
+    return done
+
+
+# --- Volumes -------------------------------------------------------------------------------------
+
+VolumeLike = Volume | str | os.PathLike
+
+
+def load_volume(path: str | os.PathLike, series: Sequence[str] = (),
+                frame: int | None = None) -> Volume:
+    """Read a NIfTI file, DICOM series (folder or one of its files), MetaImage or NRRD file.
+
+    ``series``: SeriesInstanceUIDs choosing among several series in one DICOM folder; ``frame``:
+    the frame of a 4-D input. See :mod:`msgfusion.io.volumes` for the conventions.
+    """
+    return read_volume(path, series, frame)
+
+
+@dataclass(frozen=True)
+class FusedVolume:
+    """Two volumes fused on the MR's grid.
+
+    ``intensity``: the fused intensity (float32 in [0, 1]); ``picture``: what a viewer shows, RGB
+    uint8 for PET/SPECT in colour or ``intensity`` itself for grey results. Both carry the MR's
+    geometry. ``mr`` and ``func`` (resampled onto the MR grid, physical values) with the scales
+    below re-render any slice as the method saw it (:meth:`planes`).
+    """
+
+    intensity: Volume
+    picture: Volume
+    mr: Volume
+    func: Volume
+    modality: str
+    method: str
+    color: str
+    cmap: str | None
+    mr_scale: IntensityScale
+    func_scale: IntensityScale
+
+    def render_func(self, values: np.ndarray) -> np.ndarray:
+        """Physical functional values -> the picture the method is given (grey or colour)."""
+        unit = self.func_scale(values)
+        return unit if self.cmap is None else colorize(unit, self.cmap)
+
+    def planes(self, axis: str, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(MR, functional, fused picture) of one slice, displayed the radiological way."""
+        orient = Orientation.of(self.mr)
+        mr = self.mr_scale(plane(orient.view(self.mr.data), axis, index))
+        func = self.render_func(plane(orient.view(self.func.data), axis, index))
+        fused = plane(orient.view(self.picture.data), axis, index)
+        if fused.dtype == np.uint8:
+            fused = fused.astype(np.float32) / 255.0
+        return mr, func, fused
+
+
+def fuse_volume(
+    mr: VolumeLike,
+    func: VolumeLike,
+    modality: str | None = None,
+    method: str | FusionMethod = DEFAULT_METHOD,
+    color: str = DEFAULT_COLOR_MODE,
+    window: str | tuple[float, float] | None = None,
+    axis: str = "axial",
+    transform: object = None,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+    cmap: str | None = None,
+) -> FusedVolume:
+    """Fuse an MR volume with a CT/PET/SPECT volume, slice by slice, on the MR's grid.
+
+    The functional volume is resampled onto the MR grid (linear; ``transform``, a SimpleITK
+    transform from MR to functional points, e.g. from registration, when they do not share a
+    space), both are brought to [0, 1] per modality (:mod:`msgfusion.intensity`; ``window``: the
+    CT window), PET/SPECT rendered with ``cmap`` (default: the atlas's scale of the modality,
+    :func:`msgfusion.io.color.default_cmap`), then cut into
+    :class:`FusionPair` slices along ``axis`` (axial, coronal or sagittal) that go through
+    ``fuse_pairs`` in batches of ``batch_size`` (``progress(n)`` after each). Colour is restored
+    per slice (``color`` as in :func:`fuse`). The modality is taken from the functional volume's
+    header or file name when not given.
+    """
+    if axis not in AXES:
+        raise MsgFusionError(f"unknown axis {axis!r}; choose one of {', '.join(AXES)}")
+    if color not in COLOR_MODES:
+        raise MsgFusionError(f"unknown colour mode {color!r}; choose one of "
+                             f"{', '.join(COLOR_MODES)}")
+    mr = mr if isinstance(mr, Volume) else load_volume(mr)
+    func = func if isinstance(func, Volume) else load_volume(func)
+    method = get_method(method) if isinstance(method, str) else method
+    name = func.meta.get("path", "the functional volume")
+    if modality is None:
+        modality = guess_modality(func)
+        if modality in (None, "MR"):
+            raise UnknownModalityError(f"{name}: cannot tell whether it is CT, PET or SPECT; "
+                                       "give the modality (--modality)")
+    modality = check_modality(modality)
+    for vol, what in ((mr, "MR"), (func, modality)):
+        if vol.is_rgb:
+            raise ShapeMismatchError(f"{vol.meta.get('path', what)}: the {what} volume is RGB; "
+                                     "a scalar volume is needed")
+    func_scale = modality_scale(func.data, modality, window)
+    on_grid = resample_to(func, mr, transform)
+    mr_scale_ = mr_scale(mr.data)
+    cmap = None if modality == "CT" else (cmap or default_cmap(modality))
+    rgb = color == "viridis" or (modality != "CT" and color != "gray")
+    intensity = np.zeros(mr.shape, dtype=np.float32)
+    picture = np.zeros(mr.shape + (3,), dtype=np.uint8) if rgb else intensity
+    descrip = f"msgfusion {modality}-MRI fused ({method.name})"
+    result = FusedVolume(mr.with_data(intensity, descrip=f"{descrip} intensity"),
+                         mr.with_data(picture, descrip=descrip), mr, on_grid, modality,
+                         method.name, color, cmap, mr_scale_, func_scale)
+    orient = Orientation.of(mr)
+    mr_view, func_view = orient.view(mr.data), orient.view(on_grid.data)
+    out_view, pic_view = orient.view(intensity), orient.view(picture)
+    n = n_planes(mr_view, axis)
+    for start in range(0, n, batch_size):
+        indices = range(start, min(start + batch_size, n))
+        pairs = [FusionPair(mr=mr_scale_(plane(mr_view, axis, i)),
+                            func=result.render_func(plane(func_view, axis, i)),
+                            modality=modality, name=f"{axis} {i}") for i in indices]
+        for i, pair, fused in zip(indices, pairs, fuse_pairs(method, pairs, batch_size, progress)):
+            plane(out_view, axis, i)[...] = fused
+            if rgb:
+                plane(pic_view, axis, i)[...] = to_uint8(restore_color(fused, pair.func, color))
+    return result
+
+
+def volume_preview(result: FusedVolume, size: int = 256) -> np.ndarray:
+    """A montage of the middle axial, coronal and sagittal slices, one row each:
+    MR | functional | fused, with square pixels (the longest side of the volume is ``size``
+    pixels). Returns H x W x 3 in [0, 1]."""
+    from msgfusion.io.figures import resize, side_by_side, stack_rows
+
+    extent = max(n * s for n, s in zip(result.mr.shape, result.mr.spacing[::-1]))
+    mm_per_pixel = extent / size
+    canonical = Orientation.of(result.mr).view(result.mr.data)
+    rows = []
+    for axis in AXES:
+        panels = result.planes(axis, n_planes(canonical, axis) // 2)
+        dy, dx = plane_spacing(result.mr, axis)
+        h, w = panels[0].shape[:2]
+        shape = (round(h * dy / mm_per_pixel), round(w * dx / mm_per_pixel))
+        rows.append(side_by_side([resize(p, *shape) for p in panels],
+                                 [f"MR ({axis})", result.modality,
+                                  f"fused ({result.method})"]))
+    return stack_rows(rows)

@@ -1,7 +1,9 @@
 """One exception type per kind of user error.
 
 The CLI catches :class:`MsgFusionError` and prints its message as one line; every message names
-the file (or method, or modality) and the problem.
+the file (or method, or modality) and the problem. Where Python has an idiomatic built-in
+category (a bad value, a wrong type, no memory), the error derives from it too, so that
+``except ValueError`` keeps working for API users.
 """
 
 
@@ -10,23 +12,45 @@ class MsgFusionError(Exception):
 
 
 class ImageReadError(MsgFusionError):
-    """A file is missing, unreadable, corrupt or not an image."""
+    """A file is missing, unreadable, corrupt, not a regular file or not an image."""
 
 
-class ShapeMismatchError(MsgFusionError):
+class ImageTooLargeError(ImageReadError):
+    """An image's header claims more pixels than the pixel limit (a decompression bomb guard)."""
+
+
+class InvalidImageError(MsgFusionError, ValueError):
+    """An image's values cannot be fused or evaluated: empty, NaN/inf, outside [0, 1], or too
+    small for a method or metric."""
+
+
+class ImageTypeError(MsgFusionError, TypeError):
+    """An image argument has the wrong type (not an array or a path, or a non-numeric array)."""
+
+
+class ShapeMismatchError(MsgFusionError, ValueError):
     """Two images that must be fused together differ in size."""
 
 
-class UnknownMethodError(MsgFusionError):
+class UnknownMethodError(MsgFusionError, ValueError):
     """No fusion method is registered under the requested name."""
 
 
-class UnknownModalityError(MsgFusionError):
+class UnknownModalityError(MsgFusionError, ValueError):
     """The modality is not one of CT, PET, SPECT."""
 
 
 class OutputExistsError(MsgFusionError):
     """Writing would overwrite an existing file and overwriting was not asked for."""
+
+
+class OutputWriteError(MsgFusionError, OSError):
+    """An output cannot be written: its folder is a file, permission denied, read-only or full
+    file system. Nothing is left half-written."""
+
+
+class OutOfMemoryError(MsgFusionError, MemoryError):
+    """A method ran out of memory on a batch (no output is written)."""
 
 
 class DatasetError(MsgFusionError):
@@ -40,6 +64,15 @@ class UnknownMetricError(MsgFusionError, ValueError):
 class WeightsError(MsgFusionError):
     """A weights file is missing, unreadable, not a MsgFusion weights file, or has no network
     for the pairs' modality."""
+
+
+class SpaceMismatchError(MsgFusionError):
+    """Two volumes to be fused do not share physical space (disjoint extents or different frames
+    of reference); they need registering first."""
+
+
+class StudyError(MsgFusionError):
+    """A reader study is unknown, already exists, or was asked for something it cannot do."""
 
 
 class MsgFusionWarning(UserWarning):

@@ -12,9 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from msgfusion.errors import MsgFusionWarning, ShapeMismatchError, UnknownModalityError
+from msgfusion.errors import (
+    ImageTypeError,
+    InvalidImageError,
+    MsgFusionWarning,
+    ShapeMismatchError,
+    UnknownModalityError,
+)
 from msgfusion.io.color import colorize, default_cmap, luminance, scale_distance, v_prime
-from msgfusion.io.images import read_image
+from msgfusion.io.images import minmax_scale, read_image
 
 MODALITIES: tuple[str, ...] = ("CT", "PET", "SPECT")
 
@@ -27,6 +33,47 @@ def check_modality(modality: str) -> str:
             f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}"
         )
     return upper
+
+
+#: How far a float image may stray outside [0, 1] (rounding) before it is refused; it is clipped.
+FLOAT_TOLERANCE = 1e-6
+
+
+def as_image(image: Any, what: str = "image") -> np.ndarray:
+    """An image array as float32 in [0, 1], scaled the way :func:`read_image` scales files.
+
+    - ``bool``: False/True -> 0/1; ``uint8``: divided by 255 (as scikit-image's ``img_as_float``);
+    - any other integer type (uint16, int32, ...): min-max to [0, 1], as the reader does for 16-
+      and 32-bit files, so a file and the array read from it give one result;
+    - floats must already be in [0, 1] and finite.
+
+    Raises :class:`ImageTypeError` (a TypeError) for a non-numeric array and
+    :class:`InvalidImageError` (a ValueError) for an empty one, NaN/infinity or floats outside
+    [0, 1]; ``what`` names the image in the message.
+    """
+    try:
+        arr = np.asarray(image)
+    except Exception as exc:  # ragged lists, objects numpy cannot convert
+        raise ImageTypeError(f"{what}: not an image array ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise ImageTypeError(f"{what}: expected a numeric image array, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise InvalidImageError(f"{what}: is empty (shape {arr.shape})")
+    if arr.dtype.kind == "b":
+        return arr.astype(np.float32)
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / np.float32(255.0)
+    if arr.dtype.kind in "iu":
+        return minmax_scale(arr)
+    if not np.isfinite(arr).all():
+        raise InvalidImageError(f"{what}: {int(np.count_nonzero(~np.isfinite(arr)))} value(s) "
+                                "are NaN or infinite")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -FLOAT_TOLERANCE or hi > 1.0 + FLOAT_TOLERANCE:
+        raise InvalidImageError(
+            f"{what}: float values must lie in [0, 1], got {lo:.4g}..{hi:.4g}; divide by the "
+            "maximum (e.g. 255) or pass integer arrays, which are scaled by their type")
+    return np.clip(arr, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def check_same_size(pairs: Sequence[FusionPair]) -> None:
@@ -97,7 +144,7 @@ def prepare_images(mr: np.ndarray, func: np.ndarray, modality: str, cmap: str | 
     return mr, func
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FusionPair:
     """An MR slice and the co-registered functional/structural slice of the same brain.
 
@@ -120,9 +167,9 @@ class FusionPair:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modality", check_modality(self.modality))
-        mr = np.asarray(self.mr, dtype=np.float32)
-        func = np.asarray(self.func, dtype=np.float32)
         label = f"{self.name}: " if self.name else ""
+        mr = as_image(self.mr, f"{label}MR image")
+        func = as_image(self.func, f"{label}{self.modality} image")
         if mr.ndim == 3 and mr.shape[2] == 3:
             mr = luminance(mr)
         if mr.ndim != 2:
@@ -139,6 +186,16 @@ class FusionPair:
             )
         object.__setattr__(self, "mr", mr)
         object.__setattr__(self, "func", func)
+
+    def __repr__(self) -> str:  # the arrays themselves would fill a screen
+        kind = "RGB" if self.is_color else "grey"
+        return (f"FusionPair(name={self.name!r}, modality={self.modality!r}, "
+                f"shape={self.shape[0]}x{self.shape[1]}, func={kind})")
+
+    @property
+    def label(self) -> str:
+        """What names the pair in messages: its MR file when read from files, else its name."""
+        return str(self.meta.get("mr_path") or self.name or "pair")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -183,4 +240,5 @@ def load_pair(
             "to the same size"
         )
     stem = name if name is not None else os.path.splitext(os.path.basename(mr_path))[0]
-    return FusionPair(mr=mr, func=func, modality=modality, name=stem)
+    return FusionPair(mr=mr, func=func, modality=modality, name=stem,
+                      meta={"mr_path": str(mr_path), "func_path": str(func_path)})

@@ -50,7 +50,7 @@ def test_missing_partner_is_reported_by_name(aanlib_dir, tmp_path):
 def test_size_mismatch_is_reported_by_name(aanlib_dir, tmp_path):
     root = _copy_pairs(aanlib_dir, tmp_path)
     Image.fromarray(np.zeros((10, 10), dtype=np.uint8)).save(root / "CT" / "16011.png")
-    with pytest.raises(DatasetError, match=r"differ in size: .*16011.png is 256x256, .*16011.png is 10x10"):
+    with pytest.raises(DatasetError, match=r"cannot be fused: .*16011.png is 256x256 but .*16011.png is 10x10"):
         PairFolder(root)
 
 

@@ -7,11 +7,18 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from msgfusion.bench.runner import BenchResult
+from msgfusion.bench.runner import INPUT, BenchResult
 from msgfusion.bench.tables import group_stats
 from msgfusion.data.datasets import find_pair_folders
+from msgfusion.io.files import atomic_write
 from msgfusion.io.images import read_image
 from msgfusion.pair import FusionPair
+
+
+def _save_figure(fig: object, path: Path) -> None:
+    """Save a matplotlib figure as PNG atomically (:func:`msgfusion.io.files.atomic_write`)."""
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110),  # type: ignore[attr-defined]
+                 overwrite=True)
 
 
 def write_chart(result: BenchResult, group: str, path: Path) -> None:
@@ -39,8 +46,7 @@ def write_chart(result: BenchResult, group: str, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="lower left", bbox_to_anchor=(1.01, 0))
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
 
 
@@ -81,20 +87,23 @@ def write_figure_grid(result: BenchResult, group: str, pair: FusionPair, path: P
             ax.set_axis_off()
     fig.suptitle(f"{group} {pair.name} (bottom row: zoom of the yellow box)", fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
 
 
 def figure_pairs(result: BenchResult) -> list[tuple[str, FusionPair]]:
-    """(group, pair) for the figure grids: the configured names, else the first pair per group."""
+    """(group, pair) for the figure grids: the configured names, else the first readable pair
+    per group (pairs that could not be read are failures of the run, never drawn)."""
     chosen = []
     wanted = set(result.config.figure_pairs)
-    for folder in find_pair_folders(result.config.data, split=result.config.split):
+    unreadable = {f.pair for f in result.failures if f.method == INPUT}
+    for folder in find_pair_folders(result.config.data, split=result.config.split,
+                                    check_sizes=False):
         group = f"{folder.modality}-MRI"
         if group not in result.groups:
             continue
         stems = [f.stem for f in folder.files]
-        picks = [i for i, s in enumerate(stems) if s in wanted] if wanted else [0]
+        readable = [i for i, s in enumerate(stems) if f"{group}/{s}" not in unreadable]
+        picks = [i for i in readable if stems[i] in wanted] if wanted else readable[:1]
         chosen += [(group, folder[i]) for i in picks]
     return chosen

@@ -18,6 +18,7 @@ from msgfusion.bench.figures import figure_pairs, write_chart, write_figure_grid
 from msgfusion.bench.peers import coverage_note, peer_comparison
 from msgfusion.bench.runner import BenchResult, summary_lines
 from msgfusion.bench.tables import ranking, runtime_table, write_per_image_csv, write_tables
+from msgfusion.io.files import write_text
 
 
 def git_commit(cwd: Path) -> str:
@@ -58,10 +59,10 @@ def write_report(result: BenchResult, command: str, peers_path: Path | None = No
     out = result.config.out_dir
     write_per_image_csv(result, out / "per_image.csv")
     tables = write_tables(result, out)
-    (out / "config.json").write_text(json.dumps(result.config.to_dict(), indent=2))
+    write_text(out / "config.json", json.dumps(result.config.to_dict(), indent=2), overwrite=True)
     vers = versions()
-    (out / "versions.json").write_text(json.dumps(vers, indent=2))
-    (out / "summary.txt").write_text("\n".join(summary_lines(result)) + "\n")
+    write_text(out / "versions.json", json.dumps(vers, indent=2), overwrite=True)
+    write_text(out / "summary.txt", "\n".join(summary_lines(result)) + "\n", overwrite=True)
     doc_dir = publish if publish is not None else out
     fig_dir = doc_dir / "figures"
     rel = lambda p: p.relative_to(doc_dir).as_posix()  # noqa: E731
@@ -112,6 +113,5 @@ def write_report(result: BenchResult, command: str, peers_path: Path | None = No
         write_figure_grid(result, group, pair, path)
         md += [f"![{group} {pair.name}]({rel(path)})", ""]
     path = doc_dir / "results.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(md), encoding="utf-8")
+    write_text(path, "\n".join(md), overwrite=True)
     return path

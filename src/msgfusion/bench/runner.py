@@ -10,7 +10,9 @@ for each), so the runtime table reports time, parameters and multiply-adds per m
 
 A method's cache is valid while its fingerprint (source, weights, colour mode and colour code) is
 unchanged; a re-run only computes what is missing or stale, ``force`` recomputes everything. A
-method that fails on a pair is recorded with the reason and the run goes on with the others.
+method that fails on a pair is recorded with the reason and the run goes on with the others; so
+is a pair that cannot be read (recorded once under the method name ``input``, and left out of
+every method's results).
 """
 
 from __future__ import annotations
@@ -24,19 +26,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from msgfusion.bench.config import BenchConfig
 from msgfusion.bench.timing import MethodCost, measure_cost
 from msgfusion.data.datasets import PairFolder, find_pair_folders
-from msgfusion.errors import DatasetError
+from msgfusion.errors import DatasetError, MsgFusionError
 from msgfusion.io import color as color_module
 from msgfusion.io.color import restore_color
+from msgfusion.io.files import write_text
 from msgfusion.io.images import read_image, write_image
 from msgfusion.methods.registry import FusionMethod, fuse_pairs, get_method, list_methods
 from msgfusion import metrics as metrics_package
 from msgfusion.metrics import METRICS, evaluate_images
 from msgfusion.pair import FusionPair
+from msgfusion.progress import progress_bar
 
 CACHE_VERSION = 1
 
@@ -74,14 +77,27 @@ def group_name(folder: PairFolder) -> str:
     return f"{folder.modality}-MRI"
 
 
-def _load_folders(config: BenchConfig) -> dict[str, list[FusionPair]]:
-    folders = find_pair_folders(config.data, split=config.split)
+#: The method name under which unreadable pairs are reported.
+INPUT = "input"
+
+
+def _load_folders(config: BenchConfig, failures: list[Failure]) -> dict[str, list[FusionPair]]:
+    """Every readable pair by group; a pair that cannot be read is a :class:`Failure`."""
+    folders = find_pair_folders(config.data, split=config.split, check_sizes=False)
     groups: dict[str, list[FusionPair]] = {}
     for folder in folders:
         name = group_name(folder)
         if name in groups:
             raise DatasetError(f"{config.data}: two folders of {name} pairs; benchmark one at a time")
-        groups[name] = list(folder)
+        bad = folder.problems()
+        groups[name] = []
+        for i, files in enumerate(folder.files):
+            try:
+                if i in bad:
+                    raise DatasetError(bad[i])
+                groups[name].append(folder[i])
+            except MsgFusionError as exc:
+                failures.append(Failure(INPUT, f"{name}/{files.stem}", str(exc)))
     return groups
 
 
@@ -121,10 +137,7 @@ class _MethodCache:
         return self.fused_dir / group / f"{name}.png"
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".part")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        tmp.replace(self.path)
+        write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True), overwrite=True)
 
 
 def _reason(exc: BaseException) -> str:
@@ -191,11 +204,15 @@ def run_bench(config: BenchConfig, progress: bool = True) -> BenchResult:
         raise DatasetError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS)}")
     for name in config.methods:  # fail fast on a typo, before any work
         get_method(name)
-    groups = _load_folders(config)
-    result = BenchResult(config=config, groups=list(groups))
+    failures: list[Failure] = []
+    groups = _load_folders(config, failures)
+    if not any(groups.values()):
+        raise DatasetError(f"{config.data}: no readable pair ({len(failures)} unreadable; first: "
+                           f"{failures[0].reason if failures else 'none found'})")
+    result = BenchResult(config=config, groups=list(groups), failures=failures)
     out = config.out_dir
     total = len(config.methods) * sum(map(len, groups.values()))
-    with tqdm(total=total, desc="bench", unit="pair", disable=not progress or None) as bar:
+    with progress_bar(total=total, desc="bench", unit="pair", enabled=progress) as bar:
         for name in config.methods:
             bar.set_postfix_str(name)
             try:
@@ -213,6 +230,8 @@ def run_bench(config: BenchConfig, progress: bool = True) -> BenchResult:
             for group, pairs in groups.items():
                 if group in costs:
                     result.cached["timed"] += 1
+                    continue
+                if not pairs:  # every pair of the group was unreadable
                     continue
                 try:
                     costs[group] = asdict(measure_cost(method, pairs[0], config.timing_repeats))

@@ -1,7 +1,7 @@
 """Benchmark tables: per-method statistics, best marks, Markdown / LaTeX / CSV, rankings, runtime.
 
 Everything here is computed from a :class:`~msgfusion.bench.runner.BenchResult`; nothing is
-written by hand. Figures are in :mod:`msgfusion.bench.figures`, the ranking against the published
+written by hand. Files are written atomically (:mod:`msgfusion.io.files`). Figures are in :mod:`msgfusion.bench.figures`, the ranking against the published
 methods in :mod:`msgfusion.bench.peers`, and ``results.md`` is assembled by
 :mod:`msgfusion.bench.report`.
 """
@@ -9,12 +9,14 @@ methods in :mod:`msgfusion.bench.peers`, and ``results.md`` is assembled by
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from msgfusion.bench.runner import BenchResult, records_array
+from msgfusion.io.files import write_text
 from msgfusion.metrics import METRICS
 
 
@@ -119,28 +121,30 @@ def write_tables(result: BenchResult, out: Path) -> dict[str, Path]:
     for group in result.groups:
         cols, stats = group_stats(result, group)
         md = out / "tables" / f"{group}.md"
-        md.write_text(markdown_table(stats, cols) + "\n", encoding="utf-8")
-        (out / "tables" / f"{group}.tex").write_text(
-            latex_table(stats, cols, f"{group}: mean and standard deviation over the test pairs"),
-            encoding="utf-8")
-        with open(out / "tables" / f"{group}.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["method"] + [f"{c.label} {k}" for c in cols for k in ("mean", "std")])
-            for method, s in stats.items():
-                w.writerow([method] + [f"{s[c.label][i]:.6g}" if c.label in s else ""
-                                       for c in cols for i in (0, 1)])
-            w.writerow(["best"] + [x for c in cols for x in ((best_two(stats, c) or [""])[0], "")])
+        write_text(md, markdown_table(stats, cols) + "\n", overwrite=True)
+        write_text(out / "tables" / f"{group}.tex", latex_table(
+            stats, cols, f"{group}: mean and standard deviation over the test pairs"),
+            overwrite=True)
+        rows = [["method"] + [f"{c.label} {k}" for c in cols for k in ("mean", "std")]]
+        rows += [[method] + [f"{s[c.label][i]:.6g}" if c.label in s else ""
+                             for c in cols for i in (0, 1)] for method, s in stats.items()]
+        rows.append(["best"] + [x for c in cols for x in ((best_two(stats, c) or [""])[0], "")])
+        write_text(out / "tables" / f"{group}.csv", _csv(rows), overwrite=True)
         written[group] = md
     return written
 
 
+def _csv(rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()
+
+
 def write_per_image_csv(result: BenchResult, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["method", "pair", "image"] + result.metrics)
-        for r in result.records:
-            w.writerow([r["method"], r["group"], r["image"]] + [f"{r[m]:.8g}" for m in result.metrics])
+    rows = [["method", "pair", "image"] + result.metrics]
+    rows += [[r["method"], r["group"], r["image"]] + [f"{r[m]:.8g}" for m in result.metrics]
+             for r in result.records]
+    write_text(path, _csv(rows), overwrite=True)
 
 
 def ranking(result: BenchResult) -> dict[str, dict[str, int]]:

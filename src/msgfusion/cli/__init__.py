@@ -1,8 +1,12 @@
 """The command line: thin wrappers around the Python API with clear one-line errors.
 
 Every user error (missing or unreadable file, images of different sizes, unknown method or
-modality, an output that exists) prints one line ``msgfusion: error: ...`` on stderr and exits
-with code 2, with no traceback and no partial output file.
+modality, an output that exists, an output that cannot be written, not enough memory) prints one
+line ``msgfusion: error: ...`` on stderr and exits with code 2, with no traceback and no partial
+output file.
+
+Global options (before or after the command): ``-q/--quiet`` hides progress bars (they are shown
+only on a terminal anyway), ``--max-pixels`` raises the pixel limit of every image read.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from msgfusion.errors import MsgFusionError, MsgFusionWarning
+from msgfusion import __version__
+from msgfusion.errors import MsgFusionError, MsgFusionWarning, OutputExistsError
 
 EXIT_USAGE = 2
 
 #: Modules of ``msgfusion.cli`` that add subcommands, each through ``add_commands(command)``.
-COMMAND_MODULES = ("fusion", "analysis", "training")
+COMMAND_MODULES = ("fusion", "analysis", "training", "web")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,6 +31,20 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _add_global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """-q and --max-pixels; on subcommands without defaults, so that a value given before the
+    command is not reset by the subcommand's default."""
+    from msgfusion.cli.common import positive_int
+    from msgfusion.io.images import DEFAULT_MAX_PIXELS
+
+    keep = {} if defaults else {"default": argparse.SUPPRESS}
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars", **keep)
+    parser.add_argument("--max-pixels", type=positive_int, metavar="N",
+                        default=DEFAULT_MAX_PIXELS if defaults else argparse.SUPPRESS,
+                        help="refuse images with more pixels than this, from their header, "
+                             f"before decoding (default: {DEFAULT_MAX_PIXELS:,})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,11 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Errors (missing files, size mismatch, unknown method, existing output) exit with "
                "code 2 and one line on stderr.",
     )
+    parser.add_argument("--version", action="version", version=f"msgfusion {__version__}")
+    _add_global_options(parser, defaults=True)
+    shared = argparse.ArgumentParser(add_help=False)
+    _add_global_options(shared, defaults=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Callable[[argparse.Namespace], int], help_: str,
                 **kw: object) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_, **kw)  # type: ignore[arg-type]
+        p = sub.add_parser(name, help=help_, description=help_,  # type: ignore[arg-type]
+                           parents=[shared], **kw)
         p.set_defaults(handler=handler)
         return p
 
@@ -68,13 +92,23 @@ def main(argv: list[str] | None = None) -> int:
         args.argv = argv
     except SystemExit as exc:  # --help, or a usage error already printed as one line
         return int(exc.code or 0)
+    from msgfusion.io.images import set_max_pixels
+    from msgfusion.progress import set_progress
+
+    set_progress(not args.quiet)
+    set_max_pixels(args.max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default", MsgFusionWarning)
             warnings.showwarning = _show_warning
             return args.handler(args)
     except MsgFusionError as exc:
-        print(f"msgfusion: error: {exc}", file=sys.stderr)
+        hint = " (use --overwrite to replace it)" if isinstance(exc, OutputExistsError) else ""
+        print(f"msgfusion: error: {exc}{hint}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("msgfusion: error: out of memory; try smaller images, a smaller --batch-size or a "
+              "lighter --method", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("msgfusion: interrupted", file=sys.stderr)

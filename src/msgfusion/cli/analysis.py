@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tqdm import tqdm
-
-from msgfusion.cli.common import CommandAdder, add_color_option
+from msgfusion.cli.common import CommandAdder, NameList, add_color_option
 from msgfusion.data.datasets import PairFolder
+from msgfusion.progress import progress_bar
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -24,7 +23,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          color=args.color, figure_pairs=args.figure_pairs or [],
                          timing_repeats=args.timing_repeats)
     start = time.perf_counter()
-    result = run_bench(config)
+    result = run_bench(config, progress=not args.quiet)
     command = "msgfusion " + " ".join(shlex.quote(a) for a in args.argv)
     report = write_report(result, command, Path(args.peers) if args.peers else None,
                           Path(args.publish) if args.publish else None)
@@ -46,7 +45,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     names = resolve_names(args.metrics)
     out = check_table_output(args.output, args.overwrite) if args.output else None
     matched = match_fused(PairFolder(args.pairs), args.fused)
-    with tqdm(total=len(matched), desc="evaluate", unit="image", disable=None) as bar:
+    with progress_bar(total=len(matched), desc="evaluate", unit="image") as bar:
         table = evaluate_matched(matched, names, progress=bar.update)
     print(table.to_markdown() if args.markdown else table.to_text(), end="")
     if out is not None:
@@ -58,11 +57,13 @@ def add_commands(command: CommandAdder) -> None:
     p = command("bench", cmd_bench, "fuse every pair with every method, evaluate every metric, "
                                     "time the methods, and write tables, charts and figures "
                                     "(cached: a re-run only computes what changed)")
-    p.add_argument("--methods", nargs="+", metavar="NAME", help="methods (default: all registered)")
+    p.add_argument("--methods", nargs="+", action=NameList, metavar="NAME",
+                   help="methods, by spaces or commas (default: all registered)")
     p.add_argument("--data", default="../shared/data/aanlib",
                    help="a folder of pairs, or the AANLIB tree <pair>/<split>/ (default: %(default)s)")
     p.add_argument("--split", default="test", help="split of an AANLIB tree (default: test)")
-    p.add_argument("--metrics", nargs="+", metavar="LABEL", help="metrics (default: all)")
+    p.add_argument("--metrics", nargs="+", action=NameList, metavar="LABEL",
+                   help="metrics, by spaces or commas (default: all)")
     p.add_argument("-o", "--output", default="results", metavar="DIR",
                    help="results folder, also the cache (default: ./results)")
     p.add_argument("--force", action="store_true", help="recompute everything, ignoring the cache")
@@ -83,7 +84,7 @@ def add_commands(command: CommandAdder) -> None:
                    help="folder of pairs: MRI/ beside one of CT/, PET/, SPECT/")
     p.add_argument("--fused", required=True, metavar="FUSED_DIR",
                    help="fused images, matched to the pairs by file name without extension")
-    p.add_argument("--metrics", nargs="+", default=["paper"], metavar="LABEL",
+    p.add_argument("--metrics", nargs="+", action=NameList, default=["paper"], metavar="LABEL",
                    help="metric labels (EN SD SF AG MI SCD CC VIF VIFF Qabf Nabf SSIM rSFe Q_S "
                         "Q_W Qcb Qcv PSNR; SM = Q_S), 'paper' (EN SD MI rSFe Q_S VIFF Qabf, "
                         "the default) or 'all'")

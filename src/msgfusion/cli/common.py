@@ -14,6 +14,30 @@ from msgfusion.pair import check_modality
 CommandAdder = Callable[..., argparse.ArgumentParser]
 
 
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+class NameList(argparse.Action):
+    """``nargs="+"`` names, each of which may itself be a comma-separated list:
+    ``--methods average,max`` = ``--methods average max``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        given = [str(v) for v in values]  # type: ignore[attr-defined]
+        names = [n.strip() for v in given for n in v.split(",")]
+        if not all(names):
+            parser.error(f"{option_string}: empty name in {' '.join(given)!r}")
+        setattr(namespace, self.dest, names)
+
+
 def modality_arg(value: str) -> str:
     try:
         return check_modality(value)

@@ -30,3 +30,22 @@ def side_by_side(images: Sequence[np.ndarray], labels: Sequence[str], gap: int =
         draw.text((x + 4, 3), label, fill="black", font=font)
         x += img.shape[1] + gap
     return np.asarray(canvas, dtype=np.float32) / 255.0
+
+
+def resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An image in [0, 1] resized (bilinear) to ``height`` x ``width``, e.g. to square voxels."""
+    pil = Image.fromarray(to_uint8(img)).resize((max(width, 1), max(height, 1)),
+                                                Image.Resampling.BILINEAR)
+    return np.asarray(pil, dtype=np.float32) / 255.0
+
+
+def stack_rows(rows: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Figures (H x W x 3) one below the other, left-aligned on white; returns H x W x 3."""
+    width = max(r.shape[1] for r in rows)
+    height = sum(r.shape[0] for r in rows) + gap * (len(rows) - 1)
+    canvas = np.ones((height, width, 3), dtype=np.float32)
+    y = 0
+    for r in rows:
+        canvas[y:y + r.shape[0], :r.shape[1]] = _rgb(r)
+        y += r.shape[0] + gap
+    return canvas

@@ -6,33 +6,80 @@ Every image is returned as float32 in [0, 1]: H x W for grey, H x W x 3 for colo
 - RGBA / LA: alpha is dropped. Palette ('P'): expanded to RGB (or grey if the palette is grey).
 - 16-bit and 32-bit integer or float grey: scaled by the image's true value range
   (min-max to [0, 1]); a 12-bit scan stored in a 16-bit PNG is therefore not darkened 16-fold,
-  and nothing is clipped. A constant image becomes all zeros.
+  and nothing is clipped. A constant image becomes all zeros. A float image holding NaN or
+  infinity is refused.
 - An RGB image whose three channels are identical is grey and is returned as H x W
   (so a CT saved as RGB is still recognised as CT).
 
+What is checked before anything is decoded (:func:`check_image`, also used to check a whole
+folder of pairs before any output is written):
+
+- the path is a regular file (a FIFO or a device would block or never end);
+- the header parses, and width x height is at most the pixel limit (:data:`DEFAULT_MAX_PIXELS`,
+  raised with :func:`set_max_pixels` or the CLI's ``--max-pixels``), so a decompression bomb is
+  refused from its header and never decoded;
+- the file holds one image: a multi-page TIFF or animated PNG is refused (msgfusion fuses 2-D
+  slices; read stacks with the volume readers);
+- for PNG, every chunk's CRC-32 is verified, so a flipped bit or a truncation is an error rather
+  than silently different pixels.
+
+JPEG, BMP and uncompressed TIFF carry no checksum: corruption there is detected only when the
+decoder fails (truncation, broken markers); a flipped bit in pixel data reads as a different
+image. Decoder warnings (libtiff messages, Pillow's "Corrupt EXIF data") never reach stderr; when
+decoding fails the libtiff message is part of the one-line error.
+
 Writing: grey (H x W) or RGB (H x W x 3) float images in [0, 1] as 8-bit files; the format
-follows the extension. Writing never overwrites an existing file unless asked, and is atomic
-(a temporary file renamed into place), so a failure leaves no partial file behind.
+follows the extension, via :func:`msgfusion.io.files.atomic_write` (no clobbering unless asked,
+atomic, umask respected, nothing half-written).
 """
 
 from __future__ import annotations
 
+import io
 import os
+import stat
+import struct
 import tempfile
+import threading
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from msgfusion.errors import ImageReadError, OutputExistsError
+from msgfusion.errors import ImageReadError, ImageTooLargeError
 from msgfusion.io.color import to_uint8
+from msgfusion.io.files import atomic_write, check_output
 
 READ_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 WRITE_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG",
                  ".bmp": "BMP"}
 
+#: Largest image read by default, in pixels (8192 x 4096; a 256 x 256 atlas slice is 65,536).
+#: Decoding a 100-megapixel image takes gigabytes; a bigger header is refused unread.
+DEFAULT_MAX_PIXELS = 8192 * 4096
+_max_pixels = DEFAULT_MAX_PIXELS
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Decoding is serialised: catching warnings and redirecting file descriptor 2 are process-wide.
+_DECODE_LOCK = threading.RLock()
 
-def _minmax(x: np.ndarray) -> np.ndarray:
+
+def set_max_pixels(limit: int) -> None:
+    """Set the pixel limit of every later read (and raise Pillow's own bomb limit to match)."""
+    global _max_pixels
+    if limit < 1:
+        raise ValueError(f"the pixel limit must be positive, got {limit}")
+    _max_pixels = int(limit)
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def minmax_scale(x: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] by the array's own range (all zeros when constant), as float32."""
     x = x.astype(np.float64)
     lo, hi = x.min(), x.max()
     if hi <= lo:
@@ -40,7 +87,7 @@ def _minmax(x: np.ndarray) -> np.ndarray:
     return ((x - lo) / (hi - lo)).astype(np.float32)
 
 
-def _to_array(img: Image.Image) -> np.ndarray:
+def _to_array(img: Image.Image, path: Path) -> np.ndarray:
     mode = img.mode
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -52,7 +99,12 @@ def _to_array(img: Image.Image) -> np.ndarray:
             img = img.convert("RGB")
         arr = np.asarray(img, dtype=np.float32) / 255.0
     elif mode.startswith("I") or mode == "F":
-        arr = _minmax(np.asarray(img))
+        raw = np.asarray(img)
+        if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+            bad = int(np.count_nonzero(~np.isfinite(raw)))
+            raise ImageReadError(f"{path}: {bad} pixel(s) are NaN or infinite; msgfusion needs "
+                                 "finite intensities")
+        arr = minmax_scale(raw)
     else:  # pragma: no cover - exotic modes Pillow may add
         arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     if arr.ndim == 3:
@@ -62,71 +114,178 @@ def _to_array(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read a 2-D image as float32 in [0, 1] (H x W grey or H x W x 3 RGB); see the module doc.
-
-    Raises :class:`ImageReadError` naming the file when it is missing, not an image, corrupt,
-    or has more than one frame of different sizes.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise ImageReadError(f"{path}: file not found")
-    if path.is_dir():
-        raise ImageReadError(f"{path}: is a folder, not an image file")
+def _open_regular(path: Path) -> BinaryIO:
+    """Open a regular file for reading; FIFOs, sockets and devices are refused unopened."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            arr = _to_array(img)
-    except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"{path}: cannot read image ({exc})") from None
-    if arr.size == 0:
-        raise ImageReadError(f"{path}: image is empty")
-    return arr
-
-
-def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(height, width) of an image file, read from its header only."""
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
+        st = os.stat(path)
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ImageReadError(f"{path}: not a readable image ({exc})") from None
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot open ({exc.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageReadError(f"{path}: is a folder, not an image file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageReadError(f"{path}: not a regular file (a FIFO, socket or device); "
+                             "give an image file")
+    try:  # non-blocking, and checked again, in case the path was swapped for a FIFO meanwhile
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot open ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ImageReadError(f"{path}: not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def _check_png_chunks(f: BinaryIO, path: Path) -> None:
+    """Verify the CRC-32 of every PNG chunk up to IEND (Pillow checks only some of them)."""
+    f.seek(0, io.SEEK_END)
+    size = f.tell()
+    f.seek(len(_PNG_SIGNATURE))
+    while True:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ImageReadError(f"{path}: truncated PNG (no IEND chunk)")
+        length, kind = struct.unpack(">I4s", head)
+        if length > size - f.tell() - 4:
+            raise ImageReadError(f"{path}: truncated PNG (chunk {kind.decode('latin-1')} runs "
+                                 "past the end)")
+        data = f.read(length)
+        (crc,) = struct.unpack(">I", f.read(4))
+        if zlib.crc32(data, zlib.crc32(kind)) != crc:
+            raise ImageReadError(f"{path}: corrupt PNG (bad CRC in chunk "
+                                 f"{kind.decode('latin-1')})")
+        if kind == b"IEND":
+            return
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[Callable[[], list[str]]]:
+    """Collect what C libraries (libtiff) print on file descriptor 2 instead of showing it;
+    yields a function returning the lines collected so far."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield list
+        return
+    with tempfile.TemporaryFile() as sink:
+        def messages() -> list[str]:
+            sink.seek(0)
+            text = sink.read().decode(errors="replace")
+            return [line.strip() for line in text.splitlines() if line.strip()]
+
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield messages
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@contextmanager
+def _open_image(path: Path) -> Iterator[tuple[Image.Image, Callable[[], list[str]]]]:
+    """Open an image file and check it before decoding (see the module doc); yields the
+    Pillow image and a function returning the library messages printed so far."""
+    with _open_regular(path) as f, _DECODE_LOCK, _quiet_stderr() as messages, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Corrupt EXIF data", DecompressionBombWarning, ...
+        try:
+            img = Image.open(f)
+        except Image.DecompressionBombError:
+            raise ImageTooLargeError(
+                f"{path}: image header claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, "
+                "refused as a possible decompression bomb (raise the limit with --max-pixels if "
+                "the file is genuine)") from None
+        except UnidentifiedImageError:
+            raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") \
+                from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # any parser failure on a corrupt header is a bad file
+            raise ImageReadError(f"{path}: cannot read image ({_one_line(exc, messages)})") \
+                from None
+        with img:
+            w, h = img.size
+            if w * h == 0:
+                raise ImageReadError(f"{path}: image is empty ({w} x {h} pixels)")
+            if w * h > _max_pixels:
+                raise ImageTooLargeError(
+                    f"{path}: image is {w} x {h} = {w * h:,} pixels, above the limit of "
+                    f"{_max_pixels:,} (raise it with --max-pixels if the file is genuine)")
+            try:
+                frames = getattr(img, "n_frames", 1)
+            except Exception as exc:
+                raise ImageReadError(f"{path}: cannot read image ({_one_line(exc, messages)})") \
+                    from None
+            if frames > 1:
+                raise ImageReadError(f"{path}: holds {frames} images (pages or frames); msgfusion "
+                                     "reads single 2-D images, give one page per file")
+            if img.format == "PNG":
+                _check_png_chunks(f, path)
+                f.seek(0)
+            yield img, messages
+
+
+def _one_line(exc: BaseException, messages: Callable[[], list[str]]) -> str:
+    """The exception and the first library message, as one line."""
+    text = "; ".join([str(exc) or type(exc).__name__, *messages()[:1]])
+    return " ".join(text.split())
+
+
+def check_image(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) of an image file after the checks that need no decoding (module doc):
+    regular file, header, pixel limit, one frame, PNG checksums."""
+    path = Path(path)
+    with _open_image(path) as (img, _):
+        w, h = img.size
     return h, w
 
 
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a 2-D image as float32 in [0, 1] (H x W grey or H x W x 3 RGB); see the module doc.
+
+    Raises :class:`ImageReadError` naming the file when it is missing, not a regular file, not
+    an image, corrupt, holds several pages or frames, holds NaN or infinity, or
+    :class:`ImageTooLargeError` when it has more pixels than the limit.
+    """
+    path = Path(path)
+    try:
+        with _open_image(path) as (img, messages):
+            try:
+                img.load()
+                return _to_array(img, path)
+            except ImageReadError:
+                raise
+            except MemoryError:
+                raise
+            except Exception as exc:
+                raise ImageReadError(f"{path}: cannot read image "
+                                     f"({_one_line(exc, messages)})") from None
+    except MemoryError:
+        raise ImageReadError(f"{path}: not enough memory to read this image") from None
+
+
 def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Check that an image can be written to ``path`` (known format, no clobbering) before work starts."""
+    """Check before work starts that an image can be written to ``path``: a known format, no
+    clobbering, a writable folder (:func:`msgfusion.io.files.check_output`)."""
     path = Path(path)
     if path.suffix.lower() not in WRITE_FORMATS:
         raise ImageReadError(
             f"{path}: cannot write this format; use one of {', '.join(sorted(WRITE_FORMATS))}"
         )
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: already exists (use --overwrite to replace it)")
-    if path.is_dir():
-        raise OutputExistsError(f"{path}: is a folder")
-    return path
+    return check_output(path, overwrite)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> Path:
-    """Write a grey (H x W) or RGB (H x W x 3) float image in [0, 1] as an 8-bit file, atomically."""
+    """Write a grey (H x W) or RGB (H x W x 3) float image in [0, 1] as an 8-bit file, atomically.
+
+    Raises :class:`OutputExistsError` if ``path`` exists and ``overwrite`` is false (also when
+    another process creates it meanwhile), :class:`OutputWriteError` if it cannot be written.
+    """
     path = check_writable(path, overwrite)
     image = np.asarray(image)
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
         raise ValueError(f"{path}: can only write H x W or H x W x 3 images, got {image.shape}")
     pil = Image.fromarray(to_uint8(image), mode=None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        pil.save(tmp, format=WRITE_FORMATS[path.suffix.lower()])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    fmt = WRITE_FORMATS[path.suffix.lower()]
+    return atomic_write(path, lambda f: pil.save(f, format=fmt), overwrite)

@@ -1,9 +1,12 @@
 """The registry of fusion methods: every method, ours and the baselines, behind one signature.
 
 A method is a :class:`FusionMethod` subclass with a ``name``, a one-line ``description``, a
-``reference`` (the paper it implements) and ``fuse(pairs) -> N x H x W`` float32 intensities in
-[0, 1] for a batch of same-size :class:`FusionPair`. Methods fuse intensity only; colour is
-restored afterwards by :func:`msgfusion.io.color.restore_color`, the same for every method.
+``reference`` (the paper it implements), the smallest image side it can fuse (``min_size``) and
+``fuse(pairs) -> N x H x W`` float32 intensities in [0, 1] for a batch of same-size
+:class:`FusionPair`. :func:`fuse_pairs` is the one place methods are called: it refuses pairs
+below a method's ``min_size`` and turns running out of memory into one clear error. Methods
+fuse intensity only; colour is restored afterwards by :func:`msgfusion.io.color.restore_color`,
+the same for every method.
 
 Methods register themselves with :func:`register`; the modules that hold the built-in methods
 are imported on first use of the registry, so ``import msgfusion`` stays fast.
@@ -20,7 +23,7 @@ from typing import ClassVar, TypeVar
 
 import numpy as np
 
-from msgfusion.errors import UnknownMethodError
+from msgfusion.errors import InvalidImageError, OutOfMemoryError, UnknownMethodError
 from msgfusion.pair import FusionPair, check_same_size
 
 # Modules whose import registers built-in methods (in listing order).
@@ -48,6 +51,9 @@ class FusionMethod(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     reference: ClassVar[str]
+    #: The smallest height and width (pixels) the method can fuse: networks whose padding or
+    #: pooling needs room declare more (measured: NestFuse 9, FusionDN 2).
+    min_size: ClassVar[int] = 1
 
     @abstractmethod
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
@@ -125,7 +131,14 @@ def fuse_pairs(
 
     ``on_batch(n)`` is called after each batch with the number of pairs fused (for progress bars).
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
     pairs = list(pairs)
+    for p in pairs:
+        if min(p.shape) < method.min_size:
+            raise InvalidImageError(
+                f"{p.label}: {p.shape[0]}x{p.shape[1]} is too small for {method.name}, "
+                f"which needs at least {method.min_size}x{method.min_size} pixels")
     out: list[np.ndarray | None] = [None] * len(pairs)
     by_shape: dict[tuple[int, int], list[int]] = {}
     for i, p in enumerate(pairs):
@@ -133,9 +146,33 @@ def fuse_pairs(
     for indices in by_shape.values():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
-            fused = np.asarray(method.fuse([pairs[i] for i in chunk]), dtype=np.float32)
+            fused = _call(method, [pairs[i] for i in chunk])
             for i, f in zip(chunk, fused):
                 out[i] = np.clip(f, 0.0, 1.0)
             if on_batch:
                 on_batch(len(chunk))
     return out  # type: ignore[return-value]
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """MemoryError (numpy), or torch's out-of-memory RuntimeError (CPU allocator or CUDA)."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text
+                                              or "can't allocate memory" in text
+                                              or "failed to allocate" in text)
+
+
+def _call(method: FusionMethod, batch: list[FusionPair]) -> np.ndarray:
+    """``method.fuse(batch)`` as float32; running out of memory is :class:`OutOfMemoryError`."""
+    try:
+        return np.asarray(method.fuse(batch), dtype=np.float32)
+    except Exception as exc:
+        if not _is_out_of_memory(exc):
+            raise
+    h, w = batch[0].shape
+    raise OutOfMemoryError(
+        f"{batch[0].label}{' ...' if len(batch) > 1 else ''}: not enough memory to fuse "
+        f"{len(batch)} pair(s) of {h}x{w} with {method.name}; use a smaller batch, a smaller "
+        "image or a lighter method")

@@ -1,10 +1,13 @@
 """Evaluating a folder of fused images against their source pairs (``msgfusion evaluate``).
 
 The fused images are matched to the pairs of a folder of pairs (:class:`PairFolder`) by file
-name without extension (``FUSED_DIR/16009.png`` <-> ``PAIRS_DIR/MRI/16009.png``); a pair without
+name without extension (``FUSED_DIR/16009.png`` <-> ``PAIRS_DIR/MRI/16009.png``), the same rule
+that matches partners (:func:`msgfusion.data.datasets.index_by_stem`); a pair without
 a fused image, a fused image without a pair, or two fused files for one pair is an error naming
-the files. Each triple is evaluated as :func:`msgfusion.metrics.evaluate_images` does (8-bit
-grey / luminance, 0..255). This is the only module of :mod:`msgfusion.metrics` that reads files.
+the files. An image too small for a metric, or unreadable, is an error naming the file; tables
+are written atomically (:mod:`msgfusion.io.files`). Each triple is evaluated as
+:func:`msgfusion.metrics.evaluate_images` does (8-bit grey / luminance, 0..255). This is the only
+module of :mod:`msgfusion.metrics` that reads files.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from msgfusion.data.datasets import PairFiles, PairFolder, name_list
-from msgfusion.errors import DatasetError, OutputExistsError, ShapeMismatchError
-from msgfusion.io.images import READ_EXTENSIONS, read_image
+from msgfusion.data.datasets import PairFiles, PairFolder, index_by_stem, name_list
+from msgfusion.errors import DatasetError, InvalidImageError, ShapeMismatchError
+from msgfusion.io.files import check_output, write_text
+from msgfusion.io.images import read_image
 from msgfusion.metrics.registry import METRICS, evaluate_images, resolve_names
 from msgfusion.pair import load_pair
 
@@ -45,27 +49,20 @@ def match_fused(folder: PairFolder, fused_dir: str | os.PathLike) -> list[FusedP
     fused_dir = Path(fused_dir)
     if not fused_dir.is_dir():
         raise DatasetError(f"{fused_dir}: not a folder")
-    by_stem: dict[str, list[Path]] = {}
-    for p in sorted(fused_dir.iterdir()):
-        if p.is_file() and p.suffix.lower() in READ_EXTENSIONS and not p.name.startswith("."):
-            by_stem.setdefault(p.stem, []).append(p)
+    by_stem = index_by_stem(fused_dir)
     stems = {f.stem for f in folder.files}
     problems = []
     missing = [f.name for f in folder.files if f.stem not in by_stem]
     if missing:
         problems.append(f"{len(missing)} pair(s) of {folder.root} have no fused image in "
                         f"{fused_dir}: {name_list(missing)}")
-    extra = sorted(p.name for stem, paths in by_stem.items() if stem not in stems for p in paths)
+    extra = sorted(p.name for stem, p in by_stem.items() if stem not in stems)
     if extra:
         problems.append(f"{len(extra)} fused image(s) in {fused_dir} match no pair of "
                         f"{folder.root}: {name_list(extra)}")
-    ambiguous = sorted(" / ".join(p.name for p in paths)
-                       for stem, paths in by_stem.items() if stem in stems and len(paths) > 1)
-    if ambiguous:
-        problems.append(f"several fused files for one pair in {fused_dir}: {name_list(ambiguous)}")
     if problems:
         raise DatasetError("; ".join(problems))
-    return [FusedPair(f, by_stem[f.stem][0]) for f in folder.files]
+    return [FusedPair(f, by_stem[f.stem]) for f in folder.files]
 
 
 @dataclass(frozen=True)
@@ -145,7 +142,10 @@ def evaluate_matched(matched: Sequence[FusedPair], names: str | Iterable[str] | 
                 f"{item.fused_path} is {fused.shape[0]}x{fused.shape[1]} but its pair "
                 f"{files.mr_path} is {pair.shape[0]}x{pair.shape[1]} (height x width)"
             )
-        values = evaluate_images(pair.mr, pair.func, fused, labels)
+        try:
+            values = evaluate_images(pair.mr, pair.func, fused, labels)
+        except InvalidImageError as exc:
+            raise InvalidImageError(f"{item.fused_path}: {exc}") from None
         rows.append([values[lab] for lab in labels])
         if progress is not None:
             progress(1)
@@ -165,19 +165,13 @@ def table_format(path: str | os.PathLike) -> str:
 
 
 def check_table_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Check before any work that a table can be written to ``path`` without clobbering."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputExistsError(f"{path}: is a folder")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: already exists (use --overwrite to replace it)")
-    return path
+    """Check before any work that a table can be written to ``path`` (no clobbering, a
+    writable folder; :func:`msgfusion.io.files.check_output`)."""
+    return check_output(path, overwrite)
 
 
 def write_table(table: EvaluationTable, path: str | os.PathLike,
                 overwrite: bool = False) -> Path:
-    """Write the table to ``path``: Markdown for .md / .markdown, CSV otherwise."""
+    """Write the table to ``path`` atomically: Markdown for .md / .markdown, CSV otherwise."""
     path = check_table_output(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(table.render(table_format(path)), encoding="utf-8")
-    return path
+    return write_text(path, table.render(table_format(path)), overwrite)

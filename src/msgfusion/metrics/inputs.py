@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from msgfusion.errors import InvalidImageError
 from msgfusion.io.color import luminance, to_uint8
 
 SOURCE_NAMES: tuple[str, str, str] = ("A", "B", "F")
@@ -33,7 +34,8 @@ def check_images(
     all images must have the same shape.
 
     ``names`` label the images in messages; by default ``F`` for one image and ``A, B, F`` for
-    three. Raises :class:`ValueError` with a message naming the image and the problem.
+    three. Raises :class:`~msgfusion.errors.InvalidImageError` (a :class:`ValueError`) with a
+    message naming the image and the problem.
     """
     if names is None:
         names = ("F",) if len(images) == 1 else SOURCE_NAMES[: len(images)]
@@ -41,29 +43,30 @@ def check_images(
     for name, img in zip(names, images, strict=True):
         arr = np.asarray(img)
         if arr.dtype.kind not in "biuf":
-            raise ValueError(f"image {name}: expected a real numeric array, got dtype {arr.dtype}")
+            raise InvalidImageError(
+                f"image {name}: expected a real numeric array, got dtype {arr.dtype}")
         if arr.ndim != 2:
             hint = (" (a colour image: convert it with msgfusion.metrics.as_gray255 or evaluate "
                     "it with evaluate_images)") if arr.ndim == 3 and arr.shape[-1] in (3, 4) else ""
-            raise ValueError(
+            raise InvalidImageError(
                 f"image {name}: expected a 2-D grey image (H x W), got shape {_shape(arr.shape)}"
                 + hint
             )
         if arr.size == 0:
-            raise ValueError(f"image {name}: is empty (shape {_shape(arr.shape)})")
+            raise InvalidImageError(f"image {name}: is empty (shape {_shape(arr.shape)})")
         if min(arr.shape) < min_size:
-            raise ValueError(
+            raise InvalidImageError(
                 f"image {name}: is {_shape(arr.shape)}, this metric needs at least "
                 f"{min_size} x {min_size} pixels"
             )
         arr = arr.astype(np.float64, copy=False)
         if not np.isfinite(arr).all():
-            raise ValueError(f"image {name}: contains NaN or infinite values")
+            raise InvalidImageError(f"image {name}: contains NaN or infinite values")
         out.append(arr)
     shapes = {a.shape for a in out}
     if len(shapes) > 1:
         listing = ", ".join(f"{n} is {_shape(a.shape)}" for n, a in zip(names, out, strict=True))
-        raise ValueError(f"images must have the same shape: {listing}")
+        raise InvalidImageError(f"images must have the same shape: {listing}")
     return tuple(out)
 
 
@@ -77,16 +80,16 @@ def as_gray255(image: ArrayLike, name: str = "image") -> np.ndarray:
     """
     arr = np.asarray(image)
     if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+        raise InvalidImageError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
-        raise ValueError(
+        raise InvalidImageError(
             f"{name}: expected a grey (H x W) or RGB (H x W x 3) image, got shape "
             f"{_shape(arr.shape)}"
         )
     if arr.size == 0:
-        raise ValueError(f"{name}: is empty (shape {_shape(arr.shape)})")
+        raise InvalidImageError(f"{name}: is empty (shape {_shape(arr.shape)})")
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name}: contains NaN or infinite values")
+        raise InvalidImageError(f"{name}: contains NaN or infinite values")
     if arr.ndim == 3:
         return np.round(luminance(arr).astype(np.float64) * 255.0)
     return to_uint8(arr).astype(np.float64)

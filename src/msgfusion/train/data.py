@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import torch
-from tqdm import tqdm
 
 from msgfusion.model.inputs import Batch, batch_from_pairs
 from msgfusion.pair import FusionPair
+from msgfusion.progress import progress_bar
 
 
 def preload(pairs: Iterable[FusionPair], chunk: int = 64, desc: str = "loading pairs") -> Batch:
@@ -19,7 +19,7 @@ def preload(pairs: Iterable[FusionPair], chunk: int = 64, desc: str = "loading p
     """
     parts: list[Batch] = []
     buffer: list[FusionPair] = []
-    for pair in tqdm(pairs, desc=desc, unit="pair", disable=None):
+    for pair in progress_bar(iterable=pairs, desc=desc, unit="pair"):
         buffer.append(pair)
         if len(buffer) == chunk:
             parts.append(batch_from_pairs(buffer))

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from msgfusion.progress import progress_bar
 from msgfusion.train.data import Batch, random_crop_flip, subset
 from msgfusion.train.losses import LossFn
 
@@ -157,8 +158,8 @@ class Trainer:
         per_epoch = math.ceil(n / self.cfg.batch_size)
         if self.cfg.max_steps_per_epoch:
             per_epoch = min(per_epoch, self.cfg.max_steps_per_epoch)
-        with tqdm(total=per_epoch * self.cfg.epochs, initial=per_epoch * self.epoch,
-                  desc="training", unit="step", disable=None) as bar:
+        with progress_bar(total=per_epoch * self.cfg.epochs, initial=per_epoch * self.epoch,
+                          desc="training", unit="step") as bar:
             while self.epoch < last:
                 start = time.perf_counter()
                 lr = self.optimizer.param_groups[0]["lr"]

@@ -152,4 +152,6 @@ class FusionDNMethod(ShippedNetworkMethod):
     description = "FusionDN: densely connected network, adaptive information-preserving loss"
     reference = ("H. Xu, J. Ma, Z. Le, J. Jiang, X. Guo, \"FusionDN: A unified densely connected "
                  "network for image fusion\", AAAI 2020, 34(07):12484-12491")
+    #: reflect padding by 1 needs at least 2 pixels per side
+    min_size = 2
     recipe = RECIPE

@@ -1,0 +1,147 @@
+"""Commands of the web page and the reader study: ``serve`` and ``study create|invite|results``.
+
+The web libraries (FastAPI, uvicorn, statsmodels) are imported inside the handlers, so that
+``msgfusion --help`` stays fast and works without the ``web`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from msgfusion.cli.common import CommandAdder
+from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+
+
+def _store(args: argparse.Namespace):  # noqa: ANN202 - StudyStore, imported lazily
+    from msgfusion.web.study import StudyStore
+
+    return StudyStore(_data_dir(args))
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    from msgfusion.web import default_data_dir
+
+    return Path(args.data_dir) if args.data_dir else default_data_dir()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from msgfusion.web.app import create_app
+
+    data_dir = _data_dir(args)
+    app = create_app(data_dir, max_upload_mb=args.max_upload_mb)
+    print(f"msgfusion: serving the fusion page and the studies of {data_dir} at "
+          f"http://{args.host}:{args.port}/", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def cmd_study_usage(args: argparse.Namespace) -> int:
+    """``msgfusion study`` without a subcommand: its help, exit code 2."""
+    args.study_parser.print_help()
+    return 2
+
+
+def cmd_study_create(args: argparse.Namespace) -> int:
+    store = _store(args)
+    study = store.create_study(args.name, args.pairs, args.methods, cases=args.cases,
+                               seed=args.seed, color=args.color,
+                               progress=lambda line: print(line, flush=True))
+    n = len(store.case_names(study))
+    print(f"created study {study.name!r}: {n} {study.modality}-MRI cases x "
+          f"{len(study.methods)} methods ({', '.join(study.methods)}), colour {study.color}, "
+          f"in {store.data_dir}")
+    print(f"admin page (keep it private): {args.base_url.rstrip('/')}/admin/{study.admin_token}")
+    print(f"next: msgfusion study invite {study.name} --raters K")
+    return 0
+
+
+def cmd_study_invite(args: argparse.Namespace) -> int:
+    store = _store(args)
+    study = store.get_study(args.name)
+    for rater in store.add_raters(study, args.raters):
+        print(f"rater {rater.number}: {args.base_url.rstrip('/')}/r/{rater.token}")
+    return 0
+
+
+def cmd_study_results(args: argparse.Namespace) -> int:
+    from msgfusion.errors import OutputExistsError
+    from msgfusion.web.report import RESULT_FILES, format_text, study_results, write_results
+
+    store = _store(args)
+    study = store.get_study(args.name)
+    out = Path(args.output) if args.output else study.folder / "results"
+    if args.output and not args.overwrite:  # the study's own results folder is always refreshed
+        for name in RESULT_FILES:
+            if (out / name).exists():
+                raise OutputExistsError(f"{out / name}: already exists (use --overwrite to "
+                                        "replace it)")
+    res = study_results(store, study)
+    print(format_text(res), end="")
+    for path in write_results(store, study, out, res):
+        print(f"wrote {path}")
+    return 0
+
+
+def add_commands(command: CommandAdder) -> None:
+    def data_dir_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", metavar="DIR",
+                       help="the folder holding the studies (default: $XDG_DATA_HOME/msgfusion, "
+                            "i.e. ~/.local/share/msgfusion); the same for serve and study")
+
+    def base_url_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--base-url", default=DEFAULT_BASE_URL,
+                       help=f"the address raters reach the server at (default {DEFAULT_BASE_URL})")
+
+    p = command("serve", cmd_serve, "serve the fusion page and the reader studies in a browser")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0,
+                   help="largest uploaded image file in MB (default 20)")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info"),
+                   help="server log level (default info)")
+    data_dir_option(p)
+
+    study = command("study", cmd_study_usage,
+                    "blinded reader studies: create, invite raters, analyse the answers")
+    sub = study.add_subparsers(dest="study_command", metavar="STUDY_COMMAND")
+    study.set_defaults(study_parser=study)
+
+    p = sub.add_parser("create", help="create a study: draw cases and precompute every fused "
+                                      "image", description="Draw cases from a folder of pairs "
+                       "and fuse each with every method (shared colour path); images are "
+                       "stored blinded (uniform PNG, no metadata).")
+    p.set_defaults(handler=cmd_study_create)
+    p.add_argument("name", metavar="NAME", help="study name (letters, digits, - and _)")
+    p.add_argument("--pairs", required=True, metavar="DIR",
+                   help="folder of pairs (MRI/ beside CT/, PET/ or SPECT/), e.g. "
+                        "../shared/data/aanlib/PET-MRI/test")
+    p.add_argument("--methods", required=True, nargs="+", metavar="METHOD",
+                   help="the methods to compare (at least two; `msgfusion methods` lists them)")
+    p.add_argument("--cases", type=int, help="how many pairs to draw (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
+    p.add_argument("--color", default=DEFAULT_COLOR_MODE, choices=COLOR_MODES,
+                   help=f"colour restoration of the fused images (default {DEFAULT_COLOR_MODE})")
+    base_url_option(p)
+    data_dir_option(p)
+
+    p = sub.add_parser("invite", help="add raters and print one private link per rater")
+    p.set_defaults(handler=cmd_study_invite)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--raters", type=int, required=True, metavar="K", help="how many raters")
+    base_url_option(p)
+    data_dir_option(p)
+
+    p = sub.add_parser("results", help="print the study's statistics and write CSV + figure")
+    p.set_defaults(handler=cmd_study_results)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="folder for answers.csv, results.csv, results.png "
+                        "(default: the study's folder/results, refreshed every time)")
+    p.add_argument("--overwrite", action="store_true", help="replace those files in -o DIR")
+    data_dir_option(p)

@@ -1,0 +1,24 @@
+"""The web page and the blinded reader study (``msgfusion serve``, ``msgfusion study``).
+
+- :mod:`msgfusion.web.study`: the studies' storage (SQLite in WAL mode, one file per data folder)
+  and the precomputation of every case's fused images through the shared Python API.
+- :mod:`msgfusion.web.stats`: the study's statistics (choice counts, preference shares with
+  bootstrap intervals, Bradley-Terry strengths, Friedman + Wilcoxon/Holm, Fleiss' kappa).
+- :mod:`msgfusion.web.app`: the FastAPI application (:func:`~msgfusion.web.app.create_app`):
+  the fusion page, the rater pages and the admin page.
+
+Everything here is a client of :mod:`msgfusion.api`, the registry of methods, :mod:`msgfusion.io.color`
+and :mod:`msgfusion.metrics`; there is no second fusion path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder shared by ``msgfusion serve`` and every ``msgfusion study``
+    command: ``$XDG_DATA_HOME/msgfusion`` (default ``~/.local/share/msgfusion``)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "msgfusion"

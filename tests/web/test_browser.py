@@ -1,0 +1,101 @@
+"""A real browser: Debian's headless Chromium driven by Playwright fuses an uploaded pair and
+sees the fused image, and a rater completes a small study by clicking (skipped, with the reason,
+where Chromium or Playwright is missing; tests/web/test_app.py covers the same flows over HTTP)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="playwright (python) is not installed")
+if not CHROMIUM.exists() and not shutil.which("chromium"):
+    pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium package",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_browser_uploads_a_pair_and_sees_the_fused_images(browser, study_server, pet_pairs):
+    server, _, _ = study_server
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url + "/")
+    page.set_input_files("#mr", str(pet_pairs / "MRI" / "25038.png"))
+    page.set_input_files("#func", str(pet_pairs / "PET" / "25038.png"))
+    page.uncheck("input[value=msgfusion]")
+    page.check("input[value=average]")
+    page.check("input[value=max]")
+    page.click("#fuse-button")
+    page.wait_for_selector("#results:not([hidden])", timeout=60_000)
+    panels = page.locator("#panels img")
+    assert panels.count() == 4  # MR, PET, two fused
+    page.wait_for_function("[...document.querySelectorAll('#panels img')]"
+                           ".every(i => i.complete && i.naturalWidth === 256)")
+    assert page.locator("#metrics tr").count() == 3
+    # synchronised zoom: a wheel event on one panel transforms every panel alike
+    first = page.locator("#panels .viewport").first
+    first.hover()
+    page.mouse.wheel(0, -300)
+    transforms = page.eval_on_selector_all("#panels .zoomable", "els => els.map(e => e.style.transform)")
+    assert len(set(transforms)) == 1 and "scale(1.2" in transforms[0]
+    page.fill("#opacity", "20")
+    page.dispatch_event("#opacity", "input")
+    assert page.eval_on_selector("#overlay-top", "e => e.style.opacity") == "0.2"
+    assert errors == []
+    # an error is one message on the page
+    page.set_input_files("#func", {"name": "notes.png", "mimeType": "image/png",
+                                   "buffer": b"not an image at all"})
+    page.click("#fuse-button")
+    page.wait_for_selector("#message:not([hidden])")
+    assert "not a PNG, JPEG or TIFF" in page.inner_text("#message")
+    page.close()
+
+
+def test_a_rater_completes_a_study_in_the_browser(browser, study_server):
+    server, store, study = study_server
+    (rater,) = store.add_raters(study, 1)
+    page = browser.new_page()
+    page.goto(f"{server.url}/r/{rater.token}")
+    page.click("#start")
+    n = len(store.case_names(study))
+    for pos in range(1, n + 1):
+        page.wait_for_url(f"**/case/{pos}")
+        assert f"Case {pos} of {n}" in page.inner_text(".casenav")
+        page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+        page.click("img[alt='option B']")  # clicking the image selects its option
+        if pos == 1:
+            page.select_option("#rank_A", "2")
+            page.fill("textarea[name=comment]", "clearer edges")
+        page.click("#save-next")
+    page.wait_for_url("**/done")
+    assert "All cases are answered" in page.inner_text("main")
+    # go back and change one answer
+    page.click("ol.cases a >> nth=0")
+    page.wait_for_url("**/case/1")
+    page.wait_for_load_state()
+    page.click("img[alt='option C']")
+    page.click("#save-next")
+    page.wait_for_url("**/case/2")
+    page.close()
+    answers = [a for a in store.answers(study) if a["rater"] == rater.number]
+    assert len(answers) == n
+    first = next(a for a in answers if a["position"] == 1)
+    assert first["choice_label"] == "C" and first["revisions"] == 2
+    # the earlier ranks (B first, then A) now order the rest behind the new choice
+    assert first["ranking"] == " > ".join(
+        next(o.method for o in store.case_view(rater, 1).options if o.label == lab)
+        for lab in "CBA")
