@@ -178,7 +178,8 @@ def speed_section(pair: FusionPair, repeats: int) -> list[str]:
             row.append(seconds)
     load_after = os.getloadavg()[0]
     ours = get_method(OURS)
-    params, macs = network_size(ours, pair)
+    _, macs = network_size(ours, pair)
+    params = sum(p.numel() for p in ours.model.parameters())
     nets = getattr(ours.model, "nets", {})
     sizes = ", ".join(f"{m} {sum(p.numel() for p in n.parameters()):,}" for m, n in nets.items())
     nets_note = (f" in all ({len(nets)} networks, one per modality: {sizes}; one runs per pair; "

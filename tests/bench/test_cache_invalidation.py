@@ -63,3 +63,16 @@ def test_new_fingerprint_recomputes_everything(weighted, two_pairs, tmp_path):
     assert second.cached == {"fused": 0, "evaluated": 0, "timed": 0}
     assert np.abs(read_image(fused_png) - before).mean() > 0.01
     assert [r["SD"] for r in second.records] != [r["SD"] for r in first.records]
+
+
+def test_new_colour_code_recomputes_the_fused_images(weighted, two_pairs, tmp_path, monkeypatch):
+    from msgfusion.bench import runner
+
+    config = lambda: BenchConfig(methods=[weighted.name], data=str(two_pairs),  # noqa: E731
+                                 metrics=["EN"], out=str(tmp_path), timing_repeats=1)
+    assert run_bench(config(), progress=False).computed["fused"] == 2
+    again = run_bench(config(), progress=False)
+    assert again.computed == {"fused": 0, "evaluated": 0, "timed": 0}
+    assert again.cached == {"fused": 2, "evaluated": 2, "timed": 1}
+    monkeypatch.setattr(runner, "color_fingerprint", lambda: "another colour rule")
+    assert run_bench(config(), progress=False).computed["fused"] == 2

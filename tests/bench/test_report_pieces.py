@@ -103,3 +103,13 @@ def test_git_commit_says_when_the_tree_is_dirty(tmp_path):
     (tmp_path / "f.txt").write_text("two")
     assert git_commit(tmp_path) == clean + "+dirty"
     assert re.fullmatch(r"([0-9a-f]{4,}(\+dirty)?|unknown)", versions()["git_commit"])
+
+
+def test_records_array_selects_one_method_group_and_metric():
+    from msgfusion.bench.runner import records_array
+
+    records = (_records("a", "CT-MRI", 2, EN=1.0) + _records("b", "CT-MRI", 1, EN=2.0)
+               + _records("a", "PET-MRI", 1, EN=3.0) + _records("a", "CT-MRI", 1, SD=9.0))
+    result = _result(records)
+    assert records_array(result, "a", "CT-MRI", "EN").tolist() == [1.0, 1.0]
+    assert records_array(result, "a", "CT-MRI", "SD").tolist() == [9.0]

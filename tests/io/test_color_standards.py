@@ -15,6 +15,7 @@ from msgfusion.io.color import (
     chroma_weight,
     luminance,
     restore_color,
+    rgb_to_hsv,
     rgb_to_ycbcr,
     to_uint8,
     v_prime,
@@ -77,3 +78,8 @@ def test_v_prime_is_min_max_normalised_per_image(colour_images):
 def test_to_uint8_clips_and_rounds_half_to_even():
     values = np.array([-0.2, 0.0, 0.5, 1.5 / 255, 2.5 / 255, 1.0, 1.7])
     np.testing.assert_array_equal(to_uint8(values), [0, 0, 128, 2, 2, 255, 255])
+
+
+def test_greys_have_hue_and_saturation_zero():
+    greys = np.array([[[0.0, 0.0, 0.0], [0.5, 0.5, 0.5], [1.0, 1.0, 1.0]]])
+    np.testing.assert_array_equal(rgb_to_hsv(greys), [[[0, 0, 0], [0, 0, 0.5], [0, 0, 1]]])

@@ -48,3 +48,19 @@ def test_fingerprint_is_a_16_digit_hex_that_follows_the_data(overshoot):
         assert overshoot.fingerprint() != fp
     finally:
         del Overshoot.fingerprint_data
+
+
+def test_a_second_method_under_a_taken_name_is_refused(overshoot):
+    from msgfusion.methods.registry import register
+
+    class Impostor(FusionMethod):
+        name = Overshoot.name
+        description = "another method"
+        reference = "test"
+
+        def fuse(self, pairs):
+            return stack_sources(pairs)[0]
+
+    with pytest.raises(ValueError, match="already registered"):
+        register(Impostor)
+    assert register(Overshoot) is Overshoot  # registering the same class again is harmless

@@ -8,10 +8,11 @@ Layout of the results folder (which is also the cache)::
 Each method is timed on the first pair of every modality pair (MsgFusion runs a different network
 for each), so the runtime table reports time, parameters and multiply-adds per modality pair.
 
-A method's cache is valid while its fingerprint (source, weights) is unchanged; a re-run only
-computes what is missing or stale, ``force`` recomputes everything. A method that fails on a pair
-is recorded with the reason and the run goes on with the others; so is a pair that cannot be read
-(recorded once under the method name ``input``, and left out of every method's results).
+A method's cache is valid while its fingerprint (source, weights, colour mode and colour code) is
+unchanged; a re-run only computes what is missing or stale, ``force`` recomputes everything. A
+method that fails on a pair is recorded with the reason and the run goes on with the others; so
+is a pair that cannot be read (recorded once under the method name ``input``, and left out of
+every method's results).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from msgfusion.bench.config import BenchConfig
 from msgfusion.bench.timing import MethodCost, measure_cost
 from msgfusion.data.datasets import PairFolder, find_pair_folders
 from msgfusion.errors import DatasetError, MsgFusionError
-from msgfusion.io.color import COLOR_RULE, restore_color
+from msgfusion.io import color as color_module
+from msgfusion.io.color import restore_color
 from msgfusion.io.files import write_text
 from msgfusion.io.images import read_image, write_image
 from msgfusion.methods.registry import FusionMethod, fuse_pairs, get_method, list_methods
@@ -100,6 +102,12 @@ def _load_folders(config: BenchConfig, failures: list[Failure]) -> dict[str, lis
             except MsgFusionError as exc:
                 failures.append(Failure(INPUT, f"{name}/{files.stem}", str(exc)))
     return groups
+
+
+def color_fingerprint() -> str:
+    """A hash of the colour restoration code: the cached fused images are restored with it, so a
+    new colour rule invalidates them like new weights do."""
+    return hashlib.sha256(Path(color_module.__file__).read_bytes()).hexdigest()[:16]
 
 
 def metrics_fingerprint() -> str:
@@ -252,7 +260,7 @@ def run_bench(config: BenchConfig, progress: bool = True,
             bar.set_postfix_str(name)
             try:
                 method = get_method(name)
-                fingerprint = f"{method.fingerprint()}:{config.color}:{COLOR_RULE}"
+                fingerprint = f"{method.fingerprint()}:{config.color}:{color_fingerprint()}"
                 cache = _MethodCache(out, name, fingerprint, config.force)
             except Exception as exc:
                 result.failures.append(Failure(name, "*", _reason(exc)))

@@ -297,8 +297,6 @@ def _or_opt_move(d: np.ndarray, path: list[int], max_segment: int) -> bool:
 MIN_NOISE_FLOOR = 6.0 / 255.0
 #: The noise floor is at least this many noise standard deviations.
 NOISE_FLOOR_SIGMAS = 3.0
-#: Names the colour rule in caches of restored images (bench): a change here recomputes them.
-COLOR_RULE = f"chroma-weight:{MIN_NOISE_FLOOR * 255:g}/255,{NOISE_FLOOR_SIGMAS:g}sigma"
 
 
 def noise_sigma(gray: np.ndarray) -> float:

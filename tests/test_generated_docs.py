@@ -1,0 +1,21 @@
+"""Generated blocks of the docs are what their command writes from the committed files today."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_baseline_training_table_in_methods_md_is_current():
+    """New baseline weights or logs without `python benchmarks/baseline_training.py` fail here."""
+    script = _script("baseline_training")
+    assert script.table() in (REPO / "docs" / "methods.md").read_text(encoding="utf-8")
