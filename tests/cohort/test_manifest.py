@@ -139,7 +139,7 @@ def test_fingerprint_follows_method_options_and_inputs(cohort):
 
     first = prints()
     assert prints() == first and len(set(first)) == len(first)
-    for change in ({"method": "max"}, {"color": "hsv"}, {"metrics": "all"}):
+    for change in ({"method": "max"}, {"color": "hsv"}, {"metrics": "all"}, {"register": True}):
         assert all(a != b for a, b in zip(prints(**change), first)), change
     os.utime(subjects[2].func, ns=(0, 0))  # an input changed: that subject alone
     assert [a != b for a, b in zip(prints(), first)] == [False, False, True, False, False, False]
@@ -149,7 +149,6 @@ def test_cli_errors_are_one_line(cohort, capsys):
     root, _ = cohort
     manifest, out = str(root / "manifest.csv"), str(root / "out")
     for argv, fragment in [
-        (["--register"], "registration"),
         (["--method", "nope"], "unknown method 'nope'"),
         (["--workers", "0"], "--workers must be at least 1"),
     ]:
