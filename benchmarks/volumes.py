@@ -160,8 +160,9 @@ def main() -> None:
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
         f"Python {platform.python_version()}. Load average before / after: "
-        f"{load_before[0]:.1f} / {load_after[0]:.1f} (other work was running on the machine; "
-        "timings on an idle machine are lower).",
+        f"{load_before[0]:.1f} / {load_after[0]:.1f}"
+        + (" (other work was running on the machine; timings on an idle machine are lower)."
+           if max(load_before[0], load_after[0]) > 1.5 else " (a quiet machine)."),
         "",
         "## The command, as a fresh process",
         "",
