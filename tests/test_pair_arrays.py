@@ -91,3 +91,8 @@ def test_warnings_point_at_the_callers_line(aanlib_dir, tmp_path):
     with pytest.warns(MsgFusionWarning) as record:
         load_pair(tmp_path / "mr_rgb.png", d / "SPECT" / "10018.png", modality="SPECT")
     assert record[0].filename == __file__
+    for modality, cmap in (("CT", None), ("SPECT", "hot")):  # colour as CT; cmap on colour
+        with pytest.warns(MsgFusionWarning) as record:
+            load_pair(d / "MRI" / "10018.png", d / "SPECT" / "10018.png", modality=modality,
+                      cmap=cmap)
+        assert [r.filename for r in record] == [__file__], (modality, cmap)
