@@ -48,12 +48,16 @@ def write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
 
 def assert_output_matches_api(root: Path, row: dict[str, str], output: Path, method: str,
                               tmp: Path, metrics: dict[str, float] | None = None) -> None:
-    """The cohort's output is pixel for pixel what the Python API gives for that pair, and its
-    recorded metrics are the metrics of that picture."""
+    """The cohort's output is pixel for pixel what the Python API gives for that pair (up to
+    rounding ties of the 8-bit file), and its recorded metrics are the metrics of that picture."""
     pair = load_pair(root / row["mr"], root / row["func"], modality=row["modality"])
     expected = fuse(pair, method=method)
     reference = write_image(tmp / f"{row['id']}.png", expected, overwrite=True)
-    np.testing.assert_array_equal(read_image(output), read_image(reference))
+    # equal up to 8-bit rounding ties: a worker's torch may run another number of threads than
+    # this process, which moves a float by ~1e-7 (docs/speed.md)
+    diff = np.abs(read_image(output) - read_image(reference))
+    assert diff.max() <= 1 / 255 + 1e-6 and (diff > 0).mean() < 1e-4, (diff.max(),
+                                                                       (diff > 0).sum())
     if metrics:
         want = evaluate_images(pair.mr, pair.func, expected, list(metrics))
         for label, value in metrics.items():
