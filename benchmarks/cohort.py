@@ -10,7 +10,7 @@ start), the ratio, each worker's peak memory, the mean wall and CPU time per ste
 input, and Dask's own cost per task (a burst of empty tasks).
 
     PYTHONPATH=src python benchmarks/cohort.py                  # writes docs/cohort.md
-    PYTHONPATH=src python benchmarks/cohort.py --subjects 30 --volumes 4 --output /tmp/c.md
+    PYTHONPATH=src python benchmarks/cohort.py --subjects 30 --volumes 4 --output cohort_small.md
 """
 
 from __future__ import annotations

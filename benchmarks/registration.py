@@ -20,7 +20,7 @@ reported on its own.
 - The MRI-DIR phantom CT -> T2 MR (DICOM): registered with the orientation search, QA figure.
 
     python benchmarks/registration.py                     # full counts, writes docs/registration.md
-    python benchmarks/registration.py --n3d 5 --n2d 2 --pairs2d 8 --output /tmp/reg.md
+    python benchmarks/registration.py --n3d 5 --n2d 2 --pairs2d 8 --output registration_small.md
 """
 
 from __future__ import annotations

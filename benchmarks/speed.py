@@ -300,7 +300,7 @@ def verdict(ok: bool) -> str:
 
 def report(r: dict) -> str:
     new, old = r["new"], r["old"]
-    e2e, floor, net = new["1"]["fuse_dir"], new["1"]["floor"], new["1"]["network"]
+    e2e, net = new["1"]["fuse_dir"], new["1"]["network"]
     big = r["memory"]
     lines = [
         "# Speed",

@@ -295,9 +295,10 @@ def output_cases(ws: Workspace) -> Iterator[Case]:
     if _works([*remount, "true"]):
         yield ws.fuse("output", "read-only file system (bind mount)", output=ro / "out.png",
                       culprit=str(ro), subprocess=True, prefix=remount)
-    big = ws.write("big_mr.png", encode(ws.mr_img.resize((4096, 4096)), "PNG"))
-    big_func = ws.write("big_func.png", encode(ws.func_img.resize((4096, 4096)), "PNG"))
-    yield ws.fuse("output", "out of memory (RLIMIT_AS 2 GiB, 4096x4096 msgfusion)", mr=big,
+    # the largest pair the default pixel limit admits (4096 x 4096 fits in 2 GiB since tiling)
+    big = ws.write("big_mr.png", encode(ws.mr_img.resize((8192, 4096)), "PNG"))
+    big_func = ws.write("big_func.png", encode(ws.func_img.resize((8192, 4096)), "PNG"))
+    yield ws.fuse("output", "out of memory (RLIMIT_AS 2 GiB, 4096x8192 msgfusion)", mr=big,
                   func=big_func, method="msgfusion", culprit="memory", subprocess=True,
                   limits={resource.RLIMIT_AS: 2 << 30})
 

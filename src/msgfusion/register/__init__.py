@@ -7,7 +7,12 @@ The MR is always the fixed image. :func:`register_images` (2-D arrays) and
 :func:`qa_figure` draws the checkerboard and edge overlays before and after.
 """
 
-from msgfusion.register.api import register_images, register_pair, register_volumes, resample
+from msgfusion.register.api import (
+    register_images,
+    register_pair,
+    register_volumes,
+    resample,
+)
 from msgfusion.register.engine import RegistrationResult, RegistrationSettings, register
 from msgfusion.register.qa import qa_figure
 from msgfusion.register.transforms import read_transform, write_transform

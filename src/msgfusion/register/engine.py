@@ -223,18 +223,12 @@ def _method(settings: RegistrationSettings, levels: slice = slice(None),
     r.MetricUseFixedImageGradientFilterOff()
     r.MetricUseMovingImageGradientFilterOff()
     n = iterations or settings.iterations
-    if settings.optimizer == "gradient":
-        r.SetOptimizerAsGradientDescent(
+    if settings.optimizer in ("gradient", "gradient-once"):  # learning rate re-estimated each
+        r.SetOptimizerAsGradientDescent(                     # iteration, or once at the start
             learningRate=settings.learning_rate, numberOfIterations=n,
             convergenceMinimumValue=settings.convergence,
             convergenceWindowSize=settings.convergence_window,
-            estimateLearningRate=r.EachIteration)
-    elif settings.optimizer == "gradient-once":
-        r.SetOptimizerAsGradientDescent(
-            learningRate=settings.learning_rate, numberOfIterations=n,
-            convergenceMinimumValue=settings.convergence,
-            convergenceWindowSize=settings.convergence_window,
-            estimateLearningRate=r.Once)
+            estimateLearningRate=r.EachIteration if settings.optimizer == "gradient" else r.Once)
     elif settings.optimizer == "regular-step":
         r.SetOptimizerAsRegularStepGradientDescent(
             learningRate=settings.learning_rate, minStep=1e-4, numberOfIterations=n,

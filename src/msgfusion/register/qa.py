@@ -10,7 +10,6 @@ MR's centre of mass. The title gives the final Mattes MI and the transform, and 
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from msgfusion.errors import OutputExistsError
+from msgfusion.io.files import atomic_write
 from msgfusion.register.transforms import describe
 
 if TYPE_CHECKING:
@@ -115,13 +115,5 @@ def qa_figure(result: RegistrationResult, path: str | os.PathLike,
     lines += [textwrap.shorten(f"WARNING: {w}", 140) for w in result.warnings]
     fig.suptitle("\n".join(lines), fontsize=9, color="darkred" if result.warnings else "black")
     fig.tight_layout(rect=(0, 0, 1, 0.97 - 0.03 * (len(lines) - 1)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    return atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=100), overwrite=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from msgfusion.errors import ImageReadError, OutputExistsError
+from msgfusion.io.files import atomic_write
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
@@ -39,16 +40,11 @@ def write_transform(path: str | os.PathLike, transform: sitk.Transform,
         raise OutputExistsError(f"{path}: is a folder")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: already exists (use --overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        sitk.WriteTransform(transform, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with tempfile.TemporaryDirectory() as scratch:  # SimpleITK writes to a file name only
+        text = Path(scratch) / f"transform{path.suffix}"
+        sitk.WriteTransform(transform, str(text))
+        data = text.read_bytes()
+    return atomic_write(path, lambda f: f.write(data), overwrite=overwrite)
 
 
 def read_transform(path: str | os.PathLike) -> sitk.Transform:

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from msgfusion.io.files import atomic_write
 from msgfusion.web.stats import StudyResults, analyse
 from msgfusion.web.study import Study, StudyStore
 
@@ -152,13 +153,7 @@ def write_results(store: StudyStore, study: Study, out_dir: str | os.PathLike,
                   res: StudyResults) -> list[Path]:
     """answers.csv, results.csv and results.png in ``out_dir`` (each written atomically)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     files = dict(zip(RESULT_FILES, (answers_csv(store, study).encode(), tables_csv(res).encode(),
                                     figure_png(res))))
-    written = []
-    for name, data in files.items():
-        tmp = out / f".{name}.part"
-        tmp.write_bytes(data)
-        os.replace(tmp, out / name)
-        written.append(out / name)
-    return written
+    return [atomic_write(out / name, lambda f, data=data: f.write(data), overwrite=True)
+            for name, data in files.items()]
