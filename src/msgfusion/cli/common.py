@@ -27,6 +27,15 @@ def positive_int(value: str) -> int:
     return number
 
 
+def int_list(value: str) -> list[int]:
+    """argparse type: comma-separated integers (``0,1,2``)."""
+    try:
+        return [int(v) for v in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of "
+                                         "integers") from None
+
+
 class NameList(argparse.Action):
     """``nargs="+"`` names, each of which may itself be a comma-separated list:
     ``--methods average,max`` = ``--methods average max``."""

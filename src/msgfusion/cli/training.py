@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from msgfusion.cli.common import CommandAdder
+from msgfusion.cli.common import CommandAdder, int_list, positive_int
 from msgfusion.errors import MsgFusionError
 
 
@@ -16,6 +16,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = ExperimentConfig.from_file(args.config) if args.config else ExperimentConfig()
     except (OSError, ValueError) as exc:
         raise MsgFusionError(f"{args.config}: cannot read the training config: {exc}") from None
+    if args.cv:
+        from msgfusion.train.cv import cross_validate, summarise
+
+        if args.ship:
+            raise MsgFusionError("--cv trains networks for scoring only; --ship takes a run "
+                                 "without --cv")
+        table = cross_validate(config, args.data, args.out, k=args.cv, seeds=args.seeds,
+                               every=args.cv_every)
+        for name, summary in summarise(table).items():
+            cells = ", ".join(f"{m} {s['mean']:.4g} +- {s['sd']:.2g} (rank {s['rank']:.0f})"
+                              for m, s in summary.items() if m != "score")
+            print(f"{name}: {cells}; margin over average/max {summary['score']['mean']:+.4f}")
+        print(f"wrote {table}")
+        return 0
     weights = train_msgfusion(config, args.data, args.out, resume=not args.restart)
     print(f"wrote {weights} (log: {Path(args.out) / 'log.csv'})")
     if args.ship:
@@ -49,6 +63,15 @@ def add_commands(command: CommandAdder) -> None:
     p.add_argument("--out", required=True, metavar="DIR",
                    help="run folder: config.json, log.csv, checkpoint.pt, msgfusion.pt")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out")
+    p.add_argument("--cv", type=positive_int, metavar="K",
+                   help="K-fold cross-validation by atlas case on the train split instead of "
+                        "one run: per pair type, fold and seed, a network trained on the other "
+                        "folds and scored on its fold beside the classical methods (OUT/cv.csv; "
+                        "the test split is not read)")
+    p.add_argument("--seeds", type=int_list, metavar="S,S",
+                   help="with --cv: the seeds of each fold (default: the config's seed)")
+    p.add_argument("--cv-every", type=positive_int, default=5, metavar="N",
+                   help="with --cv: score every N-th epoch and the last (default: %(default)s)")
     p.add_argument("--ship", action="store_true",
                    help="copy the trained weights, config and log into the package "
                         "(src/msgfusion/model/weights/msgfusion_lite.*): the shipped default")

@@ -37,8 +37,12 @@ def subset(data: Batch, indices: Sequence[int] | torch.Tensor) -> Batch:
     return {key: value[idx] for key, value in data.items()}
 
 
-def random_crop_flip(batch: Batch, size: int, flip: bool, generator: torch.Generator) -> Batch:
-    """The same random ``size`` x ``size`` crop (and flips) of every tensor, chosen per sample."""
+def random_crop_flip(batch: Batch, size: int, flip: bool, generator: torch.Generator,
+                     transpose: bool = False) -> Batch:
+    """The same random ``size`` x ``size`` crop (and flips) of every tensor, chosen per sample;
+    ``transpose`` also swaps the axes of half the samples (with both flips: the 8 symmetries of
+    the square). No random number is drawn for a switch that is off, so runs without it keep
+    their random stream."""
     n, _, h, w = next(iter(batch.values())).shape
     out: dict[str, list[torch.Tensor]] = {key: [] for key in batch}
     for i in range(n):
@@ -46,7 +50,9 @@ def random_crop_flip(batch: Batch, size: int, flip: bool, generator: torch.Gener
         left = int(torch.randint(0, w - size + 1, (1,), generator=generator)) if size else 0
         dims = [d for d, p in ((-1, 0.5), (-2, 0.5)) if flip and
                 float(torch.rand(1, generator=generator)) < p]
+        swap = transpose and float(torch.rand(1, generator=generator)) < 0.5
         for key, value in batch.items():
             x = value[i, :, top: top + size, left: left + size] if size else value[i]
-            out[key].append(x.flip(dims) if dims else x)
+            x = x.flip(dims) if dims else x
+            out[key].append(x.transpose(-1, -2) if swap else x)
     return {key: torch.stack(values) for key, values in out.items()}

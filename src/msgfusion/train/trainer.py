@@ -51,6 +51,7 @@ class TrainConfig:
     gamma: float = 0.1
     crop: int = 128  # random square crops for training (0: whole images)
     flip: bool = True
+    transpose: bool = False  # with flip: all 8 symmetries of the square (rotations by 90 degrees)
     seed: int = 0
     num_threads: int = 2
     device: str = "auto"  # "auto": CUDA when available, else CPU
@@ -127,7 +128,7 @@ class Trainer:
         sums: dict[str, float] = {}
         for s in range(steps):
             batch = subset(data, order[s * c.batch_size: (s + 1) * c.batch_size])
-            batch = random_crop_flip(batch, c.crop, c.flip, self.generator)
+            batch = random_crop_flip(batch, c.crop, c.flip, self.generator, c.transpose)
             terms = self.train_step({k: v.to(self.device) for k, v in batch.items()})
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + value
@@ -137,7 +138,8 @@ class Trainer:
         return {key: value / steps for key, value in sums.items()}
 
     def fit(self, data: Batch, out_dir: str | Path, resume: bool = True,
-            stop_at: int | None = None, validate: Validate | None = None) -> list[dict[str, float]]:
+            stop_at: int | None = None, validate: Validate | None = None,
+            validate_every: int = 1) -> list[dict[str, float]]:
         """Train to ``cfg.epochs``, resuming from ``out_dir/checkpoint.pt`` when present.
 
         ``stop_at`` ends the session after that many epochs (for time-boxed sessions); a later
@@ -168,7 +170,8 @@ class Trainer:
                 self.epoch += 1
                 row = {"epoch": self.epoch, "lr": lr, **terms,
                        "seconds": round(time.perf_counter() - start, 2)}
-                if validate is not None:
+                if validate is not None and (self.epoch % validate_every == 0
+                                             or self.epoch == self.cfg.epochs):
                     scores = validate(self.model)
                     row.update({f"val_{k}": round(v, 6) for k, v in scores.items()})
                     if self.best is None or scores["score"] > self.best[1]:

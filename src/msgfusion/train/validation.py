@@ -55,22 +55,29 @@ class Validator:
     """``Validator(pairs, forward)(model)`` -> ``{metric: mean, ..., "score": margin}``.
 
     ``forward(model, batch)`` is the trainer's forward (N x 1 x H x W output, clamped to [0, 1]
-    here as the fusion method does); ``metrics`` are averaged over the pairs; ``score`` is
-    min over metrics and ``baselines`` of (model - baseline), all higher-is-better metrics.
+    here as the fusion method does); ``metrics`` are averaged over the pairs (``report``: more
+    metrics averaged alongside, not scored); ``score`` is min over ``metrics`` and ``baselines``
+    of (model - baseline), all higher-is-better metrics. ``references``: more methods fused and
+    averaged like the baselines but not scored against. ``baselines`` holds the means of
+    ``metrics`` and ``report`` of the baselines and references.
     """
 
     def __init__(self, pairs: Sequence[FusionPair],
                  forward: Callable[[nn.Module, Batch], torch.Tensor],
                  metrics: Sequence[str] = VAL_METRICS, baselines: Sequence[str] = VAL_BASELINES,
-                 color: str = DEFAULT_COLOR_MODE, chunk: int = 8) -> None:
+                 color: str = DEFAULT_COLOR_MODE, chunk: int = 8,
+                 report: Sequence[str] = (), references: Sequence[str] = ()) -> None:
         if not pairs:
             raise ValueError("no validation pairs")
         self.pairs, self.forward, self.metrics = list(pairs), forward, tuple(metrics)
+        self.measured = self.metrics + tuple(m for m in report if m not in self.metrics)
         self.color = color
         self.batches = [batch_from_pairs(self.pairs[i: i + chunk])
                         for i in range(0, len(self.pairs), chunk)]
+        self.scored_against = tuple(baselines)
         self.baselines = {name: _mean_scores(self.pairs, fuse_pairs(get_method(name), self.pairs),
-                                             color, self.metrics) for name in baselines}
+                                             color, self.measured)
+                          for name in dict.fromkeys((*baselines, *references))}
 
     def fuse(self, model: nn.Module) -> np.ndarray:
         """The model's fused intensities of the validation pairs, N x H x W in [0, 1]."""
@@ -86,6 +93,7 @@ class Validator:
         return np.concatenate(parts)
 
     def __call__(self, model: nn.Module) -> dict[str, float]:
-        scores = _mean_scores(self.pairs, self.fuse(model), self.color, self.metrics)
-        margin = min(scores[m] - base[m] for base in self.baselines.values() for m in self.metrics)
+        scores = _mean_scores(self.pairs, self.fuse(model), self.color, self.measured)
+        margin = min(scores[m] - self.baselines[name][m] for name in self.scored_against
+                     for m in self.metrics)
         return {**scores, "score": margin}
