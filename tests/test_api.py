@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import msgfusion
 from msgfusion.io.color import DEFAULT_COLOR_MODE, restore_color
@@ -49,3 +50,46 @@ def test_fuse_modality_and_colour_arguments(pet_files):
     (intensity,) = msgfusion.fuse_intensity([pair], "max")
     np.testing.assert_array_equal(msgfusion.fuse(pair, method="max", color="ycbcr"),
                                   restore_color(intensity, pair.func, "ycbcr"))
+
+
+@pytest.mark.parametrize("method", ["msgfusion", "max"])
+def test_fuse_folder_in_parallel_equals_one_pair_at_a_time(aanlib_dir, tmp_path, method):
+    """Several workers (and several pairs per call) write the same files as one worker fusing
+    one pair at a time: the pairs are independent, whichever thread fuses them."""
+    folder = aanlib_dir / "SPECT-MRI" / "test"
+    serial = msgfusion.fuse_folder(folder, tmp_path / "serial", method, workers=1,
+                                   progress=False)
+    for workers, batch in ((2, 1), (3, 4)):
+        out = tmp_path / f"w{workers}b{batch}"
+        result = msgfusion.fuse_folder(folder, out, method, workers=workers, batch_size=batch,
+                                       progress=False)
+        assert [p.name for p in result.written] == [p.name for p in serial.written]
+        assert len(result.written) == 24 and not result.failed
+        for path in serial.written:
+            assert (out / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_fuse_folder_keeps_going_past_a_pair_that_fails_in_a_worker(aanlib_dir, tmp_path):
+    """A pair that passes the header checks but fails to decode is reported and the others are
+    written, whichever worker meets it; without keep_going it raises and says how many were
+    written."""
+    src = aanlib_dir / "PET-MRI" / "test"
+    folder = tmp_path / "pairs"
+    for sub in ("MRI", "PET"):
+        (folder / sub).mkdir(parents=True)
+        for name in ("25015", "25022", "25027", "25038"):
+            (folder / sub / f"{name}.png").write_bytes((src / sub / f"{name}.png").read_bytes())
+    img = Image.open(src / "PET" / "25022.png").convert("RGB")
+    img.save(folder / "PET" / "25022.jpg")  # a JPEG (no checksum) cut short
+    (folder / "PET" / "25022.png").unlink()
+    data = (folder / "PET" / "25022.jpg").read_bytes()
+    (folder / "PET" / "25022.jpg").write_bytes(data[: len(data) // 3])
+    failed = []
+    result = msgfusion.fuse_folder(folder, tmp_path / "out", "max", keep_going=True, workers=2,
+                                   on_failure=lambda name, reason: failed.append(name),
+                                   progress=False)
+    assert failed == ["25022"] and list(result.failed) == ["25022"]
+    assert sorted(p.name for p in result.written) == ["25015.png", "25027.png", "25038.png"]
+    with pytest.raises(msgfusion.MsgFusionError, match="25022"):
+        msgfusion.fuse_folder(folder, tmp_path / "out2", "max", workers=2, progress=False)
+    assert not any(p.name.endswith(".part") for p in (tmp_path / "out2").glob(".*"))

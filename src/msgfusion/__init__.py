@@ -16,11 +16,13 @@ if TYPE_CHECKING:
     from msgfusion.api import (
         FusedVolume,
         fuse,
+        fuse_folder,
         fuse_intensity,
         fuse_volume,
         load_volume,
         make_pair,
     )
+    from msgfusion.errors import MsgFusionError
     from msgfusion.io.color import restore_color
     from msgfusion.io.images import read_image, write_image
     from msgfusion.io.volumes import write_volume
@@ -34,8 +36,10 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "FusedVolume": "msgfusion.api",
     "FusionPair": "msgfusion.pair",
+    "MsgFusionError": "msgfusion.errors",
     "Volume": "msgfusion.volume",
     "fuse": "msgfusion.api",
+    "fuse_folder": "msgfusion.api",
     "fuse_intensity": "msgfusion.api",
     "fuse_volume": "msgfusion.api",
     "get_method": "msgfusion.methods.registry",

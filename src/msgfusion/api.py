@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,7 +117,8 @@ def fuse_folder(
     overwrite: bool = False,
     skip_existing: bool = False,
     keep_going: bool = False,
-    batch_size: int = 16,
+    batch_size: int = 1,
+    workers: int | None = None,
     on_failure: Callable[[str, str], object] | None = None,
     progress: bool = True,
 ) -> FolderResult:
@@ -129,13 +130,19 @@ def fuse_folder(
     its pair skipped, which resumes an interrupted run). By default the first problem raises a
     :class:`~msgfusion.errors.MsgFusionError`; with ``keep_going`` a failing pair (unreadable,
     too small for the method, out of memory, unwritable output) is reported to
-    ``on_failure(name, reason)`` and the others are fused. Reading the next batch and writing
-    the last run in background threads while the method fuses the current batch.
+    ``on_failure(name, reason)`` and the others are fused.
+
+    ``workers`` threads (default: one per usable CPU core) each read ``batch_size`` pairs, fuse
+    them in one call of the method, restore colour and write them, so that reading, fusing and
+    writing of different pairs overlap and every core fuses. PyTorch's own threads multiply
+    with them: the CLI runs one per worker (``torch.set_num_threads(1)``, its ``--threads``
+    default); from Python, set it too for a CPU network.
     """
     if overwrite and skip_existing:
         raise ValueError("overwrite and skip_existing exclude each other")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if batch_size < 1 or (workers is not None and workers < 1):
+        raise ValueError(f"batch_size and workers must be positive, got {batch_size} and "
+                         f"{workers}")
     folder = (pairs_dir if isinstance(pairs_dir, PairFolder)
               else PairFolder(pairs_dir, check_sizes=False))
     method = get_method(method) if isinstance(method, str) else method
@@ -180,50 +187,58 @@ def fuse_folder(
         return type(exc)(f"{exc}; {len(result.written)} image(s) were written before it "
                          "(skip existing outputs to resume)")
 
-    desc = f"{folder.modality}-MRI {method.name}"
-    with ThreadPoolExecutor(max_workers=2) as pool, \
-            progress_bar(total=len(todo), desc=desc, unit="pair", enabled=progress) as bar:
-        def read(start: int) -> list[tuple[int, Path, Future]]:
-            return [(i, out, pool.submit(folder.__getitem__, i))
-                    for i, out in todo[start : start + batch_size]]
-
-        def finish(writes: list[tuple[int, Path, Future]]) -> None:
-            for i, out, future in writes:
-                try:
-                    future.result()
-                    result.written.append(out)
-                except MsgFusionError as exc:
-                    if not keep_going:
-                        raise written_note(exc) from None
-                    fail(i, exc)
-
-        def collect(futures: list[tuple[int, Path, Future]]) -> list[tuple[int, Path, FusionPair]]:
-            batch = []
-            for i, out, future in futures:
-                try:
-                    batch.append((i, out, future.result()))
-                except MsgFusionError as exc:
-                    if not keep_going:
-                        raise written_note(exc) from None
-                    fail(i, exc)
-            return batch
-
-        pending, writes = read(0), []
-        for start in range(0, len(todo), batch_size):
-            batch = collect(pending)
-            pending = read(start + batch_size)
+    def job(chunk: list[tuple[int, Path]]) -> list[tuple[int, Path, MsgFusionError | None]]:
+        """Read, fuse, colour and write one chunk of pairs (in a worker thread); each pair's
+        outcome: ``None`` (written) or the error (``keep_going``; else it is raised)."""
+        outcomes: list[tuple[int, Path, MsgFusionError | None]] = []
+        batch = []
+        for i, out in chunk:
             try:
-                fused = _fuse_isolating(method, batch, keep_going, fail)
+                batch.append((i, out, folder[i]))
             except MsgFusionError as exc:
-                raise written_note(exc) from None
-            finish(writes)
-            writes = [(i, out, pool.submit(write_image, out,
-                                           restore_color(intensity, pair.func, color),
-                                           overwrite=overwrite))
-                      for i, out, pair, intensity in fused]
-            bar.update(len(todo[start : start + batch_size]))
-        finish(writes)
+                if not keep_going:
+                    raise
+                outcomes.append((i, out, exc))
+        failed: dict[int, MsgFusionError] = {}
+        fused = _fuse_isolating(method, batch, keep_going, failed.__setitem__)
+        outcomes += [(i, out, failed[i]) for i, out, _ in batch if i in failed]
+        for i, out, pair, intensity in fused:
+            try:
+                write_image(out, restore_color(intensity, pair.func, color), overwrite=overwrite)
+                outcomes.append((i, out, None))
+            except MsgFusionError as exc:
+                if not keep_going:
+                    raise
+                outcomes.append((i, out, exc))
+        return outcomes
+
+    desc = f"{folder.modality}-MRI {method.name}"
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers or usable_cores(), len(todo))))
+    try:
+        with progress_bar(total=len(todo), desc=desc, unit="pair", enabled=progress) as bar:
+            futures = [pool.submit(job, todo[start : start + batch_size])
+                       for start in range(0, len(todo), batch_size)]
+            for future in futures:
+                try:
+                    outcomes = future.result()
+                except MsgFusionError as exc:
+                    raise written_note(exc) from None
+                for i, out, error in outcomes:
+                    if error is None:
+                        result.written.append(out)
+                    else:
+                        fail(i, error)
+                bar.update(len(outcomes))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return result
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _fuse_isolating(method: FusionMethod, batch: list[tuple[int, Path, FusionPair]],

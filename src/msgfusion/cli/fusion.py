@@ -71,6 +71,7 @@ def cmd_fuse_dir(args: argparse.Namespace) -> int:
         result = fuse_folder(folder, args.output, method_from_args(args), args.color,
                              overwrite=args.overwrite, skip_existing=args.skip_existing,
                              keep_going=args.keep_going, batch_size=args.batch_size,
+                             workers=args.workers,
                              on_failure=report, progress=not args.quiet)
     except OutputExistsError as exc:
         raise OutputExistsError(f"{exc}; --skip-existing keeps them and fuses the rest") \
@@ -169,8 +170,11 @@ def add_commands(command: CommandAdder) -> None:
                         "of the atlas data")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
                    help="folder for the fused images, written under the pairs' file names")
-    p.add_argument("--batch-size", type=positive_int, default=16,
-                   help="pairs per batch (default 16)")
+    p.add_argument("--batch-size", type=positive_int, default=1,
+                   help="pairs per call of the method (default 1)")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="pairs read, fused and written at once, each in its own thread with "
+                        "--threads torch threads (default: one per CPU core)")
     p.add_argument("--keep-going", action="store_true",
                    help="fuse every pair that can be fused; one error line per failed pair, a "
                         "summary, and exit code 2 if any failed (default: check every pair "

@@ -40,10 +40,23 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     (4899, 9617, 1868, rounding offset 2^13), so that metrics computed on our Y agree bit for bit
     with the field's evaluation code. (Rounding the float formula differs on 0.2 % of the 2^24
     colours.) Returns H x W float32 in [0, 1] on the 1/255 grid.
+
+    The fixed-point sum is at most 255 * 2^14 < 2^24, so float32 holds it exactly and the shift
+    by 14 bits is an exact ``floor(sum / 2^14)``: the integer formula without integer arrays.
     """
-    q = to_uint8(rgb).astype(np.int32)
-    y = (q[..., 0] * 4899 + q[..., 1] * 9617 + q[..., 2] * 1868 + 8192) >> 14
-    return (y / 255.0).astype(np.float32)
+    rgb = np.asarray(rgb)
+    if rgb.dtype not in (np.float32, np.float64):
+        rgb = rgb.astype(np.float32)
+    q = np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.float32)  # as to_uint8, exact
+    y = q @ _LUMA_FIXED
+    y += np.float32(8192.0)
+    y *= np.float32(1.0 / 16384.0)
+    np.floor(y, out=y)
+    y /= np.float32(255.0)
+    return y
+
+
+_LUMA_FIXED = np.array([4899.0, 9617.0, 1868.0], dtype=np.float32)
 
 
 def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
@@ -302,24 +315,27 @@ NOISE_FLOOR_SIGMAS = 3.0
 def noise_sigma(gray: np.ndarray) -> float:
     """Standard deviation of the noise of a grey image, by Immerkaer's fast estimate ("Fast noise
     variance estimation", CVIU 64(2), 1996): sigma = sqrt(pi/2) / 6 * mean |I * N| with the
-    Laplacian-difference mask N = [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] (blind to linear ramps)."""
-    from scipy.ndimage import convolve
+    Laplacian-difference mask N = [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] (blind to linear ramps).
+    N is the outer product of [1, -2, 1] with itself, so it is applied as two 1-D passes."""
+    from scipy.ndimage import correlate1d
 
-    mask = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
-    response = convolve(np.asarray(gray, dtype=np.float64), mask, mode="reflect")
+    second = np.array([1.0, -2.0, 1.0])
+    response = correlate1d(np.asarray(gray, dtype=np.float64), second, axis=0, mode="reflect")
+    correlate1d(response, second, axis=1, mode="reflect", output=response)
     return float(np.sqrt(np.pi / 2.0) / 6.0 * np.abs(response).mean())
 
 
-def noise_floor(func: np.ndarray) -> float:
+def noise_floor(func: np.ndarray, y: np.ndarray | None = None) -> float:
     """The level of a functional image's luminance Y below which it has no signal:
-    ``max(MIN_NOISE_FLOOR, NOISE_FLOOR_SIGMAS * noise_sigma(Y))``.
+    ``max(MIN_NOISE_FLOOR, NOISE_FLOOR_SIGMAS * noise_sigma(Y))`` (``y``: Y when already known).
 
     Luminance rather than hue or HSV value, because the colour of the darkest pixels is the
     least reliable part of a pseudo-colour image: a near-black pixel has a full-saturation hue
     ((0, 0, 8) is pure blue), and JPEG stores chroma at half resolution, so colour bleeds into
     the black background around the head (V up to 88/255 there) while Y stays near 0.
     """
-    y = luminance(func) if func.ndim == 3 else np.asarray(func, dtype=np.float32)
+    if y is None:
+        y = luminance(func) if func.ndim == 3 else np.asarray(func, dtype=np.float32)
     return max(MIN_NOISE_FLOOR, NOISE_FLOOR_SIGMAS * noise_sigma(y))
 
 
@@ -330,8 +346,11 @@ def chroma_weight(func: np.ndarray) -> np.ndarray:
 
     0 (grey) at or below the noise floor, rising linearly to full colour at twice the floor.
     """
-    floor = noise_floor(func)
-    return np.clip((luminance(func) - floor) / floor, 0.0, 1.0).astype(np.float32)
+    y = luminance(func)
+    floor = noise_floor(func, y)
+    y -= np.float32(floor)
+    y /= np.float32(floor)
+    return np.clip(y, 0.0, 1.0, out=y)
 
 
 def restore_color(fused: np.ndarray, func: np.ndarray, mode: str = DEFAULT_COLOR_MODE
@@ -380,7 +399,9 @@ def restore_color(fused: np.ndarray, func: np.ndarray, mode: str = DEFAULT_COLOR
         y = func @ _RGB2YCBCR[0].astype(np.float32)
         rgb = func + (fused - y)[..., None]
     grey = fused[..., None]
-    rgb = grey + chroma_weight(func)[..., None] * (rgb - grey)
+    rgb -= grey  # rgb := grey + w (rgb - grey), in place
+    rgb *= chroma_weight(func)[..., None]
+    rgb += grey
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
