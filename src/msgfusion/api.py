@@ -4,10 +4,11 @@ a folder of pairs; fuse two volumes slice by slice on the MR's grid."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -40,6 +41,8 @@ from msgfusion.volume import (AXES, Orientation, Volume, n_planes, plane, plane_
                               resample_to)
 
 ImageLike = np.ndarray | str | os.PathLike
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def make_pair(mr: ImageLike, func: ImageLike, modality: str | None = None,
@@ -213,25 +216,33 @@ def fuse_folder(
         return outcomes
 
     desc = f"{folder.modality}-MRI {method.name}"
-    pool = ThreadPoolExecutor(max_workers=max(1, min(workers or usable_cores(), len(todo))))
-    try:
-        with progress_bar(total=len(todo), desc=desc, unit="pair", enabled=progress) as bar:
-            futures = [pool.submit(job, todo[start : start + batch_size])
-                       for start in range(0, len(todo), batch_size)]
-            for future in futures:
-                try:
-                    outcomes = future.result()
-                except MsgFusionError as exc:
-                    raise written_note(exc) from None
+    chunks = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    with progress_bar(total=len(todo), desc=desc, unit="pair", enabled=progress) as bar:
+        try:
+            for outcomes in in_workers(job, chunks, workers):
                 for i, out, error in outcomes:
                     if error is None:
                         result.written.append(out)
                     else:
                         fail(i, error)
                 bar.update(len(outcomes))
+        except MsgFusionError as exc:
+            raise written_note(exc) from None
+    return result
+
+
+def in_workers(fn: Callable[[T], R], items: Sequence[T], workers: int | None = None
+               ) -> Iterator[R]:
+    """``fn(item)`` for every item in ``workers`` threads (default: one per usable core),
+    yielded in the items' order. The first exception is raised where it is reached; items not
+    started by then are cancelled (those running finish)."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers or usable_cores(), len(items))))
+    try:
+        futures = [pool.submit(fn, item) for item in items]
+        for future in futures:
+            yield future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return result
 
 
 def usable_cores() -> int:
@@ -323,9 +334,10 @@ def fuse_volume(
     window: str | tuple[float, float] | None = None,
     axis: str = "axial",
     transform: object = None,
-    batch_size: int = 16,
+    batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
     cmap: str | None = None,
+    workers: int | None = None,
 ) -> FusedVolume:
     """Fuse an MR volume with a CT/PET/SPECT volume, slice by slice, on the MR's grid.
 
@@ -335,9 +347,10 @@ def fuse_volume(
     CT window), PET/SPECT rendered with ``cmap`` (default: the atlas's scale of the modality,
     :func:`msgfusion.io.color.default_cmap`), then cut into
     :class:`FusionPair` slices along ``axis`` (axial, coronal or sagittal) that go through
-    ``fuse_pairs`` in batches of ``batch_size`` (``progress(n)`` after each). Colour is restored
-    per slice (``color`` as in :func:`fuse`). The modality is taken from the functional volume's
-    header or file name when not given.
+    ``fuse_pairs`` in batches of ``batch_size`` (``progress(n)`` after each), ``workers``
+    batches at once (default: one per CPU core; see :func:`fuse_folder` on torch threads).
+    Colour is restored per slice (``color`` as in :func:`fuse`). The modality is taken from the
+    functional volume's header or file name when not given.
     """
     if axis not in AXES:
         raise MsgFusionError(f"unknown axis {axis!r}; choose one of {', '.join(AXES)}")
@@ -373,15 +386,21 @@ def fuse_volume(
     mr_view, func_view = orient.view(mr.data), orient.view(on_grid.data)
     out_view, pic_view = orient.view(intensity), orient.view(picture)
     n = n_planes(mr_view, axis)
-    for start in range(0, n, batch_size):
-        indices = range(start, min(start + batch_size, n))
+
+    def job(indices: range) -> int:  # fills its own planes of the outputs
         pairs = [FusionPair(mr=mr_scale_(plane(mr_view, axis, i)),
                             func=result.render_func(plane(func_view, axis, i)),
                             modality=modality, name=f"{axis} {i}") for i in indices]
-        for i, pair, fused in zip(indices, pairs, fuse_pairs(method, pairs, batch_size, progress)):
+        for i, pair, fused in zip(indices, pairs, fuse_pairs(method, pairs, batch_size)):
             plane(out_view, axis, i)[...] = fused
             if rgb:
                 plane(pic_view, axis, i)[...] = to_uint8(restore_color(fused, pair.func, color))
+        return len(indices)
+
+    chunks = [range(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    for done in in_workers(job, chunks, workers):
+        if progress is not None:
+            progress(done)
     return result
 
 

@@ -162,8 +162,9 @@ class VolumeKind:
 
     @staticmethod
     def fuse(job: SubjectJob, volumes: tuple[Volume, Volume]) -> FusedVolume:
+        # one thread per task: the cluster runs subjects side by side
         return fuse_volume(*volumes, modality=job.subject.modality,
-                           method=get_method(job.method), color=job.color)
+                           method=get_method(job.method), color=job.color, workers=1)
 
     @staticmethod
     def write(job: SubjectJob, fused: FusedVolume) -> None:

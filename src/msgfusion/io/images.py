@@ -44,7 +44,7 @@ import threading
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -99,9 +99,13 @@ def _to_array(img: Image.Image, path: Path) -> np.ndarray:
     if mode in ("1", "L", "LA", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
         if mode in ("1", "LA"):
             img = img.convert("L")
-        elif mode != "L":
+        elif mode not in ("L", "RGB"):
             img = img.convert("RGB")
-        arr = np.asarray(img, dtype=np.float32) / 255.0
+        raw = np.asarray(img)  # uint8: the grey test and the scaling are cheaper before floats
+        if raw.ndim == 3 and (raw[..., 0] == raw[..., 1]).all() \
+                and (raw[..., 0] == raw[..., 2]).all():
+            raw = raw[..., 0]
+        return np.divide(raw, np.float32(255.0), dtype=np.float32)
     elif mode.startswith("I") or mode == "F":
         raw = np.asarray(img)
         if raw.dtype.kind == "f" and not np.isfinite(raw).all():
@@ -186,13 +190,32 @@ def _quiet_stderr() -> Iterator[Callable[[], list[str]]]:
             os.close(saved)
 
 
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+@contextmanager
+def _guarded(f: BinaryIO) -> Iterator[Callable[[], list[str]]]:
+    """Serialise and silence what is process-wide while Pillow parses or decodes: warnings,
+    and for TIFF (libtiff prints to file descriptor 2) stderr. Yields the messages function."""
+    head = f.read(4)
+    f.seek(0)
+    with _DECODE_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Corrupt EXIF data", DecompressionBombWarning, ...
+        if head in _TIFF_MAGIC:
+            with _quiet_stderr() as messages:
+                yield messages
+        else:
+            yield list
+
+
 @contextmanager
 def _open_image(path: Path) -> Iterator[tuple[Image.Image, Callable[[], list[str]]]]:
     """Open an image file and check it before decoding (see the module doc); yields the
-    Pillow image and a function returning the library messages printed so far."""
-    with _open_regular(path) as f, _DECODE_LOCK, _quiet_stderr() as messages, \
-            warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Corrupt EXIF data", DecompressionBombWarning, ...
+    Pillow image and a function returning the library messages printed so far. A PNG that
+    passed its checks is decoded outside the decoding lock (zlib neither warns nor prints), so
+    that several threads decode PNGs at once."""
+    with _open_regular(path) as f, ExitStack() as guard:
+        messages = guard.enter_context(_guarded(f))
         try:
             img = Image.open(f)
         except Image.DecompressionBombError:
@@ -227,6 +250,7 @@ def _open_image(path: Path) -> Iterator[tuple[Image.Image, Callable[[], list[str
             if img.format == "PNG":
                 _check_png_chunks(f, path)
                 f.seek(0)
+                guard.close()
             yield img, messages
 
 

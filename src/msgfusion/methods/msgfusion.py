@@ -49,13 +49,13 @@ class MsgFusion(FusionMethod):
 
     @cached_property
     def model(self):  # type: ignore[no-untyped-def]
-        """The network for inference, BatchNorm folded, its weights in the channels-last layout
+        """The network for inference (:func:`~msgfusion.model.layers.fold_for_inference`), its weights in the channels-last layout
         (loaded on first use: importing torch takes a second). A bad weights file raises
         :class:`WeightsError` naming it, an absent device :class:`MsgFusionError`."""
         import torch
 
         from msgfusion.methods.device import torch_device
-        from msgfusion.model.layers import fold_batchnorm
+        from msgfusion.model.layers import fold_for_inference
         from msgfusion.model.msgfusion import load_pretrained, load_weights
 
         device = torch_device(self.device)
@@ -70,7 +70,7 @@ class MsgFusion(FusionMethod):
                 raise WeightsError(f"{self.weights}: not a MsgFusion weights file from "
                                    f"`msgfusion train` ({type(exc).__name__} while loading "
                                    "it)") from None
-        return fold_batchnorm(model).to(device, memory_format=torch.channels_last)
+        return fold_for_inference(model).to(device, memory_format=torch.channels_last)
 
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
         """Fused intensities, N x H x W in [0, 1]: the pairs of each modality go to that

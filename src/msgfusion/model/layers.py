@@ -41,10 +41,13 @@ def soft_weighted_merge(*features: torch.Tensor) -> torch.Tensor:
     return sum(w * f for w, f in zip(weights, features))  # type: ignore[return-value]
 
 
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """Fold every :class:`ConvNormAct`'s BatchNorm into its conv (eval mode; same outputs)."""
+def fold_for_inference(model: nn.Module) -> nn.Module:
+    """Eval mode, and every module with a ``fold()`` rewritten into its inference form: the
+    same function with fewer passes over the image (BatchNorm folded into its convolution,
+    consecutive linear layers merged). Folded modules no longer train."""
     model.eval()
-    for module in model.modules():
-        if isinstance(module, ConvNormAct):
-            module.fold()
+    for module in list(model.modules()):
+        fold = getattr(module, "fold", None)
+        if callable(fold):
+            fold()
     return model

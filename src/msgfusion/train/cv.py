@@ -146,35 +146,51 @@ def _better(metric: str, a: float, b: float) -> bool:
     return abs(a) < abs(b) if metric == "rSFe" else a > b
 
 
+def _read(table: str | os.PathLike) -> list[dict[str, str]]:
+    with open(table, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def method_means(table: str | os.PathLike) -> dict[str, dict[str, dict[str, float]]]:
+    """``{pair: {method: {metric: mean}}}``: each method's mean over the folds of its per-fold
+    means (the network: its last epoch, averaged over seeds within a fold first)."""
+    rows = _read(table)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for r in rows:
+        if r["method"] == "msgfusion" and r["epoch"] != "last":
+            continue
+        fold = out.setdefault(r["pairs"], {}).setdefault(r["method"], {})
+        for metric in CV_METRICS:
+            fold.setdefault(f"{r['fold']}:{metric}", []).append(float(r[metric]))  # type: ignore
+    for methods in out.values():
+        for method, values in methods.items():
+            per_fold: dict[str, list[float]] = {}
+            for key, vals in values.items():
+                per_fold.setdefault(key.split(":", 1)[1], []).append(statistics.fmean(vals))
+            methods[method] = {m: statistics.fmean(v) for m, v in per_fold.items()}
+    return out
+
+
 def summarise(table: str | os.PathLike) -> dict[str, dict[str, dict[str, float]]]:
     """``{pair: {metric: {"mean", "sd", "min", "max", "rank"}}}`` of the networks' last epochs
     over folds and seeds; ``rank`` is the network's place (1 = best) among itself and the
-    reference methods when each is averaged over the folds (|rSFe| lower is better), ``score``
-    the validation margin over pixel average and max."""
-    with open(table, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    reference methods, each averaged over the folds (rSFe: the smaller magnitude is better);
+    ``score`` is the validation margin over pixel average and max."""
+    rows = _read(table)
+    means = method_means(table)
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for name in dict.fromkeys(r["pairs"] for r in rows):
+    for name, methods in means.items():
         mine = [r for r in rows if r["pairs"] == name and r["method"] == "msgfusion"
                 and r["epoch"] == "last"]
-        refs: dict[str, list[dict[str, str]]] = {}
-        for r in rows:
-            if r["pairs"] == name and r["method"] != "msgfusion":
-                refs.setdefault(r["method"], []).append(r)
-        folds = {r["fold"] for r in mine}
         summary: dict[str, dict[str, float]] = {}
         for metric in (*CV_METRICS, "score"):
             values = [float(r[metric]) for r in mine]
             entry = {"mean": statistics.fmean(values), "min": min(values), "max": max(values),
                      "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
             if metric != "score":
-                # fold means of the network (over seeds) against the references' fold means
-                ours = statistics.fmean(
-                    statistics.fmean(float(r[metric]) for r in mine if r["fold"] == f)
-                    for f in folds)
-                theirs = [statistics.fmean(float(r[metric]) for r in rs if r["fold"] in folds)
-                          for rs in refs.values()]
-                entry["rank"] = 1 + sum(_better(metric, t, ours) for t in theirs)
+                ours = methods["msgfusion"][metric]
+                entry["rank"] = 1 + sum(_better(metric, v[metric], ours)
+                                        for m, v in methods.items() if m != "msgfusion")
             summary[metric] = entry
         out[name] = summary
     return out
