@@ -20,7 +20,7 @@ otherwise; medians of ``--repeats`` runs after a warm-up run):
   up-sampled 16x), now and at ``--base``; the tiled forward against the whole-image forward on
   up-sampled pairs;
 - the same-run comparison: ms per 256 x 256 pair of every registered method;
-- volumes, once ``msgfusion`` fuses them.
+- volumes: the SPM T1 + PET pair and a 256 x 256 x 100 pair, in process and as a command.
 
 The machine is shared: the load average is recorded at the start and the end, and the ratios
 (taken in one run) are more telling than the absolute times.
@@ -48,6 +48,7 @@ AANLIB = REPO.parent / "shared" / "data" / "aanlib"
 PET_TEST = AANLIB / "PET-MRI" / "test"
 SPM = REPO.parent / "shared" / "data" / "volumes" / "spm_oldnorm"
 BASE = "e13b2e6"  # main before this work: eager imports, NCHW, 4 pairs per pass, float64 V'
+PREV = "f00b141"  # main after session 6: pairs fused one at a time beside two I/O threads
 MAX_ERROR = 1 / 255
 
 
@@ -94,23 +95,24 @@ def probe(spec: dict) -> dict:
     def network() -> None:  # fresh pairs: V' and the tensors are part of the method's work
         fuse_pairs(method, [FusionPair(p.mr, p.func, p.modality) for p in pairs], 24)
 
-    extra = ["--threads", str(spec["threads"])] if spec["new"] else []
-
-    def fuse_dir(name: str):  # a fresh output folder per run, as for a user's first run
+    def fuse_dir(name: str, *more: str):  # a fresh output folder per run, as for a first run
         return lambda: main(["fuse-dir", str(pet_test), "-o", tempfile.mkdtemp(dir=out_dir),
-                             "--method", name, *extra])
+                             "--method", name, *spec["extra"], *more])
 
     fused = fuse_pairs(method, pairs)
-    colours = [restore_color(f, p.func, "hsv") for f, p in zip(fused, pairs)]
+    colours = [restore_color(f, p.func, "ycbcr") for f, p in zip(fused, pairs)]
     result = {"network": timed(network), "fuse_dir": timed(fuse_dir("msgfusion"))}
     if spec.get("network_only"):
         return result
+    if spec.get("serial"):  # the same command with one worker thread: no pairs side by side
+        result["fuse_dir_serial"] = timed(fuse_dir("msgfusion", "--workers", "1"))
+        result["floor_serial"] = timed(fuse_dir("max", "--workers", "1"))
     result |= {
         "floor": timed(fuse_dir("max")),
         "read": timed(lambda: [(read_image(f.mr_path), read_image(f.func_path))
                                for f in folder.files]),
         "v_prime": timed(lambda: [v_prime(p.func) for p in pairs]),
-        "colour": timed(lambda: [restore_color(f, p.func, "hsv")
+        "colour": timed(lambda: [restore_color(f, p.func, "ycbcr")
                                  for f, p in zip(fused, pairs)]),
         "write": timed(lambda: [write_image(Path(tempfile.mkdtemp(dir=out_dir)) / "w.png", c)
                                 for c in colours]),
@@ -265,23 +267,33 @@ def method_table(seconds: float) -> list[tuple[str, float, float, int]]:
     return rows
 
 
-def volume_times(src: Path, work: Path, repeats: int) -> dict | None:
-    """``msgfusion fuse`` on the SPM T1 + PET volumes (91 slices): in process after a warm-up
-    (s, median) and as a fresh process; None while this tree does not fuse volumes."""
-    if not (src / "msgfusion" / "io" / "volumes.py").is_file():
-        return None
+def volume_times(src: Path, work: Path, repeats: int) -> dict:
+    """``msgfusion fuse`` on the SPM T1 + PET volumes (91 slices) and on the T1 resampled to
+    256 x 256 x 100 with the PET (``benchmarks/volumes.py``'s large pair): in process after a
+    warm-up (s, median) and as a fresh process."""
+    import importlib.util
+
     from msgfusion.cli import main
 
-    argv = ["fuse", "--mr", str(SPM / "T1.nii.gz"), "--func", str(SPM / "PET.nii.gz"), "-o",
-            str(work / "fused.nii.gz"), "--overwrite"]
-    main(argv)
-    walls = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    spec = importlib.util.spec_from_file_location("volumes_bench", REPO / "benchmarks" /
+                                                  "volumes.py")
+    volumes_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(volumes_bench)
+    pairs = {"spm": (SPM / "T1.nii.gz", SPM / "PET.nii.gz"),
+             "large": volumes_bench.large_pair(work)}
+    out = {}
+    for key, (mr, func) in pairs.items():
+        argv = ["fuse", "--mr", str(mr), "--func", str(func), "-o",
+                str(work / f"fused_{key}.nii.gz"), "--overwrite", "-q"]
         main(argv)
-        walls.append(time.perf_counter() - start)
-    return {"in_process_s": statistics.median(walls),
-            "command_s": child_run(["-m", "msgfusion", *argv], src)[0]}
+        walls = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            main(argv)
+            walls.append(time.perf_counter() - start)
+        out[key] = {"in_process_s": statistics.median(walls),
+                    "command_s": child_run(["-m", "msgfusion", *argv], src)[0]}
+    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -341,19 +353,13 @@ def report(r: dict) -> str:
         f"max {r['equality']['max']:.1e} | | {verdict(r['equality']['max'] <= MAX_ERROR)} |",
     ]
     vol = r["volumes"]
-    if vol:
-        lines.append(f"| `msgfusion fuse` SPM T1 + PET (91 slices) end to end <= 1 s | "
-                     f"{vol['in_process_s']:.2f} s in process, {vol['command_s']:.2f} s as a "
-                     f"fresh process | | {verdict(vol['in_process_s'] <= 1)} |")
-        if "volumes_load" in r:
-            lines.append(f"| (volumes measured after the rest, when volume fusion reached "
-                         f"this tree: `python benchmarks/speed.py --add-volumes RESULT.json`; "
-                         f"load average {r['volumes_load']:.1f}) | | | |")
-        lines.append("| a 256 x 256 x 100 pair <= 2 s | not measured here (docs/volumes.md) "
-                     "| | |")
-    else:
-        lines.append("| SPM T1 + PET (91 slices) <= 1 s; 256 x 256 x 100 <= 2 s | pending: "
-                     "volume fusion is not in the command line of this tree yet | | pending |")
+    for key, label, limit in (("spm", "SPM T1 + PET (91 slices)", 1.0),
+                              ("large", "a 256 x 256 x 100 pair (T1 resampled, with the PET)",
+                               2.0)):
+        v = vol[key]
+        lines.append(f"| `msgfusion fuse` {label} end to end <= {limit:.0f} s | "
+                     f"{v['in_process_s']:.2f} s in process, {v['command_s']:.2f} s as a "
+                     f"fresh process | | {verdict(v['in_process_s'] <= limit)} |")
     lines += [
         "",
         f"Start-up for reference: the interpreter alone (`python -c pass`) takes "
@@ -369,21 +375,32 @@ def report(r: dict) -> str:
         "The floor is the same `fuse-dir` with the pixel maximum in place of the network "
         "(reading both PNGs, V', colour restoration, writing the PNG, in the same threads). "
         f"The whole command in a fresh process (interpreter, imports, weights) took "
-        f"{r['command_s']:.2f} s wall for the 24 pairs.",
+        f"{r['command_s']:.2f} s wall for the 24 pairs. Columns: {BASE} (before the speed "
+        f"work), {PREV} (after session 6: one pair at a time on the main thread, reading and "
+        "writing in two background threads) and now (each of two worker threads reads, fuses, "
+        "colours and writes whole pairs, one per core).",
         "",
-        "| | before (wall) | before (CPU) | now (wall) | now (CPU) |",
-        "|---|---:|---:|---:|---:|",
+        f"| | {BASE} wall | CPU | {PREV} wall | CPU | now wall | CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     rows = [("`fuse-dir` end to end", "fuse_dir"), ("floor: read + colour + write", "floor"),
             ("network alone (with V' and tensors)", "network"),
             ("read both PNGs", "read"), ("V' of the PET image", "v_prime"),
-            ("colour restoration (hsv)", "colour"), ("write the fused PNG", "write")]
+            ("colour restoration (ycbcr)", "colour"), ("write the fused PNG", "write")]
     for label, key in rows:
-        a, b = old["1"].get(key), new["1"].get(key)
-        if a is None or b is None:
-            continue
-        lines.append(f"| {label} | {ms(a['wall'])} | {ms(a['cpu'])} | {ms(b['wall'])} | "
-                     f"{ms(b['cpu'])} |")
+        cells = [r.get("prev", {}).get(key) if tree == "prev" else tree.get(key)
+                 for tree in (old["1"], "prev", new["1"])]
+        lines.append(f"| {label} | " + " | ".join(
+            f"{ms(c['wall'])} | {ms(c['cpu'])}" if c else "| " for c in cells) + " |")
+    serial, floor_serial = new["1"]["fuse_dir_serial"], new["1"]["floor_serial"]
+    lines += [
+        "",
+        f"Now with `--workers 1` (one pair at a time: read, fuse, colour, write in turn): "
+        f"`fuse-dir` {ms(serial['wall'])} per pair ({ms(serial['cpu'])} CPU), floor "
+        f"{ms(floor_serial['wall'])}; two workers: {ms(e2e['wall'])} and "
+        f"{ms(new['1']['floor']['wall'])}.",
+        "",
+    ]
     jit = new["1"]["jit"]
     lines += [
         "",
@@ -400,7 +417,8 @@ def report(r: dict) -> str:
         f"| before, 1 thread, 1 pair per pass | {ms(old['1c']['network']['wall'])} | "
         f"{ms(old['1c']['network']['cpu'])} |",
         f"| now: + channels-last, closed-form two-map merge, GV1 head without the "
-        f"full-resolution concat, float32 V' (1 thread, 1 pair per pass) | "
+        f"full-resolution concat, float32 V', GV1 stem and head input term in one "
+        f"convolution, GV2's two convolutions in one (1 thread, 1 pair per pass) | "
         f"{ms(net['wall'])} | {ms(net['cpu'])} |",
         f"| now, 4 pairs per pass | {ms(new['1c']['network']['wall'])} | "
         f"{ms(new['1c']['network']['cpu'])} |",
@@ -413,7 +431,10 @@ def report(r: dict) -> str:
         f"`fuse-dir` end to end with torch's 2 threads: {ms(new['2']['fuse_dir']['wall'])} per "
         f"pair now, {ms(old['2']['fuse_dir']['wall'])} before (the CLI's `--threads` "
         "default is 1 since this work). PNG writing at zlib level 1 instead of 6 is part of the "
-        "'write' row above; V' in float32 of the 'V'' row.",
+        "'write' row above; V' in float32 of the 'V'' row; PNG decoding outside the decoding "
+        "lock and 8-bit scaling before the float conversion of the 'read' row; one luminance "
+        "per image (exact in float32), a separable noise filter and an in-place mix of the "
+        "'colour' row.",
         "",
         "Not tried or not shipped: `torch.compile` (tens of seconds of compilation per input "
         "size on this CPU, more than a whole `fuse-dir` run); ONNX Runtime (the frequency path's "
@@ -466,6 +487,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--base", default=BASE, help="revision measured as 'before'")
+    parser.add_argument("--prev", default=PREV,
+                        help="revision measured as the previous step (its fuse-dir)")
     parser.add_argument("--skip-old-memory", action="store_true",
                         help="do not measure the 4096 x 4096 pair at --base (about 7 GB)")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "speed.md")
@@ -473,18 +496,7 @@ def main() -> None:
     parser.add_argument("--probe-out", help=argparse.SUPPRESS)
     parser.add_argument("--render", type=Path, metavar="JSON",
                         help="write the report from the raw numbers of an earlier run")
-    parser.add_argument("--add-volumes", type=Path, metavar="JSON",
-                        help="measure only the volume target, add it to the raw numbers of an "
-                             "earlier run and write the report")
     args = parser.parse_args()
-    if args.add_volumes:
-        sys.path.insert(0, str(REPO / "src"))
-        raw = json.loads(args.add_volumes.read_text())
-        raw["volumes"] = volume_times(REPO / "src", Path(tempfile.mkdtemp(prefix="speed-")),
-                                      args.repeats)
-        raw["volumes_load"] = os.getloadavg()[0]
-        args.add_volumes.write_text(json.dumps(raw, indent=1))
-        args.render = args.add_volumes
     if args.render:
         args.output.write_text(report(json.loads(args.render.read_text())), encoding="utf-8")
         return
@@ -499,6 +511,7 @@ def main() -> None:
     # Both trees are snapshots (the working tree may change during a run of many minutes).
     new_src = Path(shutil.copytree(REPO / "src", work / "now" / "src"))
     old_src = extract_tree(args.base, work / "base")
+    prev_src = extract_tree(args.prev, work / "prev")
     shutil.copy(__file__, work / "speed.py")
     result: dict = {"repeats": args.repeats, "date": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                    time.gmtime())}
@@ -512,13 +525,14 @@ def main() -> None:
     # pairs per pass. The trees alternate so that both see the same load.
     for key in ("1", "2", "1c"):
         common = {"threads": 2 if key == "2" else 1, "repeats": args.repeats,
-                  "aanlib": str(AANLIB),
-                  "network_only": key != "1"}
-        old_spec = {**common, "new": False, **({"chunk": 1} if key == "1c" else {})}
-        new_spec = {**common, "new": True, **({"chunk": 4} if key == "1c" else {})}
+                  "aanlib": str(AANLIB), "network_only": key != "1"}
+        threads = ["--threads", str(common["threads"])]
+        old_spec = {**common, "extra": [], **({"chunk": 1} if key == "1c" else {})}
+        new_spec = {**common, "extra": threads, **({"chunk": 4} if key == "1c" else {})}
         if key == "1":
             old_spec["fused"], new_spec["fused"] = str(work / "old.npz"), str(work / "new.npz")
-            new_spec["jit"] = True
+            new_spec["jit"] = new_spec["serial"] = True
+            result["prev"] = run_probe(prev_src, {**common, "extra": threads})
         result["old"][key] = run_probe(old_src, old_spec)
         result["new"][key] = run_probe(new_src, new_spec)
     a, b = np.load(work / "old.npz"), np.load(work / "new.npz")

@@ -99,3 +99,36 @@ def test_device_option(test_pairs):
     else:  # a GPU machine: the same values as on the CPU
         np.testing.assert_allclose(MsgFusion(device="cuda").fuse(pairs),
                                    get_method("msgfusion").fuse(pairs), atol=1 / 255)
+
+
+def test_inference_folds_merge_layers_and_keep_the_function(test_pairs):
+    """fold_for_inference: BatchNorm into its conv, the GV1 stem with the head's input term,
+    GV2's 1x1 into its 7x7; on a random network of another shape (two brightness channels,
+    two convolutions per scale, trained BatchNorm statistics) as on the shipped ones."""
+    from dataclasses import replace
+
+    from torch import nn
+
+    from msgfusion.model import MsgFusionNet, lite
+    from msgfusion.model.layers import fold_for_inference
+
+    shipped = MsgFusion().model.net("PET")
+    assert shipped.gv1.stem_head is not None and isinstance(shipped.gv2.point, nn.Identity)
+    cfg = lite()
+    cfg = replace(cfg, gv=replace(cfg.gv, brightness_channels=2, convs_per_scale=2))
+    torch.manual_seed(0)
+    net = MsgFusionNet(cfg)
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+    with torch.no_grad():
+        net.gv2.point.weight.normal_()
+    pairs = test_pairs["SPECT"][:2]
+    batch = batch_from_pairs(pairs, ("mr", "func", "v_prime"))
+    with torch.no_grad():
+        before = net.eval()(*batch.values())
+        after = fold_for_inference(net)(*batch.values())
+    assert net.gv1.stem_head is not None
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
