@@ -138,45 +138,46 @@ def cv_section() -> list[str]:
     summaries = {recipe: summarise(t) for recipe, t in tables.items()}
     means = {recipe: method_means(t) for recipe, t in tables.items()}
     configs = {r: ExperimentConfig.from_file(CV_DIR / f"{r}.json") for r in tables}
-    first = next(iter(tables))
-    with open(tables[first], newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    k = len({r["fold"] for r in rows})
-    seeds = sorted({r["seed"] for r in rows if r["method"] == OURS})
-    groups = list(summaries[first])
+    runs: dict[str, set[str]] = {}
+    for recipe, table in tables.items():
+        with open(table, newline="") as fh:
+            for r in csv.DictReader(fh):
+                if r["method"] == OURS:
+                    runs.setdefault(recipe, set()).add((r["fold"], r["seed"]))
+    k = len({fold for recipe in runs.values() for fold, _ in recipe})
+    groups = list(dict.fromkeys(g for s in summaries.values() for g in s))
     folds = {g: case_folds([f.stem for f in load_aanlib(DATA, "train", [g])[0].files], k)
              for g in groups}
-    epochs = {g: configs[first].for_pair(g).train.epochs for g in groups}
     lines = ["## Cross-validation by atlas case", "",
-             f"Recipes in `src/msgfusion/model/weights/cv/` ({', '.join(f'`{r}.json`' for r in tables)}), "
-             f"each scored by `msgfusion train --config src/msgfusion/model/weights/cv/RECIPE.json "
-             f"--cv {k} --out runs/cv-RECIPE` (table copied to `cv/RECIPE_cv.csv`). {k} folds of "
-             "whole atlas cases per pair type (the first digits of a file name; fold sizes: "
-             + "; ".join(f"{g} {', '.join(str(f.count(i)) for i in range(k))} pairs"
-                         for g, f in folds.items())
-             + f"), seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)} (the recipe's), "
-             + ", ".join(f"{g} {e}" for g, e in epochs.items())
-             + " epochs (the shipped networks trained 60-75: the CV recipes are shortened to "
-             "fit the CPU). Each network trains on the other folds and is scored on its own, as "
-             "the benchmark scores the test pairs; the test split is not read. Cells: mean ± sd "
+             f"Recipes in `src/msgfusion/model/weights/cv/` (RECIPE.json), each scored by "
+             f"`msgfusion train --config src/msgfusion/model/weights/cv/RECIPE.json --cv {k} "
+             "--out runs/cv-RECIPE` (its cv.csv copied to `cv/RECIPE_cv.csv`). "
+             f"{k} folds of whole atlas cases per pair type (the first digits of a file name; "
+             "fold sizes: " + "; ".join(f"{g} {', '.join(str(f.count(i)) for i in range(k))} "
+                                        "pairs" for g, f in folds.items())
+             + "). Each network trains on the other folds and is scored on its own, as the "
+             "benchmark scores the test pairs; the test split is not read. Cells: mean ± sd "
              "over folds and seeds of the last epoch (rank among the network and the reference "
              "methods on the same folds, 1 = best); rSFe is the signed mean (ranked by its "
              "magnitude); margin: the smallest margin over pixel average and max on Q_S, VIFF, "
              "Qabf (the validation score).", ""]
     for group in groups:
-        lines += [f"### {group}", "", "| recipe / method | " + " | ".join(CV_METRICS)
-                  + " | margin |", "|---" * (len(CV_METRICS) + 2) + "|"]
-        for recipe, summary in summaries.items():
-            s = summary[group]
-            lines.append(f"| msgfusion, `{recipe}` | " + " | ".join(_cv_cell(s[m])
-                         for m in CV_METRICS) + f" | {s['score']['mean']:+.4f} ± "
-                         f"{s['score']['sd']:.2g} |")
-        for method, values in means[first][group].items():
+        have = [r for r in summaries if group in summaries[r]]
+        lines += [f"### {group}", "", "| recipe (epochs, seeds) / method | "
+                  + " | ".join(CV_METRICS) + " | margin |", "|---" * (len(CV_METRICS) + 2) + "|"]
+        for recipe in have:
+            s = summaries[recipe][group]
+            seeds = sorted({seed for _, seed in runs[recipe]})
+            epochs = configs[recipe].for_pair(group).train.epochs
+            lines.append(f"| msgfusion, `{recipe}` ({epochs}, {', '.join(seeds)}) | "
+                         + " | ".join(_cv_cell(s[m]) for m in CV_METRICS)
+                         + f" | {s['score']['mean']:+.4f} ± {s['score']['sd']:.2g} |")
+        for method, values in means[have[0]][group].items():
             if method != OURS:
                 lines.append(f"| {method} | " + " | ".join(f"{values[m]:.4g}" for m in CV_METRICS)
                              + " | |")
-        best = max(summaries, key=lambda r: summaries[r][group]["score"]["mean"])
-        lines += ["", f"Chosen by the CV margin: `{best}`.", ""]
+        best = max(have, key=lambda r: summaries[r][group]["score"]["mean"])
+        lines += ["", f"Highest CV margin: `{best}`.", ""]
     lines += _cv_predicts_test(summaries, groups)
     return lines
 
@@ -184,7 +185,7 @@ def cv_section() -> list[str]:
 def _cv_predicts_test(summaries: dict, groups: list[str]) -> list[str]:
     """CV ranks of the shipped recipe against the test ranks of the shipped networks, among
     the same reference methods (test split, ycbcr)."""
-    recipe = "shipped" if "shipped" in summaries else next(iter(summaries))
+    recipe = "shipped"
     result = bench("ycbcr")
     lines = [f"How the CV ranks of `{recipe}` foretell the test ranks of the shipped networks "
              f"among the same methods ({', '.join(CV_REFERENCES)}; test split, 24 pairs per type; "
@@ -192,6 +193,8 @@ def _cv_predicts_test(summaries: dict, groups: list[str]) -> list[str]:
              "| pair | " + " | ".join(CV_METRICS) + " | same rank | off by one or less |",
              "|---" * (len(CV_METRICS) + 3) + "|"]
     for group in groups:
+        if group not in summaries[recipe]:
+            continue
         _, stats = group_stats(result, group)
         cells, same, near = [], 0, 0
         for metric in CV_METRICS:

@@ -34,11 +34,16 @@ def soft_weighted_merge(*features: torch.Tensor) -> torch.Tensor:
     """
     if len(features) == 2:
         first, second = features
-        weight = torch.sigmoid(first.mean(dim=1, keepdim=True) - second.mean(dim=1, keepdim=True))
+        weight = torch.sigmoid(_channel_mean(first) - _channel_mean(second))
         return torch.lerp(second, first, weight)
-    scores = torch.stack([f.mean(dim=1, keepdim=True) for f in features], dim=0)
+    scores = torch.stack([_channel_mean(f) for f in features], dim=0)
     weights = torch.softmax(scores, dim=0)
     return sum(w * f for w, f in zip(weights, features))  # type: ignore[return-value]
+
+
+def _channel_mean(x: torch.Tensor) -> torch.Tensor:
+    """The mean over channels, N x 1 x H x W (a one-channel map is its own mean: no copy)."""
+    return x if x.shape[1] == 1 else x.mean(dim=1, keepdim=True)
 
 
 def fold_for_inference(model: nn.Module) -> nn.Module:

@@ -62,7 +62,7 @@ class MsgFusionNet(nn.Module):
               sf2: torch.Tensor | None = None) -> torch.Tensor:
         gv2 = self.gv2(v_prime) if self.gv2 is not None else None
         out = self.fusion(self.sf(mr, sf2), self.gv1(func), gv2)
-        return out.mean(dim=1, keepdim=True)
+        return out if out.shape[1] == 1 else out.mean(dim=1, keepdim=True)
 
     def forward_tiled(self, mr: torch.Tensor, func: torch.Tensor, v_prime: torch.Tensor,
                       tile: int = 512, halo: int = 32) -> torch.Tensor:
