@@ -417,8 +417,8 @@ def report(r: dict) -> str:
         f"| before, 1 thread, 1 pair per pass | {ms(old['1c']['network']['wall'])} | "
         f"{ms(old['1c']['network']['cpu'])} |",
         f"| now: + channels-last, closed-form two-map merge, GV1 head without the "
-        f"full-resolution concat, float32 V', GV1 stem and head input term in one "
-        f"convolution, GV2's two convolutions in one (1 thread, 1 pair per pass) | "
+        f"full-resolution concat, float32 V', GV2's two convolutions in one, no channel mean "
+        f"of one-channel maps (1 thread, 1 pair per pass) | "
         f"{ms(net['wall'])} | {ms(net['cpu'])} |",
         f"| now, 4 pairs per pass | {ms(new['1c']['network']['wall'])} | "
         f"{ms(new['1c']['network']['cpu'])} |",

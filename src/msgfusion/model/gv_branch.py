@@ -49,35 +49,9 @@ class MultiScaleEncoder(nn.Module):
         top = w[1] if len(w) > 1 else 0
         self.head = nn.Conv2d(w[0] + top + cfg.in_channels, cfg.out_channels, 1)
         self.gain = nn.Parameter(torch.full((cfg.out_channels, 1, 1), cfg.out_gain))
-        self.stem_head: nn.Conv2d | None = None  # set by fold()
-
-    def fold(self) -> None:
-        """For inference: one convolution of the input gives both the stem (before its
-        activation) and the head's term of the input (a 1x1 convolution is a k x k one with only
-        its centre tap), so the full-resolution input is convolved once."""
-        self.stem.fold()
-        conv = self.stem[0]
-        if self.stem_head is not None or not isinstance(self.stem[1], nn.Identity):
-            return
-        k, cin, width = conv.kernel_size[0], conv.in_channels, conv.out_channels
-        out = self.head.out_channels
-        weight = conv.weight.new_zeros((width + out, cin, k, k))
-        weight[:width] = conv.weight
-        weight[width:, :, k // 2, k // 2] = self.head.weight[:, :cin, 0, 0]
-        bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(width)
-        self.stem_head = nn.Conv2d(cin, width + out, k, padding=k // 2).eval()
-        with torch.no_grad():
-            self.stem_head.weight.copy_(weight)
-            self.stem_head.bias.copy_(torch.cat([bias, self.head.bias]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight, split = self.head.weight, (x.shape[1], self.stem[0].out_channels)
-        if self.stem_head is None:
-            stem = self.stem(x)
-            out = F.conv2d(x, weight[:, : split[0]], self.head.bias)
-        else:  # folded: the activation runs in place on the stem's channels
-            both = self.stem_head(x)
-            stem, out = self.stem[2](both[:, : split[1]]), both[:, split[1] :]
+        stem = self.stem(x)
         skips = [stem]
         h = stem
         for block in self.down:
@@ -89,6 +63,8 @@ class MultiScaleEncoder(nn.Module):
         # head(cat(x, stem, up(h))) computed part by part, without the full-resolution concat;
         # the 1x1 convolution commutes with the bilinear up-sampling, so h's part runs at the
         # coarser scale (same value, a quarter of the pixels).
+        weight, split = self.head.weight, (x.shape[1], stem.shape[1])
+        out = F.conv2d(x, weight[:, : split[0]], self.head.bias)
         out = out + F.conv2d(stem, weight[:, split[0] : sum(split)])
         if self.down:
             coarse = F.conv2d(h, weight[:, sum(split) :])
