@@ -126,6 +126,16 @@ def test_intensity_scales(t1, pet):
 
 # --- Fusion --------------------------------------------------------------------------------------
 
+def test_fuse_volume_workers_and_batches_give_the_same_volume(t1, pet):
+    """Slice batches fused side by side in worker threads fill the same voxels as one thread
+    fusing them in turn (the network, ycbcr colour, uneven last batch)."""
+    serial = fuse_volume(t1, pet, workers=1, batch_size=91)
+    for workers, batch in ((2, 8), (3, 5)):
+        parallel = fuse_volume(t1, pet, workers=workers, batch_size=batch)
+        np.testing.assert_array_equal(parallel.intensity.data, serial.intensity.data)
+        np.testing.assert_array_equal(parallel.picture.data, serial.picture.data)
+
+
 def test_fuse_volume_is_the_slice_method_on_every_slice_along_any_axis(t1, pet):
     """The pixel average fuses (MR + luminance of the rendered PET) / 2 on every voxel, so the
     result is known, and slicing along any axis must give the same volume."""
