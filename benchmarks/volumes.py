@@ -178,7 +178,8 @@ def main() -> None:
         "",
         "Read both volumes, resample the PET onto the MR grid (SimpleITK, linear; skipped when the "
         "grids are the same), fuse (`fuse_volume`: resampling, intensity scaling, colour map, the "
-        "network slice by slice in batches of 8, one batch per CPU core at a time, colour restored), write the RGB NIfTI.",
+        "network slice by slice in batches of 8, one batch per CPU core at a time, colour "
+        "restored), write the RGB NIfTI.",
         "",
         "| pair | read | resample | fuse | fuse, CPU time | write | read + fuse + write |",
         "|---|---:|---:|---:|---:|---:|---:|",
