@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from msgfusion.cli.common import CommandAdder, NameList, add_color_option
+from msgfusion.cli.common import CommandAdder, NameList, add_cluster_options, add_color_option
 from msgfusion.data.datasets import PairFolder
 from msgfusion.progress import progress_bar
 
@@ -82,13 +82,10 @@ def add_commands(command: CommandAdder) -> None:
     p.add_argument("--peers", default="../shared/reference/peers.md",
                    help="published methods' scores to rank against (default: %(default)s; "
                         "skipped if missing)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, metavar="N",
-                       help="fuse and evaluate on a local Dask cluster of N processes (timing "
-                            "stays in this process)")
-    where.add_argument("--scheduler", metavar="ADDRESS",
-                       help="fuse and evaluate on the Dask cluster at ADDRESS (its workers must "
-                            "see the results folder)")
+    add_cluster_options(p, "fuse and evaluate on a local Dask cluster of N processes (timing "
+                           "stays in this process)",
+                        "fuse and evaluate on the Dask cluster at ADDRESS (its workers must see "
+                        "the results folder)")
     p.add_argument("--publish", metavar="DOCS_DIR",
                    help="write results.md and its figures here (e.g. docs) instead of the results folder")
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from msgfusion.cli.common import CommandAdder, add_color_option
+from msgfusion.cli.common import CommandAdder, add_cluster_options, add_color_option
 from msgfusion.io.files import check_output, write_text
 from msgfusion.methods.registry import DEFAULT_METHOD
 
@@ -61,13 +61,10 @@ def add_commands(command: CommandAdder) -> None:
                    help="CSV with columns id, mr, func, modality and optional per-row method, "
                         "color; relative paths are relative to the manifest's folder")
     r.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
-    where = r.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, metavar="N",
-                       help="local cluster of N single-threaded worker processes (default: one "
-                            "per CPU core)")
-    where.add_argument("--scheduler", metavar="ADDRESS",
-                       help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (SLURM via "
-                            "dask-jobqueue, Kubernetes, a cloud service)")
+    add_cluster_options(r, "local cluster of N single-threaded worker processes (default: one "
+                           "per CPU core)",
+                        "an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (SLURM via "
+                        "dask-jobqueue, Kubernetes, a cloud service)")
     r.add_argument("--method", default=DEFAULT_METHOD,
                    help=f"fusion method of rows without one (default: {DEFAULT_METHOD}); a "
                         "manifest's method and color columns override --method and --color")

@@ -49,6 +49,14 @@ class NameList(argparse.Action):
         setattr(namespace, self.dest, names)
 
 
+def add_cluster_options(p: argparse.ArgumentParser, workers_help: str,
+                        scheduler_help: str) -> None:
+    """``--workers N`` (a local Dask cluster) or ``--scheduler ADDRESS`` (an existing one)."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N", help=workers_help)
+    where.add_argument("--scheduler", metavar="ADDRESS", help=scheduler_help)
+
+
 def modality_arg(value: str) -> str:
     try:
         return check_modality(value)

@@ -151,24 +151,24 @@ def _read(table: str | os.PathLike) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def _means(rows: list[dict[str, str]]) -> dict[str, dict[str, dict[str, float]]]:
+    folds: dict[tuple[str, str, str], list[dict[str, str]]] = {}  # (pair, method, fold) -> runs
+    for r in rows:
+        if r["method"] != "msgfusion" or r["epoch"] == "last":
+            folds.setdefault((r["pairs"], r["method"], r["fold"]), []).append(r)
+    per_fold: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for (pair, method, _), runs in folds.items():
+        per_fold.setdefault(pair, {}).setdefault(method, []).append(
+            {m: statistics.fmean(float(r[m]) for r in runs) for m in CV_METRICS})
+    return {pair: {method: {m: statistics.fmean(f[m] for f in fold_means) for m in CV_METRICS}
+                   for method, fold_means in methods.items()}
+            for pair, methods in per_fold.items()}
+
+
 def method_means(table: str | os.PathLike) -> dict[str, dict[str, dict[str, float]]]:
     """``{pair: {method: {metric: mean}}}``: each method's mean over the folds of its per-fold
     means (the network: its last epoch, averaged over seeds within a fold first)."""
-    rows = _read(table)
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for r in rows:
-        if r["method"] == "msgfusion" and r["epoch"] != "last":
-            continue
-        fold = out.setdefault(r["pairs"], {}).setdefault(r["method"], {})
-        for metric in CV_METRICS:
-            fold.setdefault(f"{r['fold']}:{metric}", []).append(float(r[metric]))  # type: ignore
-    for methods in out.values():
-        for method, values in methods.items():
-            per_fold: dict[str, list[float]] = {}
-            for key, vals in values.items():
-                per_fold.setdefault(key.split(":", 1)[1], []).append(statistics.fmean(vals))
-            methods[method] = {m: statistics.fmean(v) for m, v in per_fold.items()}
-    return out
+    return _means(_read(table))
 
 
 def summarise(table: str | os.PathLike) -> dict[str, dict[str, dict[str, float]]]:
@@ -177,7 +177,7 @@ def summarise(table: str | os.PathLike) -> dict[str, dict[str, dict[str, float]]
     reference methods, each averaged over the folds (rSFe: the smaller magnitude is better);
     ``score`` is the validation margin over pixel average and max."""
     rows = _read(table)
-    means = method_means(table)
+    means = _means(rows)
     out: dict[str, dict[str, dict[str, float]]] = {}
     for name, methods in means.items():
         mine = [r for r in rows if r["pairs"] == name and r["method"] == "msgfusion"
