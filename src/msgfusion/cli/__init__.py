@@ -92,9 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         args.argv = argv
     except SystemExit as exc:  # --help, or a usage error already printed as one line
         return int(exc.code or 0)
+    from msgfusion.allocator import reuse_freed_memory
     from msgfusion.io.images import set_max_pixels
     from msgfusion.progress import set_progress
 
+    reuse_freed_memory()
     set_progress(not args.quiet)
     set_max_pixels(args.max_pixels)
     try:

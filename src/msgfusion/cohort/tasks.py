@@ -264,8 +264,10 @@ class CohortWorkerSetup(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         import torch
 
+        from msgfusion.allocator import reuse_freed_memory
         from msgfusion.data.datasets import sample_folders
 
+        reuse_freed_memory()
         torch.set_num_threads(self.torch_threads)
         sample = sample_folders()[1][0]
         for name in self.methods:
