@@ -85,7 +85,7 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
                    help="where the network methods run: cpu (default), cuda, cuda:N; the "
                         "classical methods run on the CPU")
     p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="CPU threads of a network pass (default 1: fuse-dir reads and writes "
+                   help="CPU threads of a network pass and of numpy's matrix products (default 1: fuse-dir reads and writes "
                         "images on the other cores meanwhile, and on a busy machine torch's "
                         "default of one thread per core measured up to 10x slower; docs/speed.md)")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
@@ -108,10 +108,16 @@ def method_from_args(args: argparse.Namespace) -> FusionMethod:
 
 
 def _set_threads(threads: int) -> None:
-    """Intra-op CPU threads of torch: set now if torch is loaded, else through OMP_NUM_THREADS,
-    which torch reads when a network method first imports it."""
+    """Intra-op CPU threads of torch and of numpy's BLAS. torch's: set now if torch is loaded,
+    else through OMP_NUM_THREADS, which torch reads when a network method first imports it.
+    BLAS's: one call of a matrix product per image (luminance, YCbCr) otherwise wakes a thread
+    per core, which spin while fuse-dir's workers already use every core (measured: about
+    0.5 ms per pair of fuse-dir, docs/speed.md)."""
     if threads < 1:
         raise MsgFusionError(f"--threads {threads}: must be at least 1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     else:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from msgfusion.model.configs import SFConfig
-from msgfusion.model.layers import ConvNormAct, soft_weighted_merge
+from msgfusion.model.layers import ConvNormAct, soft_weighted_merge, upsample
 
 
 def radial_frequency(height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -69,7 +69,7 @@ class FrequencyUnit(nn.Module):
         """The features of :meth:`low_res` brought to ``size`` (bilinear; unchanged at scale 0)."""
         if not self.scale:
             return low
-        return F.interpolate(low, size=size, mode="bilinear", align_corners=False)
+        return upsample(low, size)
 
     def low_res(self, x: torch.Tensor) -> torch.Tensor:
         """The filtered features at the unit's working resolution, 1/2^scale (the global part:
