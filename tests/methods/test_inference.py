@@ -133,3 +133,18 @@ def test_inference_folds_merge_layers_and_keep_the_function(test_pairs):
         after = fold_for_inference(net)(*batch.values())
     assert isinstance(net.gv2.point, nn.Identity)
     torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+
+
+def test_traced_pass_is_the_python_pass_bit_for_bit(test_pairs):
+    """From the second pass of a network on one input shape the method runs it traced
+    (TorchScript): the same operations, the same bits. A shape met once is not traced."""
+    python, traced = MsgFusion(), MsgFusion()
+    python.trace_after = 0
+    for pairs in test_pairs.values():
+        np.testing.assert_array_equal(np.stack([traced.fuse([p])[0] for p in pairs[:3]]),
+                                      np.stack([python.fuse([p])[0] for p in pairs[:3]]))
+    assert len(traced._traced) == 3 and not python._traced
+    pair = test_pairs["PET"][0]
+    traced.fuse([FusionPair(mr=pair.mr[:200, :120], func=pair.func[:200, :120],
+                            modality="PET")])
+    assert len(traced._traced) == 3
