@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -93,3 +95,24 @@ def test_fuse_folder_keeps_going_past_a_pair_that_fails_in_a_worker(aanlib_dir, 
     with pytest.raises(msgfusion.MsgFusionError, match="25022"):
         msgfusion.fuse_folder(folder, tmp_path / "out2", "max", workers=2, progress=False)
     assert not any(p.name.endswith(".part") for p in (tmp_path / "out2").glob(".*"))
+
+
+def test_two_runs_into_one_folder_write_each_image_once(aanlib_dir, tmp_path):
+    """Two fuse_folder runs into one folder at once (keep_going): images are committed by the
+    writer threads, and each output is linked into place by exactly one run; the other reports
+    it as existing, before its work or when its write comes. No temporary file is left."""
+    src, out = aanlib_dir / "CT-MRI" / "test", tmp_path / "out"
+    results: list = []
+    runs = [threading.Thread(target=lambda: results.append(msgfusion.fuse_folder(
+        src, out, "max", keep_going=True, progress=False))) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    first, second = results
+    assert not set(first.written) & set(second.written)
+    assert sorted(first.written + second.written) == sorted(out.iterdir())
+    assert len(list(out.iterdir())) == 24
+    for result in results:
+        assert len(result.written) + len(result.failed) == 24
+        assert all(reason.endswith("already exists") for reason in result.failed.values())

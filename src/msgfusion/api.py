@@ -4,8 +4,9 @@ a folder of pairs; fuse two volumes slice by slice on the MR's grid."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -25,7 +26,8 @@ from msgfusion.errors import (
 from msgfusion.intensity import IntensityScale, modality_scale, mr_scale
 from msgfusion.io.color import (COLOR_MODES, DEFAULT_COLOR_MODE, colorize, default_cmap,
                                 restore_color, to_uint8)
-from msgfusion.io.images import check_writable, write_image
+from msgfusion.io.files import atomic_write
+from msgfusion.io.images import check_writable, encode_image, write_image
 from msgfusion.io.volumes import guess_modality, read_volume
 from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, fuse_pairs, get_method
 from msgfusion.pair import (
@@ -99,6 +101,10 @@ def fuse(
             else make_pair(mr, func, modality, cmap))  # type: ignore[arg-type]
     (intensity,) = fuse_intensity([pair], method)
     return restore_color(intensity, pair.func, color)
+
+
+#: fuse_folder: images encoded and waiting for the disk at most (beyond, workers wait).
+PENDING_WRITES = 32
 
 
 @dataclass
@@ -190,10 +196,26 @@ def fuse_folder(
         return type(exc)(f"{exc}; {len(result.written)} image(s) were written before it "
                          "(skip existing outputs to resume)")
 
-    def job(chunk: list[tuple[int, Path]]) -> list[tuple[int, Path, MsgFusionError | None]]:
-        """Read, fuse, colour and write one chunk of pairs (in a worker thread); each pair's
-        outcome: ``None`` (written) or the error (``keep_going``; else it is raised)."""
-        outcomes: list[tuple[int, Path, MsgFusionError | None]] = []
+    # Each encoded image is committed (written, fsync'ed, linked into place: atomic_write) by
+    # threads of its own, so that a worker goes on with its next pair instead of waiting for
+    # the disk (fsync took 0.25 ms per image here, far more on a spinning disk).
+    writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="msgfusion-write")
+    slots = threading.BoundedSemaphore(PENDING_WRITES)
+    commits: list[tuple[Path, Future]] = []
+
+    def commit(out: Path, data: bytes) -> Path:
+        try:
+            return atomic_write(out, lambda f: f.write(data), overwrite)
+        finally:
+            slots.release()
+
+    Outcome = MsgFusionError | Future | None
+
+    def job(chunk: list[tuple[int, Path]]) -> list[tuple[int, Path, Outcome]]:
+        """Read, fuse, colour and encode one chunk of pairs (in a worker thread), each image
+        then handed to the writer; each pair's outcome: the write's future, or the error
+        (``keep_going``; else it is raised)."""
+        outcomes: list[tuple[int, Path, Outcome]] = []
         batch = []
         for i, out in chunk:
             try:
@@ -207,27 +229,51 @@ def fuse_folder(
         outcomes += [(i, out, failed[i]) for i, out, _ in batch if i in failed]
         for i, out, pair, intensity in fused:
             try:
-                write_image(out, restore_color(intensity, pair.func, color), overwrite=overwrite)
-                outcomes.append((i, out, None))
+                data = encode_image(out, restore_color(intensity, pair.func, color))
             except MsgFusionError as exc:
                 if not keep_going:
                     raise
                 outcomes.append((i, out, exc))
+                continue
+            slots.acquire()
+            future = writer.submit(commit, out, data)
+            commits.append((out, future))
+            outcomes.append((i, out, future))
         return outcomes
+
+    def written(future: Future) -> bool:
+        return future.done() and not future.cancelled() and future.exception() is None
 
     desc = f"{folder.modality}-MRI {method.name}"
     chunks = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    results = in_workers(job, chunks, workers)
     with progress_bar(total=len(todo), desc=desc, unit="pair", enabled=progress) as bar:
         try:
-            for outcomes in in_workers(job, chunks, workers):
-                for i, out, error in outcomes:
-                    if error is None:
+            for outcomes in results:
+                for i, out, outcome in outcomes:
+                    if isinstance(outcome, Future):
+                        try:
+                            outcome.result()
+                            outcome = None
+                        except MsgFusionError as exc:
+                            if not keep_going:
+                                raise
+                            outcome = exc
+                    if outcome is None:
                         result.written.append(out)
                     else:
-                        fail(i, error)
+                        fail(i, outcome)
                 bar.update(len(outcomes))
         except MsgFusionError as exc:
+            # every worker stopped first (none then waits for a write slot), then the writes
+            # not started are dropped; those done count as written
+            results.close()
+            writer.shutdown(wait=True, cancel_futures=True)
+            result.written = [out for out, future in commits if written(future)]
             raise written_note(exc) from None
+        finally:
+            results.close()
+            writer.shutdown(wait=True, cancel_futures=True)
     return result
 
 

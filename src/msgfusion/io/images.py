@@ -334,6 +334,26 @@ def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
     return check_output(path, overwrite)
 
 
+def encode_image(path: str | os.PathLike, image: np.ndarray) -> bytes:
+    """The bytes of the 8-bit file :func:`write_image` writes for ``image`` (grey H x W or RGB
+    H x W x 3, float in [0, 1]) at ``path``, in the format of its extension (not written)."""
+    path = Path(path)
+    image = np.asarray(image)
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise ValueError(f"{path}: can only write H x W or H x W x 3 images, got {image.shape}")
+    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageReadError(
+            f"{path}: cannot write this format; use one of {', '.join(sorted(WRITE_FORMATS))}"
+        )
+    pixels = to_uint8(image)
+    if fmt == "PNG":
+        return encode_png(pixels)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode=None).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> Path:
     """Write a grey (H x W) or RGB (H x W x 3) float image in [0, 1] as an 8-bit file, atomically.
 
@@ -341,13 +361,5 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
     another process creates it meanwhile), :class:`OutputWriteError` if it cannot be written.
     """
     path = check_writable(path, overwrite)
-    image = np.asarray(image)
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
-        raise ValueError(f"{path}: can only write H x W or H x W x 3 images, got {image.shape}")
-    pixels = to_uint8(image)
-    fmt = WRITE_FORMATS[path.suffix.lower()]
-    if fmt == "PNG":
-        data = encode_png(pixels)
-        return atomic_write(path, lambda f: f.write(data), overwrite)
-    pil = Image.fromarray(pixels, mode=None)
-    return atomic_write(path, lambda f: pil.save(f, format=fmt), overwrite)
+    data = encode_image(path, image)
+    return atomic_write(path, lambda f: f.write(data), overwrite)

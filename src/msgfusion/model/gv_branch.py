@@ -72,12 +72,15 @@ class MultiScaleEncoder(nn.Module):
         parts = self.head.weight.split([x.shape[1], stem.shape[1], self.head.in_channels
                                         - x.shape[1] - stem.shape[1]], dim=1)
         # (contiguous weights and no bias: the fast path of a 1x1 convolution on this CPU)
-        out = F.conv2d(x, parts[0].contiguous()) + F.conv2d(stem, parts[1].contiguous())
+        # (sums in place: no new full-resolution tensor, and autograd needs no summand)
+        out = F.conv2d(x, parts[0].contiguous())
+        out += F.conv2d(stem, parts[1].contiguous())
         bias = self.head.bias.view(1, -1, 1, 1)
         if self.down:  # the bias added at the coarser scale (bilinear weights sum to 1)
-            return self.gain * torch.tanh(out + upsample(
-                F.conv2d(h, parts[2].contiguous()) + bias, x.shape[-2:]))
-        return self.gain * torch.tanh(out + bias)
+            out += upsample(F.conv2d(h, parts[2].contiguous()) + bias, x.shape[-2:])
+        else:
+            out += bias
+        return self.gain * torch.tanh(out)
 
 
 class BrightnessBranch(nn.Module):
