@@ -48,7 +48,7 @@ AANLIB = REPO.parent / "shared" / "data" / "aanlib"
 PET_TEST = AANLIB / "PET-MRI" / "test"
 SPM = REPO.parent / "shared" / "data" / "volumes" / "spm_oldnorm"
 BASE = "e13b2e6"  # main before this work: eager imports, NCHW, 4 pairs per pass, float64 V'
-PREV = "f00b141"  # main after session 6: pairs fused one at a time beside two I/O threads
+PREV = "6552c3f"  # main after session 7: two worker threads, each reading, fusing and writing
 MAX_ERROR = 1 / 255
 
 
@@ -66,9 +66,15 @@ def probe(spec: dict) -> dict:
     from msgfusion.io.color import restore_color, v_prime
     from msgfusion.io.images import read_image, write_image
     from msgfusion.methods.registry import fuse_pairs, get_method
-    from msgfusion.pair import FusionPair
 
     torch.set_num_threads(spec["threads"])
+    if spec.get("as_cli"):  # what the CLI sets up for its process (the current tree's main())
+        from threadpoolctl import threadpool_limits
+
+        from msgfusion.allocator import reuse_freed_memory
+
+        reuse_freed_memory()
+        threadpool_limits(limits=spec["threads"], user_api="blas")
     repeats = spec["repeats"]
     aanlib = Path(spec["aanlib"])  # the probe runs from a copy of this script, elsewhere
     pet_test = aanlib / "PET-MRI" / "test"
@@ -92,8 +98,8 @@ def probe(spec: dict) -> dict:
     if "chunk" in spec:
         method.chunk = spec["chunk"]
 
-    def network() -> None:  # fresh pairs: V' and the tensors are part of the method's work
-        fuse_pairs(method, [FusionPair(p.mr, p.func, p.modality) for p in pairs], 24)
+    def network() -> None:
+        fuse_pairs_of(method, pairs)
 
     def fuse_dir(name: str, *more: str):  # a fresh output folder per run, as for a first run
         return lambda: main(["fuse-dir", str(pet_test), "-o", tempfile.mkdtemp(dir=out_dir),
@@ -128,24 +134,36 @@ def probe(spec: dict) -> dict:
 
 
 def _jit_network(method, pairs, timed) -> dict:
-    """The network traced and frozen by TorchScript (``optimize_for_inference``): a candidate,
-    measured here, shipped only if faster."""
+    """The shipped network with its Python forward pass (no TorchScript trace), and the time
+    the method takes to trace it for one input shape."""
     import torch
 
+    from msgfusion.methods.msgfusion import MsgFusion
     from msgfusion.model.inputs import batch_from_pairs
 
+    python = MsgFusion()
+    python.trace_after = 0
+    times = timed(lambda: fuse_pairs_of(python, pairs))
     net = method.model.net("PET")
-    keys = ("mr", "func", "v_prime")
-    batches = [list(batch_from_pairs([p], keys, channels_last=True).values()) for p in pairs]
+    batch = tuple(batch_from_pairs(pairs[:1], ("mr", "func", "v_prime"),
+                                   channels_last=True).values())
     start = time.perf_counter()
-    with torch.no_grad():
-        frozen = torch.jit.optimize_for_inference(
-            torch.jit.freeze(torch.jit.trace(net, tuple(batches[0]), check_trace=False)))
+    method._traced.clear()
+    method._runner("PET", net, batch)  # the second call of a shape traces
+    method._runner("PET", net, batch)
     build = time.perf_counter() - start
     with torch.inference_mode():
-        diff = max((frozen(*b) - net(*b)).abs().max().item() for b in batches)
-        times = timed(lambda: [frozen(*b) for b in batches])
+        traced = method._runner("PET", net, batch)
+        diff = (traced(*batch) - net(*batch)).abs().max().item()
     return {**times, "build_s": build, "max_diff": diff}
+
+
+def fuse_pairs_of(method, pairs) -> None:
+    """Fresh pairs (V' and tensors are part of the method's work), all in one call."""
+    from msgfusion.methods.registry import fuse_pairs
+    from msgfusion.pair import FusionPair
+
+    fuse_pairs(method, [FusionPair(p.mr, p.func, p.modality) for p in pairs], len(pairs))
 
 
 # ------------------------------------------------------------------------------------------
@@ -376,9 +394,10 @@ def report(r: dict) -> str:
         "(reading both PNGs, V', colour restoration, writing the PNG, in the same threads). "
         f"The whole command in a fresh process (interpreter, imports, weights) took "
         f"{r['command_s']:.2f} s wall for the 24 pairs. Columns: {BASE} (before the speed "
-        f"work), {PREV} (after session 6: one pair at a time on the main thread, reading and "
-        "writing in two background threads) and now (each of two worker threads reads, fuses, "
-        "colours and writes whole pairs, one per core).",
+        f"work), {PREV} (after session 7: two worker threads, each reading, fusing, colouring "
+        "and writing whole pairs) and now (the same workers hand each encoded image to two "
+        "writer threads, which fsync it and link it into place, and go on with their next "
+        "pair; the network runs traced from its second pass).",
         "",
         f"| | {BASE} wall | CPU | {PREV} wall | CPU | now wall | CPU |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -416,30 +435,39 @@ def report(r: dict) -> str:
         f"{ms(old['1']['network']['cpu'])} |",
         f"| before, 1 thread, 1 pair per pass | {ms(old['1c']['network']['wall'])} | "
         f"{ms(old['1c']['network']['cpu'])} |",
-        f"| now: + channels-last, closed-form two-map merge, GV1 head without the "
+        f"| {PREV}: + channels-last, closed-form two-map merge, GV1 head without the "
         f"full-resolution concat, float32 V', GV2's two convolutions in one, no channel mean "
         f"of one-channel maps (1 thread, 1 pair per pass) | "
+        f"{ms(r['prev']['network']['wall'])} | {ms(r['prev']['network']['cpu'])} |",
+        f"| now, Python forward pass: + freed memory kept for reuse (glibc `mallopt`), 2 x 2 "
+        f"max pooling as two pairwise maxima, bilinear up-sampling as a depthwise transposed "
+        f"convolution, GV2's one-channel 7 x 7 as a banded depthwise convolution, GV1 head's "
+        f"1 x 1 convolutions without bias (their fast path) and summed in place, soft merge "
+        f"from the difference of the two maps | {ms(jit['wall'])} | {ms(jit['cpu'])} |",
+        f"| now, traced (TorchScript, from the second pass on one shape; {jit['build_s']:.2f} s "
+        f"to trace, max diff {jit['max_diff']:.1e}): as shipped | "
         f"{ms(net['wall'])} | {ms(net['cpu'])} |",
         f"| now, 4 pairs per pass | {ms(new['1c']['network']['wall'])} | "
         f"{ms(new['1c']['network']['cpu'])} |",
         f"| now, torch's default 2 threads | {ms(new['2']['network']['wall'])} | "
         f"{ms(new['2']['network']['cpu'])} |",
-        f"| now, TorchScript trace + freeze + optimize_for_inference (not shipped; "
-        f"{jit['build_s']:.2f} s to build, max diff {jit['max_diff']:.1e}) | "
-        f"{ms(jit['wall'])} | {ms(jit['cpu'])} |",
         "",
         f"`fuse-dir` end to end with torch's 2 threads: {ms(new['2']['fuse_dir']['wall'])} per "
         f"pair now, {ms(old['2']['fuse_dir']['wall'])} before (the CLI's `--threads` "
-        "default is 1 since this work). PNG writing at zlib level 1 instead of 6 is part of the "
-        "'write' row above; V' in float32 of the 'V'' row; PNG decoding outside the decoding "
-        "lock and 8-bit scaling before the float conversion of the 'read' row; one luminance "
-        "per image (exact in float32), a separable noise filter and an in-place mix of the "
-        "'colour' row.",
+        "default is 1). Beside the network: the 'write' row encodes PNGs with one filter type "
+        "for every row (`encode_png`; Pillow tries five per row) and fsyncs each file; "
+        "`fuse-dir` does the fsync and the link in writer threads. The 'read' row decodes PNGs "
+        "outside the decoding lock and scales 8-bit images before the float conversion; the "
+        "'colour' row computes one luminance per image (exact in float32), the noise estimate "
+        "in float32 slices and the YCbCr mix in three passes; numpy's BLAS runs one thread per "
+        "worker (`--threads`).",
         "",
-        "Not tried or not shipped: `torch.compile` (tens of seconds of compilation per input "
-        "size on this CPU, more than a whole `fuse-dir` run); ONNX Runtime (the frequency path's "
-        "complex FFT, amplitude and phase do not export to ONNX as they are); bfloat16/float16 "
-        "(differences above 1/255).",
+        "Not shipped: `torch.compile` (tens of seconds of compilation per input size on this "
+        "CPU, more than a whole `fuse-dir` run); TorchScript `freeze` + "
+        "`optimize_for_inference` (measured slower than the plain trace); ONNX Runtime (the "
+        "frequency path's complex FFT, amplitude and phase do not export to ONNX as they are); "
+        "bfloat16/float16 (differences above 1/255). `torch.jit.trace` is deprecated since "
+        "torch 2.13; where it fails or is gone the method keeps the Python forward pass.",
         "",
         "## Numerical equality",
         "",
@@ -528,7 +556,8 @@ def main() -> None:
                   "aanlib": str(AANLIB), "network_only": key != "1"}
         threads = ["--threads", str(common["threads"])]
         old_spec = {**common, "extra": [], **({"chunk": 1} if key == "1c" else {})}
-        new_spec = {**common, "extra": threads, **({"chunk": 4} if key == "1c" else {})}
+        new_spec = {**common, "extra": threads, "as_cli": True,
+                    **({"chunk": 4} if key == "1c" else {})}
         if key == "1":
             old_spec["fused"], new_spec["fused"] = str(work / "old.npz"), str(work / "new.npz")
             new_spec["jit"] = new_spec["serial"] = True

@@ -8,8 +8,8 @@ the kernel zero-fills every one of them: about a sixth of `msgfusion fuse-dir`'s
 (measured, docs/speed.md). :func:`reuse_freed_memory` raises both thresholds with glibc's
 ``mallopt``; freed blocks then stay in the process and are reused. It changes no result, only
 when memory goes back to the OS: at most :data:`TRIM_THRESHOLD` bytes of free heap top are kept,
-and blocks above :data:`MMAP_THRESHOLD` (a 4096 x 4096 float image is 64 MB) are still mapped and unmapped on
-their own, so the peak resident memory of a large pair stays where it was.
+and blocks above :data:`MMAP_THRESHOLD` (a 4096 x 4096 float image is 64 MB) are still mapped
+and unmapped on their own, so the peak resident memory of a large pair stays where it was.
 
 Other C libraries are left as they are (musl's ``mallopt`` accepts nothing: False).
 """

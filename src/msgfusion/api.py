@@ -27,7 +27,7 @@ from msgfusion.intensity import IntensityScale, modality_scale, mr_scale
 from msgfusion.io.color import (COLOR_MODES, DEFAULT_COLOR_MODE, colorize, default_cmap,
                                 restore_color, to_uint8)
 from msgfusion.io.files import atomic_write
-from msgfusion.io.images import check_writable, encode_image, write_image
+from msgfusion.io.images import check_writable, encode_image
 from msgfusion.io.volumes import guess_modality, read_volume
 from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, fuse_pairs, get_method
 from msgfusion.pair import (

@@ -85,8 +85,9 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
                    help="where the network methods run: cpu (default), cuda, cuda:N; the "
                         "classical methods run on the CPU")
     p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="CPU threads of a network pass and of numpy's matrix products (default 1: fuse-dir reads and writes "
-                        "images on the other cores meanwhile, and on a busy machine torch's "
+                   help="CPU threads of a network pass and of numpy's matrix products (default "
+                        "1: fuse-dir reads and writes images on the other cores meanwhile, and "
+                        "on a busy machine torch's "
                         "default of one thread per core measured up to 10x slower; docs/speed.md)")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
 
