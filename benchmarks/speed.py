@@ -504,10 +504,32 @@ def report(r: dict) -> str:
         "",
         "`--device cuda` (or `cuda:N`) runs MsgFusion and the deep baselines on a GPU "
         "(`get_method(name, device)`, or the `device` argument of their constructors); the "
-        "classical methods run on the CPU and refuse another device. No GPU was available for "
-        "this run, so only the CPU path is measured and tested here.",
+        "classical methods run on the CPU and refuse another device.",
         "",
     ]
+    gpu = r.get("gpu")
+    if gpu is None:
+        lines += ["No GPU was available for this run, so only the CPU path is measured here.",
+                  ""]
+    else:
+        lines += [
+            f"Measured on a lent GPU machine ({gpu['gpu']}; {gpu['machine']}) by `python "
+            "benchmarks/speed_gpu.py` (medians of "
+            f"{gpu['repeats']} runs after a warm-up, in process; not the machine of the "
+            "tables above). Fused intensities on the GPU against the same machine's CPU, all "
+            f"{gpu['pairs']} test pairs: max |difference| {gpu['max_diff']:.1e}, mean "
+            f"{gpu['mean_diff']:.1e} (within 1/255: "
+            f"{'yes' if gpu['max_diff'] <= MAX_ERROR else '**no**'}).",
+            "",
+            "| on the GPU machine, per PET-MRI test pair | wall | CPU |",
+            "|---|---:|---:|",
+            *[f"| {label} | {ms(gpu[key]['wall'])} | {ms(gpu[key]['cpu'])} |" for label, key in (
+                ("network alone, one pair per call (traced from the second)", "network_1"),
+                ("network alone, 24 pairs per call", "network_24"),
+                ("`fuse-dir --device cuda` end to end", "fuse_dir_gpu"),
+                ("`fuse-dir --device cpu` end to end (that machine's CPU)", "fuse_dir_cpu"))],
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -524,9 +546,15 @@ def main() -> None:
     parser.add_argument("--probe-out", help=argparse.SUPPRESS)
     parser.add_argument("--render", type=Path, metavar="JSON",
                         help="write the report from the raw numbers of an earlier run")
+    parser.add_argument("--gpu", type=Path, metavar="JSON",
+                        default=REPO / "docs" / "speed_gpu.json",
+                        help="numbers of benchmarks/speed_gpu.py from a GPU machine, reported "
+                             "in the Device section (default: docs/speed_gpu.json, if there)")
     args = parser.parse_args()
+    gpu = {"gpu": json.loads(args.gpu.read_text())} if args.gpu.is_file() else {}
     if args.render:
-        args.output.write_text(report(json.loads(args.render.read_text())), encoding="utf-8")
+        args.output.write_text(report(json.loads(args.render.read_text()) | gpu),
+                               encoding="utf-8")
         return
     if args.probe:
         Path(args.probe_out).write_text(json.dumps(probe(json.loads(args.probe))))
@@ -592,6 +620,7 @@ def main() -> None:
     result["load"] = (load_start, os.getloadavg()[0])
     result["machine"] = (f"{platform.machine()}, {os.cpu_count()} cores, Python "
                          f"{platform.python_version()}, torch {torch.__version__}")
+    result |= gpu
     (work / "result.json").write_text(json.dumps(result, indent=1))
     print(f"raw numbers: {work / 'result.json'}", flush=True)
     args.output.write_text(report(result), encoding="utf-8")

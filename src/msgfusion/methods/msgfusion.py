@@ -22,6 +22,7 @@ from importlib import resources
 import numpy as np
 
 from msgfusion.errors import WeightsError
+from msgfusion.methods.device import on_device_thread
 from msgfusion.methods.registry import FusionMethod
 from msgfusion.pair import FusionPair
 
@@ -113,14 +114,22 @@ class MsgFusion(FusionMethod):
                     part = indices[start: start + step]
                     batch = batch_from_pairs([pairs[i] for i in part], ("mr", "func", "v_prime"),
                                              channels_last=True)
-                    mr, func, v_prime = (t.to(device) for t in batch.values())
-                    if tiled:
-                        fused = net.forward_tiled(mr, func, v_prime, self.tile)
-                    else:
-                        fused = self._runner(modality, net, (mr, func, v_prime))(
-                            mr, func, v_prime)
-                    out[part] = fused[:, 0].clamp(0.0, 1.0).cpu().numpy()
+                    out[part] = on_device_thread(device, lambda: self._forward(
+                        modality, net, tuple(batch.values()), device, tiled))
         return out
+
+    def _forward(self, modality: str, net, batch: tuple, device,  # type: ignore[no-untyped-def]
+                 tiled: bool) -> np.ndarray:
+        """One forward pass on ``device``: N x H x W fused intensities in [0, 1]."""
+        import torch
+
+        with torch.inference_mode():
+            mr, func, v_prime = (t.to(device) for t in batch)
+            if tiled:
+                fused = net.forward_tiled(mr, func, v_prime, self.tile)
+            else:
+                fused = self._runner(modality, net, (mr, func, v_prime))(mr, func, v_prime)
+            return fused[:, 0].clamp(0.0, 1.0).cpu().numpy()
 
     def _runner(self, modality: str, net, inputs: tuple) -> Callable:  # type: ignore[no-untyped-def]
         """The traced forward pass of ``net`` for inputs of these shapes, strides and device
@@ -136,14 +145,17 @@ class MsgFusion(FusionMethod):
             self._calls[key] += 1
             if not self.trace_after or self._calls[key] < self.trace_after:
                 return net
-            # Outside inference mode: tracing records operations on ordinary tensors. The shapes
-            # the forward pass branches on are part of the key, hence no tracer warnings.
-            # torch.jit is deprecated (torch 2.13) but kept; where tracing fails or is gone,
-            # the key keeps the Python forward pass.
-            with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
+            # The shapes the forward pass branches on are part of the key, so the tracer's
+            # warnings about them are expected; torch.jit is deprecated (torch 2.13) but kept.
+            # (Filters added, not a catch_warnings block: that one is not thread-safe.)
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning,
+                                    module=r"msgfusion\.")
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace",
+                                    category=DeprecationWarning)
+            # Outside inference mode: tracing records operations on ordinary tensors. Where
+            # tracing fails, the key keeps the Python forward pass.
+            with torch.inference_mode(False), torch.no_grad():
                 try:
-                    warnings.simplefilter("ignore", torch.jit.TracerWarning)
                     traced = torch.jit.trace(net, tuple(t.clone() for t in inputs),
                                              check_trace=False)
                 except Exception:  # noqa: BLE001 (any failure: the eager pass stays correct)

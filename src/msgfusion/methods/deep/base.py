@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from msgfusion.methods.device import torch_device
+from msgfusion.methods.device import on_device_thread, torch_device
 from msgfusion.methods.registry import FusionMethod
 from msgfusion.model.configs import from_dict
 from msgfusion.model.inputs import Batch, batch_from_pairs
@@ -112,8 +112,12 @@ class ShippedNetworkMethod(FusionMethod):
 
     def fuse(self, pairs: Sequence[FusionPair]) -> np.ndarray:
         device = next(self.model.parameters()).device
-        batch = {key: t.to(device) for key, t in batch_from_pairs(pairs).items()}
-        with torch.inference_mode():
-            out = self.recipe.infer(self.model, batch)
-        return out[:, 0].clamp(0.0, 1.0).cpu().numpy()
+
+        def run() -> np.ndarray:
+            batch = {key: t.to(device) for key, t in batch_from_pairs(pairs).items()}
+            with torch.inference_mode():
+                out = self.recipe.infer(self.model, batch)
+            return out[:, 0].clamp(0.0, 1.0).cpu().numpy()
+
+        return on_device_thread(device, run)
 
