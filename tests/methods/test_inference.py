@@ -18,7 +18,6 @@ from msgfusion.methods.device import torch_device
 from msgfusion.methods.msgfusion import SHIPPED, MsgFusion
 from msgfusion.methods.registry import get_method
 from msgfusion.model.inputs import batch_from_pairs
-from msgfusion.model.layers import soft_weighted_merge
 from msgfusion.model.msgfusion import load_pretrained
 from msgfusion.pair import FusionPair
 
@@ -60,17 +59,6 @@ def test_tiled_equals_whole_image(test_pairs):
         tiled.model.net("PET").forward_tiled(*batch_from_pairs(pairs[1:2], ("mr", "func",
                                                                             "v_prime")).values(),
                                              tile=66)
-
-
-def test_two_map_merge_is_the_softmax_rule():
-    gen = torch.Generator().manual_seed(0)
-    a, b = torch.randn(2, 4, 9, 7, generator=gen), torch.randn(2, 4, 9, 7, generator=gen)
-    grey = torch.randn(2, 1, 9, 7, generator=gen)
-    for first, second in ((a, b), (grey, b)):
-        w = torch.softmax(torch.stack([first.mean(1, keepdim=True),
-                                       second.mean(1, keepdim=True)]), dim=0)
-        torch.testing.assert_close(soft_weighted_merge(first, second),
-                                   w[0] * first + w[1] * second)
 
 
 def test_channels_last_batch_holds_the_same_values(test_pairs):
