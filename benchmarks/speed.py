@@ -56,6 +56,19 @@ MAX_ERROR = 1 / 255
 # The probe: runs in a subprocess on either source tree (only APIs both trees have).
 
 
+def per_item_ms(fn, repeats: int, n: int) -> dict:
+    """Median wall and CPU time per item (ms) of ``fn()`` (``n`` items) over ``repeats`` runs
+    after a warm-up run."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    return {"wall": statistics.median(walls) / n * 1e3, "cpu": statistics.median(cpus) / n * 1e3}
+
+
 def probe(spec: dict) -> dict:
     """Per-pair timings (ms, median over repeats) of one source tree, as a JSON-able dict."""
     import numpy as np
@@ -84,15 +97,7 @@ def probe(spec: dict) -> dict:
     out_dir = tempfile.mkdtemp(prefix="speed-probe-")
 
     def timed(fn) -> dict:
-        fn()  # warm-up
-        walls, cpus = [], []
-        for _ in range(repeats):
-            w, c = time.perf_counter(), time.process_time()
-            fn()
-            walls.append(time.perf_counter() - w)
-            cpus.append(time.process_time() - c)
-        return {"wall": statistics.median(walls) / n * 1e3,
-                "cpu": statistics.median(cpus) / n * 1e3}
+        return per_item_ms(fn, repeats, n)
 
     method = get_method("msgfusion")
     if "chunk" in spec:

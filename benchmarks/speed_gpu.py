@@ -17,22 +17,10 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
-
-def timed(fn, repeats: int, n: int) -> dict:
-    """Median wall and CPU time per item (ms) of ``fn`` over ``repeats`` runs after a warm-up."""
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return {"wall": statistics.median(walls) / n * 1e3, "cpu": statistics.median(cpus) / n * 1e3}
+from speed import per_item_ms  # benchmarks/speed.py, beside this script
 
 
 def main() -> None:
@@ -82,10 +70,10 @@ def main() -> None:
                    f"{platform.python_version()}, torch {torch.__version__}",
         "pairs": int(diff.size // (256 * 256)),
         "max_diff": float(diff.max()), "mean_diff": float(diff.mean()),
-        "network_1": timed(network(1), args.repeats, n),
-        "network_24": timed(network(24), args.repeats, n),
-        "fuse_dir_gpu": timed(fuse_dir(args.device), args.repeats, n),
-        "fuse_dir_cpu": timed(fuse_dir("cpu"), args.repeats, n),
+        "network_1": per_item_ms(network(1), args.repeats, n),
+        "network_24": per_item_ms(network(24), args.repeats, n),
+        "fuse_dir_gpu": per_item_ms(fuse_dir(args.device), args.repeats, n),
+        "fuse_dir_cpu": per_item_ms(fuse_dir("cpu"), args.repeats, n),
         "repeats": args.repeats,
     }
     args.out.write_text(json.dumps(result, indent=1))
