@@ -52,3 +52,5 @@ def test_refuses_other_arrays() -> None:
         encode_png(np.zeros((4, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="uint8"):
         encode_png(np.zeros((4, 4, 4), dtype=np.uint8))
+    with pytest.raises(ValueError, match="non-empty"):
+        encode_png(np.zeros((0, 4), dtype=np.uint8))

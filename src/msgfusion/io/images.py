@@ -177,9 +177,10 @@ def encode_png(pixels: np.ndarray, level: int = PNG_LEVEL) -> bytes:
     (``python benchmarks/speed.py``). The files read back identical (tests/io/test_png.py).
     """
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3
-                                                             and pixels.shape[2] == 3)):
-        raise ValueError(f"encode_png takes H x W or H x W x 3 uint8, got {pixels.dtype} "
-                         f"{pixels.shape}")
+                                                             and pixels.shape[2] == 3)) \
+            or not pixels.size:
+        raise ValueError(f"encode_png takes a non-empty H x W or H x W x 3 uint8 array, got "
+                         f"{pixels.dtype} {pixels.shape}")
     height, width = pixels.shape[:2]
     rows = np.empty((height, 1 + pixels[0].size), dtype=np.uint8)
     rows[:, 0] = 2  # filter type Up

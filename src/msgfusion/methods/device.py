@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 _LANES: dict[str, ThreadPoolExecutor] = {}
 _LANES_LOCK = threading.Lock()
+_IN_LANE = threading.local()  # .device: the device whose lane this thread is
 
 
 def torch_device(spec: str | None) -> torch.device:
@@ -51,11 +52,17 @@ def on_device_thread(device: torch.device, fn: Callable[[], R]) -> R:
     with one). Passes on one GPU run one after the other anyway: they now all go through one
     long-lived thread per device, which pays it once per process, while the workers read,
     colour and write in parallel."""
-    if device.type != "cuda":
-        return fn()
+    key = str(device)
+    if device.type != "cuda" or getattr(_IN_LANE, "device", None) == key:
+        return fn()  # (already in the lane: a nested call runs here, it must not wait on it)
     with _LANES_LOCK:
-        lane = _LANES.get(str(device))
+        lane = _LANES.get(key)
         if lane is None:
-            lane = _LANES[str(device)] = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"msgfusion-{device}")
-    return lane.submit(fn).result()
+            lane = _LANES[key] = ThreadPoolExecutor(max_workers=1,
+                                                    thread_name_prefix=f"msgfusion-{key}")
+
+    def in_lane() -> R:
+        _IN_LANE.device = key
+        return fn()
+
+    return lane.submit(in_lane).result()
