@@ -60,6 +60,10 @@ class MsgFusionConfig:
     out_channels: int = 3  # L1 = tanh(conv1x1_{C -> out_channels}(max(SF, GV1)))
     use_v_prime: bool = True  # level-2 fusion with GV2 (ablation "without V'")
     gain_max: float = 0.0  # upper bound of the learnable L1 gain (0: unbounded)
+    # Ours: the output is the pixel maximum of the MR and the functional luminance plus the
+    # fusion's output as a correction (its L1 gain starts at 0, so the untrained network is the
+    # pixel maximum); on cases unlike its training cases it falls back towards that maximum.
+    residual_max: bool = False
 
     def __post_init__(self) -> None:
         if self.sf.channels != self.gv.out_channels:

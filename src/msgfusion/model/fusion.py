@@ -33,10 +33,11 @@ from torch import nn
 class HierarchicalFusion(nn.Module):
     """The two-level max fusion; ``gv2`` may be ``None`` (the ablation without V')."""
 
-    def __init__(self, channels: int, out_channels: int, gain_max: float = 0.0) -> None:
+    def __init__(self, channels: int, out_channels: int, gain_max: float = 0.0,
+                 gain: float = 1.0) -> None:
         super().__init__()
         self.project = nn.Conv2d(channels, out_channels, 1)
-        self.gain = nn.Parameter(torch.ones(1))
+        self.gain = nn.Parameter(torch.full((1,), gain))
         self.gain_max = gain_max
 
     def forward(

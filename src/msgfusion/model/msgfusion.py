@@ -41,7 +41,8 @@ class MsgFusionNet(nn.Module):
         self.gv1 = MultiScaleEncoder(self.cfg.gv)
         self.gv2 = BrightnessBranch(self.cfg.gv) if self.cfg.use_v_prime else None
         self.fusion = HierarchicalFusion(
-            self.cfg.sf.channels, self.cfg.out_channels, self.cfg.gain_max
+            self.cfg.sf.channels, self.cfg.out_channels, self.cfg.gain_max,
+            gain=0.0 if self.cfg.residual_max else 1.0,
         )
 
     def forward(self, mr: torch.Tensor, func: torch.Tensor, v_prime: torch.Tensor) -> torch.Tensor:
@@ -62,7 +63,11 @@ class MsgFusionNet(nn.Module):
               sf2: torch.Tensor | None = None) -> torch.Tensor:
         gv2 = self.gv2(v_prime) if self.gv2 is not None else None
         out = self.fusion(self.sf(mr, sf2), self.gv1(func), gv2)
-        return out if out.shape[1] == 1 else out.mean(dim=1, keepdim=True)
+        out = out if out.shape[1] == 1 else out.mean(dim=1, keepdim=True)
+        if self.cfg.residual_max:  # BT.601 luminance of the functional image
+            luma = func[:, :1] * 0.299 + func[:, 1:2] * 0.587 + func[:, 2:3] * 0.114
+            out = out + torch.maximum(mr, luma)
+        return out
 
     def forward_tiled(self, mr: torch.Tensor, func: torch.Tensor, v_prime: torch.Tensor,
                       tile: int = 512, halo: int = 32) -> torch.Tensor:
