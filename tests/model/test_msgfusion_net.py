@@ -138,3 +138,25 @@ def test_model_config_overrides_and_rejects_unknown_keys() -> None:
         model_config({"preset": "lite", "sf": {"nope": 1}})
     with pytest.raises(ValueError, match="preset"):
         model_config("huge")
+
+
+def test_residual_max_starts_as_the_pixel_maximum_and_learns_a_correction(aanlib_dir) -> None:
+    """residual_max: output = max(MR, luminance of the functional image) + the fusion's output,
+    whose gain starts at 0: untrained, the network is the pixel maximum; one gradient step
+    moves it away."""
+    from dataclasses import replace
+
+    from msgfusion.data.datasets import PairFolder
+    from msgfusion.model.inputs import batch_from_pairs
+
+    torch.manual_seed(0)
+    cfg = replace(lite(), residual_max=True, use_v_prime=False)
+    net = MsgFusionNet(cfg)
+    pairs = [PairFolder(aanlib_dir / "PET-MRI" / "test")[i] for i in range(2)]
+    batch = batch_from_pairs(pairs)
+    out = net.forward_batch(batch)
+    f = batch["func"]
+    luma = 0.299 * f[:, :1] + 0.587 * f[:, 1:2] + 0.114 * f[:, 2:3]
+    torch.testing.assert_close(out, torch.maximum(batch["mr"], luma), atol=1e-6, rtol=0)
+    (out * torch.rand_like(out)).mean().backward()
+    assert net.fusion.gain.grad is not None and net.fusion.gain.grad.abs().item() > 0
