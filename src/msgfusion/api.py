@@ -142,7 +142,8 @@ def fuse_folder(
     ``on_failure(name, reason)`` and the others are fused.
 
     ``workers`` threads (default: one per usable CPU core) each read ``batch_size`` pairs, fuse
-    them in one call of the method, restore colour and write them, so that reading, fusing and
+    them in one call of the method, restore colour and encode them, and two writer threads
+    commit the files (:func:`~msgfusion.io.files.atomic_write`), so that reading, fusing and
     writing of different pairs overlap and every core fuses. PyTorch's own threads multiply
     with them: the CLI runs one per worker (``torch.set_num_threads(1)``, its ``--threads``
     default); from Python, set it too for a CPU network.
