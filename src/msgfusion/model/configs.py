@@ -61,9 +61,10 @@ class MsgFusionConfig:
     use_v_prime: bool = True  # level-2 fusion with GV2 (ablation "without V'")
     gain_max: float = 0.0  # upper bound of the learnable L1 gain (0: unbounded)
     # Ours: the output is the pixel maximum of the MR and the functional luminance plus the
-    # fusion's output as a correction (its L1 gain starts at 0, so the untrained network is the
-    # pixel maximum); on cases unlike its training cases it falls back towards that maximum.
+    # fusion's output as a correction, whose L1 gain starts at ``residual_gain`` (0: the
+    # untrained network is the pixel maximum).
     residual_max: bool = False
+    residual_gain: float = 0.0
 
     def __post_init__(self) -> None:
         if self.sf.channels != self.gv.out_channels:

@@ -42,7 +42,7 @@ class MsgFusionNet(nn.Module):
         self.gv2 = BrightnessBranch(self.cfg.gv) if self.cfg.use_v_prime else None
         self.fusion = HierarchicalFusion(
             self.cfg.sf.channels, self.cfg.out_channels, self.cfg.gain_max,
-            gain=0.0 if self.cfg.residual_max else 1.0,
+            gain=self.cfg.residual_gain if self.cfg.residual_max else 1.0,
         )
 
     def forward(self, mr: torch.Tensor, func: torch.Tensor, v_prime: torch.Tensor) -> torch.Tensor:
