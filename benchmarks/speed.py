@@ -129,7 +129,7 @@ def probe(spec: dict) -> dict:
                                 for c in colours]),
     }
     if spec.get("jit"):
-        result["jit"] = _jit_network(method, pairs, timed)
+        result["jit"] = _python_vs_traced(method, pairs, timed)
     if spec.get("fused"):
         outputs = {}
         for f in load_aanlib(aanlib, "test"):
@@ -138,7 +138,7 @@ def probe(spec: dict) -> dict:
     return result
 
 
-def _jit_network(method, pairs, timed) -> dict:
+def _python_vs_traced(method, pairs, timed) -> dict:
     """The shipped network with its Python forward pass (no TorchScript trace), and the time
     the method takes to trace it for one input shape."""
     import torch

@@ -242,12 +242,10 @@ def fuse_folder(
             outcomes.append((i, out, future))
         return outcomes
 
-    def written(future: Future) -> bool:
-        return future.done() and not future.cancelled() and future.exception() is None
-
     desc = f"{folder.modality}-MRI {method.name}"
     chunks = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
     results = in_workers(job, chunks, workers)
+    stop: MsgFusionError | None = None
     with progress_bar(total=len(todo), desc=desc, unit="pair", enabled=progress) as bar:
         try:
             for outcomes in results:
@@ -266,15 +264,16 @@ def fuse_folder(
                         fail(i, outcome)
                 bar.update(len(outcomes))
         except MsgFusionError as exc:
-            # every worker stopped first (none then waits for a write slot), then the writes
-            # not started are dropped; those done count as written
-            results.close()
-            writer.shutdown(wait=True, cancel_futures=True)
-            result.written = [out for out, future in commits if written(future)]
-            raise written_note(exc) from None
+            stop = exc
         finally:
+            # every worker stopped first (none then waits for a write slot), then the writes
+            # not started are dropped
             results.close()
             writer.shutdown(wait=True, cancel_futures=True)
+    if stop is not None:  # the writes that completed count as written
+        result.written = [out for out, future in commits if future.done()
+                          and not future.cancelled() and future.exception() is None]
+        raise written_note(stop) from None
     return result
 
 

@@ -386,28 +386,26 @@ def restore_color(fused: np.ndarray, func: np.ndarray, mode: str = DEFAULT_COLOR
         return colorize(fused, "viridis") if mode == "viridis" else fused
     if mode == "gray":
         return fused
+    grey = fused[..., None]
     if mode == "ycbcr":
         # YCbCr -> RGB adds Y with coefficient 1 to every channel, so Y := fused shifts R, G, B
-        # by fused - Y(func) (Y from the same full-range BT.601 matrix as rgb_to_ycbcr); the
-        # mix below then needs only C - F = func - Y(func).
-        rgb = func - (func @ _RGB2YCBCR[0].astype(np.float32))[..., None]
-        rgb *= chroma_weight(func)[..., None]
-        rgb += fused[..., None]
-        return np.clip(rgb, 0.0, 1.0, out=rgb)
-    if mode == "viridis":
-        rgb = colorize(fused, "viridis")
+        # by fused - Y(func) (Y from the same full-range BT.601 matrix as rgb_to_ycbcr), and
+        # C - F is func - Y(func).
+        chroma = func - (func @ _RGB2YCBCR[0].astype(np.float32))[..., None]
     else:
-        # HSV -> RGB is linear in V for fixed H and S, so setting V := fused scales the colour by
-        # fused / V; where V = 0 (black: H = S = 0) the result is the grey level fused.
-        v = np.maximum(np.maximum(func[..., 0], func[..., 1]), func[..., 2])
-        black = v <= 0
-        rgb = func * (fused / np.where(black, 1.0, v))[..., None]
-        rgb[black] = fused[black, None]
-    grey = fused[..., None]
-    rgb -= grey  # rgb := grey + w (rgb - grey), in place
-    rgb *= chroma_weight(func)[..., None]
-    rgb += grey
-    return np.clip(rgb, 0.0, 1.0, out=rgb)
+        if mode == "viridis":
+            chroma = colorize(fused, "viridis")
+        else:
+            # HSV -> RGB is linear in V for fixed H and S, so setting V := fused scales the
+            # colour by fused / V; where V = 0 (black: H = S = 0) the result is the grey level.
+            v = np.maximum(np.maximum(func[..., 0], func[..., 1]), func[..., 2])
+            black = v <= 0
+            chroma = func * (fused / np.where(black, 1.0, v))[..., None]
+            chroma[black] = fused[black, None]
+        chroma -= grey  # C - F, in place
+    chroma *= chroma_weight(func)[..., None]  # out = F + w (C - F), in place
+    chroma += grey
+    return np.clip(chroma, 0.0, 1.0, out=chroma)
 
 
 @lru_cache(maxsize=None)

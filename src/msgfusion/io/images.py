@@ -324,14 +324,21 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"{path}: not enough memory to read this image") from None
 
 
+def _write_format(path: Path) -> str:
+    """Pillow's format name for writing ``path``, from its extension."""
+    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageReadError(
+            f"{path}: cannot write this format; use one of {', '.join(sorted(WRITE_FORMATS))}"
+        )
+    return fmt
+
+
 def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Check before work starts that an image can be written to ``path``: a known format, no
     clobbering, a writable folder (:func:`msgfusion.io.files.check_output`)."""
     path = Path(path)
-    if path.suffix.lower() not in WRITE_FORMATS:
-        raise ImageReadError(
-            f"{path}: cannot write this format; use one of {', '.join(sorted(WRITE_FORMATS))}"
-        )
+    _write_format(path)
     return check_output(path, overwrite)
 
 
@@ -342,11 +349,7 @@ def encode_image(path: str | os.PathLike, image: np.ndarray) -> bytes:
     image = np.asarray(image)
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
         raise ValueError(f"{path}: can only write H x W or H x W x 3 images, got {image.shape}")
-    fmt = WRITE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ImageReadError(
-            f"{path}: cannot write this format; use one of {', '.join(sorted(WRITE_FORMATS))}"
-        )
+    fmt = _write_format(path)
     pixels = to_uint8(image)
     if fmt == "PNG":
         return encode_png(pixels)

@@ -48,8 +48,8 @@ class MsgFusion(FusionMethod):
     # A network's forward pass on one input shape is traced to TorchScript (torch.jit.trace)
     # on its ``trace_after``-th call: the traced graph runs the same operations without
     # Python between them, and without holding the GIL, so that fuse-dir's workers overlap
-    # better (network 11.3 -> 9.7 ms per 256 x 256 pair, fuse-dir about 1.5 ms per pair less;
-    # benchmarks/speed.py). Tracing costs about 0.1-0.2 s once per network and shape, so one-off
+    # better (network 10.5 -> 9.4 ms per 256 x 256 pair, docs/speed.md; fuse-dir about 1.5 ms
+    # per pair less). Tracing costs about 0.1-0.2 s once per network and shape, so one-off
     # shapes (a single `msgfusion fuse`) never pay it; 0 turns tracing off. At most
     # ``traces_kept`` traced graphs are kept (the oldest dropped).
     trace_after = 2
@@ -65,8 +65,9 @@ class MsgFusion(FusionMethod):
 
     @cached_property
     def model(self):  # type: ignore[no-untyped-def]
-        """The network for inference (:func:`~msgfusion.model.layers.fold_for_inference`), its weights in the channels-last layout
-        (loaded on first use: importing torch takes a second). A bad weights file raises
+        """The network for inference (:func:`~msgfusion.model.layers.fold_for_inference`), its
+        weights in the channels-last layout (loaded on first use: importing torch takes a
+        second). A bad weights file raises
         :class:`WeightsError` naming it, an absent device :class:`MsgFusionError`."""
         import torch
 
@@ -92,8 +93,6 @@ class MsgFusion(FusionMethod):
         """Fused intensities, N x H x W in [0, 1]: the pairs of each modality go to that
         modality's network, :attr:`chunk` pairs per forward pass (large pairs one by one, in
         tiles)."""
-        import torch
-
         from msgfusion.model.inputs import batch_from_pairs
 
         model = self.model
@@ -103,19 +102,18 @@ class MsgFusion(FusionMethod):
         groups: dict[str, list[int]] = {}
         for i, pair in enumerate(pairs):
             groups.setdefault(pair.modality, []).append(i)
-        with torch.inference_mode():
-            for modality, indices in groups.items():
-                try:
-                    net = model.net(modality)
-                except ValueError as exc:
-                    raise WeightsError(f"{self.weights or SHIPPED}: {exc}") from None
-                step = 1 if tiled else self.chunk
-                for start in range(0, len(indices), step):
-                    part = indices[start: start + step]
-                    batch = batch_from_pairs([pairs[i] for i in part], ("mr", "func", "v_prime"),
-                                             channels_last=True)
-                    out[part] = on_device_thread(device, lambda: self._forward(
-                        modality, net, tuple(batch.values()), device, tiled))
+        for modality, indices in groups.items():
+            try:
+                net = model.net(modality)
+            except ValueError as exc:
+                raise WeightsError(f"{self.weights or SHIPPED}: {exc}") from None
+            step = 1 if tiled else self.chunk
+            for start in range(0, len(indices), step):
+                part = indices[start: start + step]
+                batch = batch_from_pairs([pairs[i] for i in part], ("mr", "func", "v_prime"),
+                                         channels_last=True)
+                out[part] = on_device_thread(device, lambda: self._forward(
+                    modality, net, tuple(batch.values()), device, tiled))
         return out
 
     def _forward(self, modality: str, net, batch: tuple, device,  # type: ignore[no-untyped-def]
