@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from msgfusion.cli import main
 from msgfusion.data.datasets import sample_folders
 from msgfusion.io.color import rgb_to_hsv
 from msgfusion.io.images import read_image
 from msgfusion.methods.registry import DEFAULT_METHOD
+
+from cli_helpers import assert_one_line_error, run
 
 
 @pytest.fixture
@@ -28,21 +29,6 @@ def ct(aanlib_dir):
 def pet(aanlib_dir):
     d = aanlib_dir / "PET-MRI" / "test"
     return d / "MRI" / "25015.png", d / "PET" / "25015.png"
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "error" in lines[0], err
-    assert "Traceback" not in err
-    for frag in fragments:
-        assert frag in lines[0], (frag, lines[0])
 
 
 def test_fuse_pet_keeps_colour_and_ct_is_grey(capsys, tmp_path, ct, pet):

@@ -19,22 +19,10 @@ import msgfusion
 from msgfusion.cli import build_parser, main
 from msgfusion.io.images import read_image
 
+from cli_helpers import assert_one_line_error, run
+
 #: the source tree of the msgfusion under test (subprocesses run the same code)
 SRC = Path(msgfusion.__file__).resolve().parents[1]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err, *fragments):
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and "error" in lines[0] and "Traceback" not in err, err
-    for frag in fragments:
-        assert str(frag) in lines[0], (frag, lines[0])
-    return lines[0]
 
 
 @pytest.fixture
@@ -59,7 +47,7 @@ def corrupt(path: Path) -> None:
 @pytest.mark.parametrize("size", ["0", "-1"])
 def test_batch_size_must_be_positive(capsys, pairs, tmp_path, size):
     code, _, err = run(capsys, "fuse-dir", pairs, "-o", tmp_path / "out", "--batch-size", size)
-    one_line_error(code, err, "--batch-size", "must be at least 1")
+    assert_one_line_error(code, err, "--batch-size", "must be at least 1")
     assert not (tmp_path / "out").exists()  # -1 used to exit 0 and write nothing
 
 
@@ -67,7 +55,7 @@ def test_fuse_dir_checks_every_pair_before_writing_anything(capsys, pairs, tmp_p
     bad = sorted((pairs / "PET").iterdir())[4]
     corrupt(bad)
     code, _, err = run(capsys, "fuse-dir", pairs, "-o", tmp_path / "out", "--method", "average")
-    one_line_error(code, err, bad, "CRC")
+    assert_one_line_error(code, err, bad, "CRC")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -77,13 +65,13 @@ def test_keep_going_then_skip_existing_resumes(capsys, pairs, tmp_path, aanlib_d
     out = tmp_path / "out"
     code, stdout, err = run(capsys, "fuse-dir", pairs, "-o", out, "--method", "average",
                             "--keep-going")
-    one_line_error(code, err, bad)
+    assert_one_line_error(code, err, bad)
     assert "wrote 5 fused PET-MRI images" in stdout and "1 pair(s) failed" in stdout
     assert len(list(out.iterdir())) == 5 and not (out / bad.name).exists()
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     shutil.copy(aanlib_dir / "PET-MRI" / "test" / "PET" / bad.name, bad)  # repaired
     code, stdout, err = run(capsys, "fuse-dir", pairs, "-o", out, "--method", "average")
-    one_line_error(code, err, "5 output(s) already exist", "--skip-existing")
+    assert_one_line_error(code, err, "5 output(s) already exist", "--skip-existing")
     code, stdout, err = run(capsys, "fuse-dir", pairs, "-o", out, "--method", "average",
                             "--skip-existing")
     assert code == 0 and "wrote 1 fused" in stdout and "kept 5 that existed" in stdout, err
@@ -106,7 +94,7 @@ def test_fuse_dir_and_evaluate_match_partners_by_one_rule(capsys, pairs, tmp_pat
     assert code == 0 and stdout.count("\n") == 6 + 6, err
     Image.open(first.with_suffix(".tif")).save(first.with_suffix(".jpg"))
     code, _, err = run(capsys, "fuse-dir", pairs, "-o", tmp_path / "o2")
-    one_line_error(code, err, "several images share a name", ".jpg / ", ".tif")
+    assert_one_line_error(code, err, "several images share a name", ".jpg / ", ".tif")
 
 
 def test_evaluate_on_too_small_nan_and_unwritable_output(capsys, tmp_path):
@@ -121,21 +109,21 @@ def test_evaluate_on_too_small_nan_and_unwritable_output(capsys, tmp_path):
                 root / sub / "a.png")
     code, _, err = run(capsys, "evaluate", "--pairs", tmp_path / "p8", "--fused",
                        tmp_path / "p8" / "fused", "--metrics", "Q_S")
-    one_line_error(code, err, tmp_path / "p8" / "fused" / "a.png", "needs at least 11 x 11")
+    assert_one_line_error(code, err, tmp_path / "p8" / "fused" / "a.png", "needs at least 11 x 11")
     nan = np.full((64, 64), 0.5, dtype=np.float32)
     nan[1, 1] = np.nan
     (tmp_path / "p64" / "fused" / "a.png").unlink()
     Image.fromarray(nan, "F").save(tmp_path / "p64" / "fused" / "a.tif")
     code, _, err = run(capsys, "evaluate", "--pairs", tmp_path / "p64", "--fused",
                        tmp_path / "p64" / "fused")
-    one_line_error(code, err, "a.tif", "NaN")
+    assert_one_line_error(code, err, "a.tif", "NaN")
     (tmp_path / "blocker").write_text("x")
     Image.fromarray(np.full((64, 64), 128, np.uint8)).save(tmp_path / "p64" / "fused" / "a.png")
     (tmp_path / "p64" / "fused" / "a.tif").unlink()
     code, _, err = run(capsys, "evaluate", "--pairs", tmp_path / "p64", "--fused",
                        tmp_path / "p64" / "fused", "--metrics", "EN", "-o",
                        tmp_path / "blocker" / "t.csv")
-    one_line_error(code, err, "t.csv", "blocker is a file")
+    assert_one_line_error(code, err, "t.csv", "blocker is a file")
 
 
 def test_bench_isolates_an_unreadable_pair(capsys, pairs, tmp_path):
@@ -152,7 +140,7 @@ def test_bench_isolates_an_unreadable_pair(capsys, pairs, tmp_path):
 
 def test_folder_above_a_split_hints_at_the_splits(capsys, aanlib_dir, tmp_path):
     code, _, err = run(capsys, "fuse-dir", aanlib_dir / "PET-MRI", "-o", tmp_path / "o")
-    one_line_error(code, err, "folders of pairs inside it: test, train", "PET-MRI/test")
+    assert_one_line_error(code, err, "folders of pairs inside it: test, train", "PET-MRI/test")
 
 
 def test_comma_lists_version_and_quiet():
@@ -172,7 +160,7 @@ def test_max_pixels_option_and_quiet_fuse(capsys, tmp_path, aanlib_dir):
     d = aanlib_dir / "CT-MRI" / "test"
     argv = ["fuse", "--mr", d / "MRI/16009.png", "--func", d / "CT/16009.png", "--method", "max"]
     code, _, err = run(capsys, "--max-pixels", "1000", *argv, "-o", tmp_path / "a.png")
-    one_line_error(code, err, "16009.png", "above the limit of 1,000", "--max-pixels")
+    assert_one_line_error(code, err, "16009.png", "above the limit of 1,000", "--max-pixels")
     code, _, err = run(capsys, "-q", *argv, "-o", tmp_path / "a.png")
     assert code == 0 and err == "" and read_image(tmp_path / "a.png").shape == (256, 256)
 
@@ -195,5 +183,5 @@ def test_evaluate_table_on_a_full_file_system_leaves_nothing(pairs, tmp_path):
         [sys.executable, "-m", "msgfusion", "evaluate", "--pairs", str(pairs), "--fused",
          str(fused), "--metrics", "EN", "-o", str(table)], preexec_fn=limit, capture_output=True,
         text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(SRC)})
-    one_line_error(proc.returncode, proc.stderr, "t.csv", "cannot write")
+    assert_one_line_error(proc.returncode, proc.stderr, "t.csv", "cannot write")
     assert list(table.parent.iterdir()) == []

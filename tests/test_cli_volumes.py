@@ -13,28 +13,15 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from msgfusion.cli import main
 from msgfusion.io.images import read_image
 from msgfusion.io.volumes import read_volume
+
+from cli_helpers import assert_one_line_error, run
 
 VOLUMES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "volumes"
 SPM = VOLUMES / "spm_oldnorm"
 MR_DIR = VOLUMES / "mridir" / "mr_t2"
 CT_DIR = VOLUMES / "mridir" / "ct"
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("msgfusion: error:"), err
-    for frag in fragments:
-        assert frag in lines[0], (frag, lines[0])
 
 
 def test_fuse_nifti_writes_rgb_intensity_and_preview(capsys, tmp_path):

@@ -14,6 +14,8 @@ from msgfusion.cli import main
 from msgfusion.metrics import METRICS, PAPER_METRICS, compute_metrics
 from msgfusion.metrics.evaluate import evaluate_folder
 
+from cli_helpers import assert_one_line_error, run
+
 PET_IDS = ("25015", "25022", "25027")
 VIFB = "VIFB_matlab@22b2ea9"
 HAN = "Han2013_VIFF_Public_matlab(HarrisXia copy)@35d35c0"
@@ -31,20 +33,6 @@ def pet_folder(tmp_path: Path, reference_metrics_dir: Path) -> tuple[Path, Path]
         shutil.copy(src / "inputs" / f"PET-MRI_{i}_B_PET_rgb.png", pairs / "PET" / f"{i}.png")
         shutil.copy(src / "fused" / f"PET-MRI_{i}_max.png", fused / f"{i}.png")
     return pairs, fused
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("msgfusion: error:"), err
-    for frag in fragments:
-        assert frag in lines[0], (frag, lines[0])
 
 
 def test_csv_matches_the_references(capsys, pet_folder, reference_triples, tmp_path) -> None:

@@ -8,10 +8,11 @@ SCD, PSNR), :mod:`~msgfusion.metrics.gradient` (SF, AG, rSFe, Qabf, Nabf),
 (VIF, VIFF, Qcb, Qcv). :mod:`~msgfusion.metrics.registry` lists them with their direction and
 computes a chosen set; :func:`evaluate_images` takes images as read (float [0, 1], grey or RGB).
 Folder evaluation (``msgfusion evaluate``) lives in :mod:`msgfusion.metrics.evaluate`.
+:func:`entropy_ceiling` is not a metric: it bounds EN for a pair of sources.
 """
 
 from msgfusion.metrics.gradient import average_gradient, nabf, qabf, rsfe, spatial_frequency
-from msgfusion.metrics.information import entropy, mutual_information
+from msgfusion.metrics.information import entropy, entropy_ceiling, mutual_information
 from msgfusion.metrics.inputs import as_gray255, check_images
 from msgfusion.metrics.perceptual import qcb, qcv, vif, viff
 from msgfusion.metrics.registry import (
@@ -41,6 +42,7 @@ __all__ = [
     "compute_metrics_many",
     "correlation_coefficient",
     "entropy",
+    "entropy_ceiling",
     "evaluate_images",
     "mutual_information",
     "nabf",

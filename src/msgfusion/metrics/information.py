@@ -45,6 +45,29 @@ def entropy(f: np.ndarray) -> float:
     return _entropy(np.bincount(_grey_levels(f, "F").ravel(), minlength=LEVELS), 2.0)
 
 
+def entropy_ceiling(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest EN (bits) a fused image of ``a`` and ``b`` can have while it is black (grey
+    level 0) wherever both sources are: no fusion that keeps the no-signal background black
+    scores a higher :func:`entropy` on this pair.
+
+    With p the fraction of pixels where both sources are 0, the histogram of largest entropy
+    with at least p in level 0 puts p there and spreads 1 - p evenly over the other 255 levels
+    (entropy is concave and symmetric in the levels), so
+
+        EN <= -p log2 p - (1 - p) log2((1 - p) / 255)     (p >= 1/256; else log2 256 = 8).
+
+    Not a metric of a fused image: it bounds :func:`entropy` for a pair of sources, which shows
+    how much of a fused image's EN above it comes from a lifted (noisy or grey) background.
+    """
+    a, b = check_images(a, b)
+    p = float(np.mean((_grey_levels(a, "A") == 0) & (_grey_levels(b, "B") == 0)))
+    if p <= 1 / LEVELS:
+        return math.log2(LEVELS)
+    rest = 1.0 - p
+    spread = -rest * math.log2(rest / (LEVELS - 1)) if rest > 0 else 0.0
+    return -p * math.log2(p) + spread + 0.0  # + 0.0: no -0.0 for an all-black pair
+
+
 def _mutual_information(x: np.ndarray, y: np.ndarray, base: float) -> float:
     joint = np.bincount((x * LEVELS + y).ravel(), minlength=LEVELS * LEVELS)
     hx = _entropy(np.bincount(x.ravel(), minlength=LEVELS), base)
