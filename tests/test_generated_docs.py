@@ -19,3 +19,16 @@ def test_baseline_training_table_in_methods_md_is_current():
     """New baseline weights or logs without `python benchmarks/baseline_training.py` fail here."""
     script = _script("baseline_training")
     assert script.table() in (REPO / "docs" / "methods.md").read_text(encoding="utf-8")
+
+
+def test_the_shipped_networks_recipes_are_found_among_the_cv_recipes():
+    """docs/msgfusion.md compares the CV recipes with the one the shipped network was trained by
+    (at its own length): a change to the shipped config without its CV recipe fails here."""
+    from msgfusion.train.experiment import ExperimentConfig
+
+    script = _script("msgfusion_results")
+    configs = {p.stem: ExperimentConfig.from_file(p) for p in sorted(script.CV_DIR.glob("*.json"))}
+    expected = {"CT-MRI": "ct_full", "PET-MRI": "shipped_full", "SPECT-MRI": "spect_full"}
+    for group, recipe in expected.items():
+        have = [r for r, c in configs.items() if group in c.pairs]
+        assert script._shipped_recipe(configs, have, group) == recipe
