@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from msgfusion.api import (
+        DEFAULT_METHOD,
         FusedVolume,
         check_color,
         check_method,
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
         fuse_intensity,
         fuse_many,
         fuse_volume,
+        list_methods,
         load_volume,
         make_pair,
         method_fingerprint,
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from msgfusion.io.color import restore_color
     from msgfusion.io.images import read_image, write_image
     from msgfusion.io.volumes import write_volume
-    from msgfusion.methods.registry import DEFAULT_METHOD, get_method, list_methods
+    from msgfusion.methods.registry import get_method
     from msgfusion.pair import FusionPair, load_pair
     from msgfusion.volume import Volume
 
@@ -39,7 +41,7 @@ __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.
 _PUBLIC = {
-    "DEFAULT_METHOD": "msgfusion.methods.registry",
+    "DEFAULT_METHOD": "msgfusion.api",
     "FolderResult": "msgfusion.folder",
     "FusedVolume": "msgfusion.api",
     "FusionPair": "msgfusion.pair",
@@ -54,7 +56,7 @@ _PUBLIC = {
     "fuse_many": "msgfusion.api",
     "fuse_volume": "msgfusion.api",
     "get_method": "msgfusion.methods.registry",
-    "list_methods": "msgfusion.methods.registry",
+    "list_methods": "msgfusion.api",
     "load_pair": "msgfusion.pair",
     "load_volume": "msgfusion.api",
     "make_pair": "msgfusion.api",

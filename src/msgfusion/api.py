@@ -21,8 +21,8 @@ from msgfusion.intensity import IntensityScale, modality_scale, mr_scale
 from msgfusion.io.color import (COLOR_MODES, DEFAULT_COLOR_MODE, colorize, default_cmap,
                                 restore_color, to_uint8)
 from msgfusion.io.volumes import guess_modality, read_volume
-from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, fuse_pairs, get_method
-from msgfusion.metrics import evaluate_images
+from msgfusion.methods.registry import (DEFAULT_METHOD, FusionMethod, fuse_pairs, get_method,
+                                        list_methods)
 from msgfusion.pair import (
     FusionPair,
     as_image,
@@ -36,6 +36,10 @@ from msgfusion.volume import (AXES, Orientation, Volume, n_planes, plane, plane_
 from msgfusion.workers import in_workers
 
 ImageLike = np.ndarray | str | os.PathLike
+
+__all__ = ["DEFAULT_METHOD", "FusedVolume", "check_color", "check_method", "evaluate", "fuse",
+           "fuse_intensity", "fuse_many", "fuse_volume", "list_methods", "load_volume",
+           "make_pair", "method_fingerprint", "volume_preview"]
 
 
 def make_pair(mr: ImageLike, func: ImageLike, modality: str | None = None,
@@ -110,6 +114,8 @@ def evaluate(mr: np.ndarray, func: np.ndarray, fused: np.ndarray,
     in [0, 1], grey or RGB), on 8-bit grey / BT.601 luminance as the reference code computes
     them; ``metrics``: labels, ``"paper"`` (the paper's seven) or ``"all"``
     (:func:`msgfusion.metrics.evaluate_images`)."""
+    from msgfusion.metrics import evaluate_images  # scipy: loaded when a fusion is evaluated
+
     return evaluate_images(mr, func, fused, metrics)
 
 
