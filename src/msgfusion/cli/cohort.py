@@ -19,7 +19,7 @@ def cmd_cohort_run(args: argparse.Namespace) -> int:
     config = CohortConfig(manifest=Path(args.manifest), out_dir=Path(args.output),
                           method=args.method, color=args.color, register=args.register,
                           metrics=args.metrics, workers=args.workers, scheduler=args.scheduler,
-                          retries=args.retries)
+                          retries=args.retries, batch_size=args.batch_size)
     result = run_cohort(config)
     for line in result.summary_lines():
         print(line)
@@ -31,14 +31,18 @@ def cmd_make_manifest(args: argparse.Namespace) -> int:
     from msgfusion.cohort import make_manifest
 
     out = check_output(args.output, args.overwrite) if args.output else None
-    text, warnings = make_manifest(args.dir, relative_to=out.parent if out else None)
+    text, warnings = make_manifest(args.dir, relative_to=out.parent if out else None,
+                                   keep_going=args.keep_going)
     for warning in warnings:
         print(f"msgfusion: warning: {warning}", file=sys.stderr)
     if out is None:
         sys.stdout.write(text)
         return 0
     write_text(out, text, overwrite=args.overwrite)
-    print(f"wrote {out} ({text.count(chr(10)) - 1} subjects)", file=sys.stderr)
+    failed = sum(1 for line in text.splitlines()[1:] if ",failed," in line)
+    print(f"wrote {out} ({text.count(chr(10)) - 1} subjects"
+          + (f", {failed} marked failed: their files cannot be read" if failed else "") + ")",
+          file=sys.stderr)
     return 0
 
 
@@ -74,6 +78,9 @@ def add_commands(command: CommandAdder) -> None:
                         "volumes: rigid; see `msgfusion register`)")
     r.add_argument("--metrics", default="paper", choices=("paper", "all", "none"),
                    help="metrics per subject (default: paper)")
+    r.add_argument("--batch-size", type=int, metavar="N",
+                   help="slice pairs per Dask task (default: four tasks per worker, at most "
+                        "32 pairs each); volume pairs go one per task")
     r.add_argument("--retries", type=int, default=3,
                    help="times a task is retried when its worker dies or it crashes (default 3)")
 
@@ -81,11 +88,17 @@ def add_commands(command: CommandAdder) -> None:
                        description="Write a manifest CSV for DIR: a folder of pairs (MRI/ beside "
                                    "CT/, PET/ or SPECT/; images, or volumes: NIfTI, MetaImage, "
                                    "NRRD, DICOM folders), a tree of them (the AANLIB layout), or "
-                                   "a BIDS-like tree (sub-*/anat/*T1w.nii.gz with "
-                                   "sub-*/pet/*.nii.gz).")
+                                   "a BIDS dataset (read with pybids: anat T1w or T2w with pet, "
+                                   "and *_ct or *_spect images, sessions included; the run "
+                                   "writes a BIDS derivatives dataset). Subjects whose files "
+                                   "cannot be read are rows marked failed with their reason "
+                                   "(--no-keep-going: stop instead).")
     m.set_defaults(handler=cmd_make_manifest)
     m.add_argument("dir", metavar="DIR")
     m.add_argument("-o", "--output", metavar="FILE",
                    help="the manifest file (paths relative to its folder); default: standard "
                         "output (absolute paths)")
     m.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+    m.add_argument("--keep-going", action=argparse.BooleanOptionalAction, default=True,
+                   help="record unreadable subjects as failed rows and write the rest "
+                        "(default); --no-keep-going stops at the first one")

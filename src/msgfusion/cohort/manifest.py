@@ -12,6 +12,11 @@ data. Ids name the output files, so they must be unique and safe as file names. 
 (missing column, duplicate or unsafe id, unknown modality, method or colour) is a
 :class:`~msgfusion.errors.DatasetError` naming the file and the row; files themselves are only
 opened when the subject is processed, so one unreadable scan fails that subject alone.
+
+Rows that ``cohort make-manifest`` could not pair or read carry ``status`` ``failed`` and their
+``reason``: ``cohort run`` records them as failed subjects and fuses the rest. A manifest made
+from a BIDS dataset has an ``output`` column: the path of each fused result inside the output
+folder, a BIDS derivatives dataset (:mod:`.bids`).
 """
 
 from __future__ import annotations
@@ -37,8 +42,11 @@ from msgfusion.io.volumes import is_volume_path, volume_suffix
 from msgfusion.pair import check_modality
 
 REQUIRED_COLUMNS = ("id", "mr", "func", "modality")
-OPTION_COLUMNS = ("method", "color")
+OPTION_COLUMNS = ("method", "color", "output")
+STATUS_COLUMNS = ("status", "reason")
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: A manifest row as made from a folder: id, MR, functional, modality, extra columns.
+Row = tuple[str, "Path | None", "Path | None", str, dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,7 @@ class Subject:
     func: Path
     modality: str
     options: dict[str, str] = field(default_factory=dict, compare=False)
+    failed: str = ""  # the reason, for a row the manifest marks failed
 
     @property
     def kind(self) -> str:
@@ -79,7 +88,7 @@ def read_manifest(path: str | os.PathLike) -> list[Subject]:
     if missing:
         raise DatasetError(f"{path}: manifest lacks the column(s) {', '.join(missing)} "
                            f"(needs {', '.join(REQUIRED_COLUMNS)})")
-    unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTION_COLUMNS]
+    unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTION_COLUMNS + STATUS_COLUMNS]
     if unknown:
         raise DatasetError(f"{path}: unknown manifest column(s) {', '.join(unknown)}; per-row "
                            f"options are {', '.join(OPTION_COLUMNS)}")
@@ -95,6 +104,19 @@ def read_manifest(path: str | os.PathLike) -> list[Subject]:
         if sid in seen:
             raise DatasetError(f"{where}: id {sid!r} already used on line {seen[sid]}")
         seen[sid] = line
+        status = row.get("status", "")
+        if status not in ("", "failed"):
+            raise DatasetError(f"{where}: status {status!r} must be empty or 'failed'")
+        if status == "failed":
+            reason = row.get("reason") or "marked failed in the manifest"
+            mr, func = (Path(os.path.abspath(path.parent / row[c])) if row[c] else Path()
+                        for c in ("mr", "func"))
+            subjects.append(Subject(sid, mr, func, row["modality"], {}, reason))
+            continue
+        output = row.get("output", "")
+        if output and (os.path.isabs(output) or ".." in Path(output).parts):
+            raise DatasetError(f"{where}: output {output!r} must be a path inside the output "
+                               "folder")
         for column in ("mr", "func"):
             if not row[column]:
                 raise DatasetError(f"{where}: empty {column} path")
@@ -119,65 +141,56 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
-def _pair_rows(folders: Sequence[PairFolder]) -> list[tuple[str, Path, Path, str]]:
+def _pair_rows(folders: Sequence[PairFolder]) -> list[Row]:
+    """Rows of folders of 2-D pairs; a pair whose files fail the header checks is a failed row."""
     prefix = len(folders) > 1
-    return [(_safe(f"{folder.label}_{files.stem}") if prefix else _safe(files.stem),
-             files.mr_path, files.func_path, folder.modality)
-            for folder in folders for files in folder.files]
+    rows: list[Row] = []
+    for folder in folders:
+        problems = folder.problems()
+        for i, files in enumerate(folder.files):
+            sid = _safe(f"{folder.label}_{files.stem}") if prefix else _safe(files.stem)
+            failed = {"status": "failed", "reason": problems[i]} if i in problems else {}
+            rows.append((sid, files.mr_path, files.func_path, folder.modality, failed))
+    return rows
 
 
-def _nifti(folder: Path, pattern: str) -> list[Path]:
-    return sorted(p for p in folder.glob(pattern)
-                  if p.name.endswith((".nii", ".nii.gz")) and not p.name.startswith("."))
-
-
-def _bids_rows(root: Path) -> tuple[list[tuple[str, Path, Path, str]], list[str]]:
-    """Rows of a BIDS-like tree: ``sub-*/[ses-*/]anat/*T1w.nii[.gz]`` with ``pet/*.nii[.gz]``."""
-    rows, warnings = [], []
-    sessions = sorted({anat.parent for anat in root.glob("sub-*/anat")}
-                      | {anat.parent for anat in root.glob("sub-*/ses-*/anat")})
-    for session in sessions:
-        label = _safe(str(session.relative_to(root)).replace(os.sep, "_"))
-        t1 = _nifti(session / "anat", "*T1w.nii*")
-        pet = _nifti(session / "pet", "*.nii*")
-        if len(t1) != 1 or len(pet) != 1:
-            warnings.append(f"{session}: skipped, needs one anat/*T1w.nii[.gz] and one "
-                            f"pet/*.nii[.gz] (found {len(t1)} and {len(pet)})")
-            continue
-        rows.append((label, t1[0], pet[0], "PET"))
-    return rows, warnings
-
-
-def make_manifest(root: str | os.PathLike, relative_to: str | os.PathLike | None = None
-                  ) -> tuple[str, list[str]]:
+def make_manifest(root: str | os.PathLike, relative_to: str | os.PathLike | None = None,
+                  keep_going: bool = True) -> tuple[str, list[str]]:
     """A manifest CSV for a folder layout, and warnings about what was left out.
 
     ``root``: a folder of pairs (``MRI/`` beside ``CT/``, ``PET/`` or ``SPECT/``; images, or
     volumes: NIfTI/MetaImage/NRRD files or DICOM folders), a tree of them (the AANLIB
-    ``<pair>/<split>/`` layout: ids get the folder's label as prefix), or a BIDS-like tree of
-    volumes (``sub-*/anat/*T1w.nii.gz`` + ``sub-*/pet/*.nii.gz``). Paths are written
-    relative to the folder ``relative_to`` (where the manifest will be saved), else absolute.
+    ``<pair>/<split>/`` layout: ids get the folder's label as prefix), or a BIDS dataset
+    (:func:`msgfusion.cohort.bids.bids_rows`: rows with the derivative's ``output`` path).
+    Paths are written relative to the folder ``relative_to`` (where the manifest will be
+    saved), else absolute. With ``keep_going`` (the default) a subject whose files cannot be
+    read is a row with ``status`` failed and its ``reason``; without, it stops with a
+    :class:`~msgfusion.errors.DatasetError`.
     """
+    from msgfusion.cohort.bids import bids_rows, is_bids_dataset
+
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder")
     warnings: list[str] = []
     if is_volume_pair_folder(root):
-        rows = [(_safe(f.name[: len(f.name) - len(volume_suffix(f.name))]), f.mr_path,
-                 f.func_path, f.modality) for f in volume_pairs(root)]
-    elif is_pair_folder(root) or not any(root.glob("sub-*")):
-        rows = _pair_rows(find_pair_folders(root))
+        rows: list[Row] = [(_safe(f.name[: len(f.name) - len(volume_suffix(f.name))]),
+                            f.mr_path, f.func_path, f.modality, {}) for f in volume_pairs(root)]
+    elif is_pair_folder(root) or not is_bids_dataset(root):
+        rows = _pair_rows(find_pair_folders(root, check_sizes=not keep_going))
     else:
-        rows, warnings = _bids_rows(root)
-        if not rows:
-            raise DatasetError(f"{root}: no subject with anat/*T1w.nii[.gz] and pet/*.nii[.gz]")
+        rows, warnings = bids_rows(root, keep_going)
 
-    def shown(p: Path) -> str:  # links kept: the manifest names the files of the tree
+    def shown(p: Path | None) -> str:  # links kept: the manifest names the files of the tree
+        if p is None:
+            return ""
         return os.path.relpath(p, os.path.abspath(relative_to)) if relative_to \
             else os.path.abspath(p)
 
+    extra = [c for c in OPTION_COLUMNS + STATUS_COLUMNS if any(c in r[4] for r in rows)]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(REQUIRED_COLUMNS)
-    writer.writerows((sid, shown(mr), shown(func), modality) for sid, mr, func, modality in rows)
+    writer.writerow(REQUIRED_COLUMNS + tuple(extra))
+    writer.writerows((sid, shown(mr), shown(func), modality, *(options.get(c, "") for c in extra))
+                     for sid, mr, func, modality, options in rows)
     return buf.getvalue(), warnings

@@ -1,35 +1,46 @@
-"""Run a cohort on Dask: plan what is out of date, submit each subject's chain, collect a table.
+"""Run a cohort on Dask: plan what is out of date, submit batches of subjects, stream the table.
 
 Layout of the output folder (which is also the record of what is done)::
 
-    fused/<id>.png | <id>.nii.gz   the fused slice or volume of each subject (written atomically)
+    fused/<id>.png | <id>.nii.gz   the fused slice or volume of each subject (written atomically),
+                                   or the path of the manifest's ``output`` column (a BIDS
+                                   derivatives dataset: see :mod:`.bids`)
+    fused/<id>.tfm, <id>_qa.png    with ``register``: the transform and the QA figure
     records/<id>.json              fingerprint and result row, written when the subject is done
+    results.sqlite                 the rows as they arrive (the client keeps none in memory)
     results.csv, results.parquet   one row per subject: status, reason, warnings, timings, metrics
 
 A subject is up to date when its record's fingerprint (method name and the method's own
-fingerprint: source and weights; colour; metrics; the input files' paths, sizes and
+fingerprint: source and weights; colour; metrics; registration; the input files' paths, sizes and
 modification times) matches and its output exists; a re-run skips it and recomputes the rest.
 
-With ``register``, every subject's functional input is registered onto its MR first
-(:mod:`msgfusion.register`: 2-D similarity, 3-D rigid), a task of its own in the chain.
+Subjects travel to the workers in batches (:func:`make_batches`: several slice pairs per task,
+fused by one :func:`msgfusion.fuse_many` call; one volume pair per task), so that Dask's cost of
+a few milliseconds per task is shared. The client keeps a bounded number of batches in flight and
+submits the next as one completes; each batch's rows go to ``results.sqlite`` as it completes.
+
 The cluster is a :class:`distributed.LocalCluster` of ``workers`` single-threaded processes, or
-an existing cluster reached at ``scheduler`` (SLURM through dask-jobqueue, Kubernetes, a cloud
-service: any Dask scheduler), or a :class:`distributed.Client` the caller already holds. Tasks are
-submitted with ``retries`` so that those of a killed worker run again elsewhere.
+an existing cluster reached at ``scheduler`` (``dask scheduler`` / ``dask worker`` processes,
+SLURM through dask-jobqueue, Kubernetes, a cloud service: any Dask scheduler), or a
+:class:`distributed.Client` the caller already holds. Tasks are submitted with ``retries``, and
+the scheduler runs the batches of a worker that dies again elsewhere; subjects that the dead
+worker had already recorded are not computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import resource
+import sqlite3
 import sys
 import time
 import traceback
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,27 +48,31 @@ from typing import Any
 import pandas as pd
 
 from msgfusion import DEFAULT_METHOD, method_fingerprint
+from msgfusion.cohort.bids import is_bids_output, write_dataset_description
 from msgfusion.cohort.manifest import Subject, read_manifest
 from msgfusion.cohort.tasks import (
     KINDS,
     STEPS,
     CohortWorkerSetup,
     SubjectJob,
-    fuse_subject,
-    read_subject,
-    register_subject,
-    score_subject,
-    write_subject,
+    recorded_row,
+    run_batch,
 )
 from msgfusion.errors import ClusterError, MsgFusionError, OutputExistsError
 from msgfusion.io.color import DEFAULT_COLOR_MODE
-from msgfusion.io.files import atomic_write, write_text
+from msgfusion.io.files import atomic_write
 from msgfusion.metrics import resolve_names
 from msgfusion.progress import progress_bar
 
 METRIC_CHOICES = ("paper", "all", "none")
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 WORKER_WAIT_S = 60
+#: Slice pairs per task at most: at ~10-30 ms a pair, a task of 32 takes 0.3-1 s, against
+#: Dask's few ms per task.
+MAX_SLICE_BATCH = 32
+#: Batches waiting per worker beyond the one it runs (so that no worker waits for the client).
+QUEUED_PER_WORKER = 2
+EXPORT_CHUNK = 20000
 
 
 @dataclass
@@ -74,47 +89,62 @@ class CohortConfig:
     scheduler: str | None = None  # address of an existing scheduler instead
     retries: int = 3
     progress: bool = True
+    batch_size: int | None = None  # slice pairs per task (default: see make_batches)
 
 
 @dataclass
 class CohortResult:
-    """The results table (manifest order) and what the run did."""
+    """What the run did; the results table (manifest order) is read from ``results.parquet``
+    on demand (:attr:`table`), so that a run of a million subjects holds no table in memory."""
 
-    table: pd.DataFrame
+    out_dir: Path
+    counts: dict[str, int]
     computed: int
     skipped: int
     wall_s: float  # the whole run
     compute_s: float = 0.0  # from the first submission to the last result
     setup_s: float = 0.0  # loading torch and the methods in the workers (CohortWorkerSetup)
+    tasks: int = 0  # batches submitted
     dashboard: str | None = None
     worker_peak_mb: dict[str, float] = field(default_factory=dict)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # id, status, reason
+    means: dict[str, float] = field(default_factory=dict)  # metrics over the done subjects
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return pd.read_parquet(Path(self.out_dir) / "results.parquet")
 
     def count(self, status: str) -> int:
-        return int((self.table["status"] == status).sum())
+        return self.counts.get(status, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
     def summary_lines(self) -> list[str]:
         """What was done, skipped and failed (with reasons), throughput, mean metrics."""
-        n, done = len(self.table), self.count("done")
+        n, done = self.total, self.count("done")
+        doubtful = self.count("doubtful")
         lines = [f"{n} subject(s): {done} done ({self.computed} computed, {self.skipped} up to "
-                 f"date and skipped), {n - done} failed"]
+                 f"date and skipped), {n - done - doubtful} failed"
+                 + (f", {doubtful} doubtful (check the QA figures)" if doubtful else "")]
         if self.computed and self.compute_s > 0:
             lines.append(f"wall time {self.wall_s:.1f} s, of which {self.compute_s:.1f} s "
-                         f"computing: {60 * self.computed / self.compute_s:.1f} subjects/minute")
+                         f"computing: {60 * self.computed / self.compute_s:.1f} subjects/minute"
+                         f" in {self.tasks} task(s)")
         if self.worker_peak_mb:
             peaks = sorted(self.worker_peak_mb.values())
             lines.append(f"{len(peaks)} worker(s), peak memory {peaks[0]:.0f}-{peaks[-1]:.0f} MB "
                          "each")
-        metrics = [c for c in self.table.columns if c not in _FIXED_COLUMNS]
-        ok = self.table[self.table["status"] == "done"]
-        if metrics and len(ok):
-            lines.append("mean " + ", ".join(f"{m} {ok[m].mean():.4g}" for m in metrics))
-        for _, row in self.table[self.table["status"] != "done"].iterrows():
-            lines.append(f"  {row['id']}: {row['reason']}")
+        if self.means:
+            lines.append("mean " + ", ".join(f"{m} {v:.4g}" for m, v in self.means.items()))
+        lines += [f"  {sid}: {reason}" for sid, _, reason in self.failures]
         return lines
 
 
-_FIXED_COLUMNS = ("id", "status", "reason", "warnings", "modality", "kind", "method", "color",
-                  "registration", "output", "computed", "worker", "pid", *(f"{s}_s" for s in STEPS), "total_s",
+_TEXT_COLUMNS = ("id", "status", "reason", "warnings", "modality", "kind", "method", "color",
+                 "registration", "output", "transform", "qa_figure", "worker")
+_FIXED_COLUMNS = (*_TEXT_COLUMNS, "computed", "pid", *(f"{s}_s" for s in STEPS), "total_s",
                   "cpu_s")
 
 
@@ -127,37 +157,41 @@ def _file_identity(path: Path) -> list[Any]:
 
 
 def plan_jobs(subjects: Sequence[Subject], config: CohortConfig) -> list[SubjectJob]:
-    """One job per subject, with its output, record path (absolute: workers may run in
-    another folder) and fingerprint."""
+    """One job per subject (those the manifest marks failed excepted), with its output, record
+    path (absolute: workers may run in another folder) and fingerprint."""
     out = Path(config.out_dir).absolute()
     metrics = tuple(resolve_names(config.metrics)) if config.metrics != "none" else ()
     method_fps: dict[str, str] = {}
     jobs = []
     for s in subjects:
+        if s.failed:
+            continue
         method = s.options.get("method", config.method)
         if method not in method_fps:
             method_fps[method] = method_fingerprint(method)
         color = s.options.get("color", config.color)
         key = {"version": RECORD_VERSION, "method": method, "method_fp": method_fps[method],
                "color": color, "metrics": metrics, "modality": s.modality,
-               "register": config.register,
+               "register": config.register, "output": s.options.get("output", ""),
                "mr": _file_identity(s.mr), "func": _file_identity(s.func)}
         fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        jobs.append(SubjectJob(s, method, color, metrics,
-                               out / "fused" / f"{s.id}{KINDS[s.kind].suffix}",
-                               out / "records" / f"{s.id}.json", fingerprint, config.register))
+        output = out / s.options["output"] if "output" in s.options \
+            else out / "fused" / f"{s.id}{KINDS[s.kind].suffix}"
+        jobs.append(SubjectJob(s, method, color, metrics, output,
+                               out / "records" / f"{s.id}.json", fingerprint, config.register,
+                               method_fps[method], sidecar=is_bids_output(s.options)))
     return jobs
 
 
-def up_to_date(job: SubjectJob) -> dict[str, Any] | None:
-    """The recorded row of a job whose output and matching record exist, else ``None``."""
-    if not (job.output.is_file() and job.record.is_file()):
-        return None
-    try:
-        record = json.loads(job.record.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record["row"] if record.get("fingerprint") == job.fingerprint else None
+def make_batches(jobs: Sequence[SubjectJob], workers: int,
+                 batch_size: int | None = None) -> list[list[SubjectJob]]:
+    """The tasks of a run: each volume pair alone; slice pairs ``batch_size`` per task (default:
+    enough tasks for four per worker, at most :data:`MAX_SLICE_BATCH` pairs each), in manifest
+    order."""
+    slices = [j for j in jobs if j.subject.kind == "slice"]
+    size = batch_size or max(1, min(MAX_SLICE_BATCH, math.ceil(len(slices) / (4 * workers))))
+    batches = [[j] for j in jobs if j.subject.kind != "slice"]
+    return batches + [slices[i: i + size] for i in range(0, len(slices), size)]
 
 
 def _peak_rss_mb() -> float:
@@ -229,49 +263,149 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}".splitlines()[0]
 
 
-def submit_chain(client: Any, job: SubjectJob, retries: int) -> Any:
-    """Submit a subject's tasks read -> (register) -> fuse -> write -> score; the future of
-    its row."""
-    tag = f"{job.subject.id}-{job.fingerprint}"
-    future = client.submit(read_subject, job, key=f"read-{tag}", retries=retries)
-    steps = (("register", register_subject),) if job.register else ()
-    for name, fn in (*steps, ("fuse", fuse_subject), ("write", write_subject)):
-        future = client.submit(fn, future, key=f"{name}-{tag}", retries=retries)
-    return client.submit(score_subject, future, key=f"score-{tag}", retries=retries)
-
-
 def _remove_leftovers(out_dir: Path) -> None:
     """Delete temporary files of writes that a killed worker left half-done."""
-    for folder in (out_dir / "fused", out_dir / "records"):
-        for tmp in folder.glob(".*.part"):
-            tmp.unlink(missing_ok=True)
+    for tmp in out_dir.rglob(".*.part"):
+        tmp.unlink(missing_ok=True)
+
+
+class ResultsTable:
+    """The rows of a run in ``results.sqlite`` (manifest position, id, status, the row as JSON),
+    written as they arrive; exported at the end to CSV and Parquet in chunks."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.unlink(missing_ok=True)  # a table per run: a re-run rewrites it
+        self.db = sqlite3.connect(path)
+        self.db.execute("CREATE TABLE rows (idx INTEGER PRIMARY KEY, id TEXT, status TEXT, "
+                        "row TEXT)")
+        self.columns: dict[str, None] = {}  # every key of a row, in order of appearance
+        self._pending = 0
+
+    def add(self, index: int, row: dict[str, Any]) -> None:
+        self.columns.update(dict.fromkeys(row))
+        self.db.execute("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?)",
+                        (index, row["id"], row["status"], json.dumps(row)))
+        self._pending += 1
+        if self._pending >= 1000:
+            self.commit()
+
+    def commit(self) -> None:
+        self.db.commit()
+        self._pending = 0
+
+    def close(self) -> None:
+        self.db.commit()
+        self.db.close()
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """The table in manifest order, :data:`EXPORT_CHUNK` rows at a time, every chunk with
+        the same columns and types."""
+        columns = [c for c in _FIXED_COLUMNS if c in self.columns] + \
+            [c for c in self.columns if c not in _FIXED_COLUMNS]
+        cursor = self.db.execute("SELECT row FROM rows ORDER BY idx")
+        while batch := cursor.fetchmany(EXPORT_CHUNK):
+            frame = pd.DataFrame([json.loads(r) for (r,) in batch]).reindex(columns=columns)
+            for c in columns:
+                if c in _TEXT_COLUMNS:
+                    frame[c] = frame[c].fillna("").astype(str)
+                elif c == "computed":
+                    frame[c] = frame[c].fillna(False).astype(bool)
+                elif c == "pid":
+                    frame[c] = frame[c].astype("Int64")
+                else:
+                    frame[c] = frame[c].astype("float64")
+            yield frame
+
+    def export(self, out: Path) -> tuple[dict[str, int], list[tuple[str, str, str]],
+                                         dict[str, float]]:
+        """Write ``results.csv`` and ``results.parquet`` (atomically); the counts per status,
+        the subjects not done (id, status, reason) and the mean metrics of the done ones."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.commit()
+        counts: Counter[str] = Counter()
+        failures: list[tuple[str, str, str]] = []
+        sums: dict[str, float] = {}
+        n_done = 0
+        csv_tmp = out / ".results.csv.part"
+        pq_tmp = out / ".results.parquet.part"
+        writer = None
+        try:
+            with csv_tmp.open("w", newline="", encoding="utf-8") as csv_file:
+                for i, frame in enumerate(self.chunks()):
+                    frame.to_csv(csv_file, index=False, header=i == 0)
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(pq_tmp, table.schema)
+                    writer.write_table(table)
+                    counts.update(frame["status"])
+                    bad = frame[frame["status"] != "done"]
+                    failures += list(zip(bad["id"], bad["status"], bad["reason"]))
+                    done = frame[frame["status"] == "done"]
+                    n_done += len(done)
+                    for c in frame.columns:
+                        if c not in _FIXED_COLUMNS:
+                            sums[c] = sums.get(c, 0.0) + float(done[c].sum())
+            if writer is not None:
+                writer.close()
+                writer = None
+            os.replace(csv_tmp, out / "results.csv")
+            os.replace(pq_tmp, out / "results.parquet")
+        finally:
+            if writer is not None:
+                writer.close()
+            csv_tmp.unlink(missing_ok=True)
+            pq_tmp.unlink(missing_ok=True)
+        means = {c: s / n_done for c, s in sums.items()} if n_done else {}
+        return dict(counts), failures, means
 
 
 def _compute(client: Any, jobs: Sequence[SubjectJob], config: CohortConfig,
-             result_rows: dict[str, dict[str, Any]]) -> tuple[float, float, dict[str, float]]:
-    """Run the jobs on the client's cluster, filling ``result_rows``; the seconds preparing
-    the workers and from the first submission to the last result, and each worker's peak
-    memory (MB)."""
+             table: ResultsTable, index: dict[str, int]
+             ) -> tuple[float, float, int, dict[str, float]]:
+    """Run the jobs on the client's cluster, streaming their rows into ``table``; the seconds
+    preparing the workers and from the first submission to the last result, the number of
+    tasks, and each worker's peak memory (MB)."""
     from distributed import as_completed
 
     start = time.perf_counter()
     prepare_workers(client, tuple(sorted({j.method for j in jobs})))
     setup_s = time.perf_counter() - start
+    workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+    batches = deque(make_batches(jobs, workers, config.batch_size))
+    n_tasks = len(batches)
+    window = workers * (1 + QUEUED_PER_WORKER)
     start = time.perf_counter()
-    futures = {submit_chain(client, job, config.retries): job for job in jobs}
+
+    def submit() -> Any:
+        batch = batches.popleft()
+        future = client.submit(run_batch, batch, key=f"cohort-{batch[0].subject.id}-"
+                               f"{batch[0].fingerprint}", retries=config.retries)
+        futures[future] = batch
+        return future
+
+    futures: dict[Any, list[SubjectJob]] = {}
+    pending = as_completed([submit() for _ in range(min(window, len(batches)))])
     with progress_bar(config.progress, total=len(jobs), desc="cohort", unit="subject") as bar:
-        for future in as_completed(futures):
-            job = futures[future]
+        for future in pending:
+            batch = futures.pop(future)
             try:
-                row = future.result()
+                rows = future.result()
             except Exception as exc:  # survived the retries: record it, carry on
-                row = {"id": job.subject.id, "status": "failed", "reason": _reason(exc),
-                       "modality": job.subject.modality, "kind": job.subject.kind,
-                       "method": job.method, "color": job.color, "output": ""}
-            result_rows[job.subject.id] = {**row, "computed": True}
+                reason = _reason(exc)
+                rows = [{"id": job.subject.id, "status": "failed", "reason": reason,
+                         "modality": job.subject.modality, "kind": job.subject.kind,
+                         "method": job.method, "color": job.color, "output": ""}
+                        for job in batch]
             future.release()
-            bar.update(1)
-    return setup_s, time.perf_counter() - start, client.run(_peak_rss_mb)
+            for row in rows:
+                table.add(index[row["id"]], {**row, "computed": True})
+            table.commit()
+            bar.update(len(rows))
+            if batches:
+                pending.add(submit())
+    return setup_s, time.perf_counter() - start, n_tasks, client.run(_peak_rss_mb)
 
 
 def run_cohort(config: CohortConfig, client: Any = None) -> CohortResult:
@@ -282,35 +416,45 @@ def run_cohort(config: CohortConfig, client: Any = None) -> CohortResult:
                              f"not {config.metrics!r}")
     if config.workers is not None and config.workers < 1:
         raise ClusterError(f"--workers must be at least 1, got {config.workers}")
+    if config.batch_size is not None and config.batch_size < 1:
+        raise MsgFusionError(f"--batch-size must be at least 1, got {config.batch_size}")
     out = Path(config.out_dir)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out}: exists and is not a folder")
     subjects = read_manifest(config.manifest)
     jobs = plan_jobs(subjects, config)
-    rows: dict[str, dict[str, Any]] = {}
-    for job in jobs:
-        recorded = up_to_date(job)
-        if recorded is not None:
-            rows[job.subject.id] = {**recorded, "computed": False}
-    todo = [j for j in jobs if j.subject.id not in rows]
     (out / "fused").mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    dashboard, setup_s, compute_s, peaks = None, 0.0, 0.0, {}
-    if todo:
-        with open_client(config.workers, config.scheduler) if client is None \
-                else nullcontext(client) as client:
-            dashboard = dashboard_link(client)
-            if dashboard and config.progress:
-                print(f"Dask dashboard: {dashboard}", file=sys.stderr)
-            setup_s, compute_s, peaks = _compute(client, todo, config, rows)
-    wall = time.perf_counter() - start
-    _remove_leftovers(out)
-    table = pd.DataFrame([rows[j.subject.id] for j in jobs])
-    ordered = [c for c in _FIXED_COLUMNS if c in table.columns]
-    table = table[ordered + [c for c in table.columns if c not in ordered]]
-    write_text(out / "results.csv", table.to_csv(index=False), overwrite=True)
-    atomic_write(out / "results.parquet", lambda f: table.to_parquet(f, index=False),
-                 overwrite=True)
-    return CohortResult(table, computed=len(todo), skipped=len(jobs) - len(todo), wall_s=wall,
-                        compute_s=compute_s, setup_s=setup_s, dashboard=dashboard,
-                        worker_peak_mb=peaks)
+    index = {s.id: i for i, s in enumerate(subjects)}
+    table = ResultsTable(out / "results.sqlite")
+    with closing(table.db):
+        for s in subjects:
+            if s.failed:
+                table.add(index[s.id], {"id": s.id, "status": "failed", "reason": s.failed,
+                                        "modality": s.modality, "computed": False})
+        todo = []
+        for job in jobs:
+            recorded = recorded_row(job)
+            if recorded is None:
+                todo.append(job)
+            else:
+                table.add(index[job.subject.id], {**recorded, "computed": False})
+        del subjects
+        if any(job.sidecar for job in jobs):
+            write_dataset_description(out, config.manifest)
+        start = time.perf_counter()
+        dashboard, setup_s, compute_s, n_tasks, peaks = None, 0.0, 0.0, 0, {}
+        if todo:
+            with open_client(config.workers, config.scheduler) if client is None \
+                    else nullcontext(client) as client:
+                dashboard = dashboard_link(client)
+                if dashboard and config.progress:
+                    print(f"Dask dashboard: {dashboard}", file=sys.stderr)
+                setup_s, compute_s, n_tasks, peaks = _compute(client, todo, config, table,
+                                                              index)
+        wall = time.perf_counter() - start
+        _remove_leftovers(out)
+        counts, failures, means = table.export(out)
+    return CohortResult(out, counts, computed=len(todo), skipped=len(jobs) - len(todo),
+                        wall_s=wall, compute_s=compute_s, setup_s=setup_s, tasks=n_tasks,
+                        dashboard=dashboard, worker_peak_mb=peaks, failures=failures,
+                        means=means)
