@@ -9,16 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cohort_helpers import WORKER_ENV, dask_processes
 
 from msgfusion.api import fuse
 from msgfusion.io.images import read_image, write_image
 from msgfusion.metrics import evaluate_images
 from msgfusion.pair import load_pair
-
-REPO = Path(__file__).resolve().parents[2]
-#: Environment for Dask worker processes started by the tests: the source on the path.
-WORKER_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
-    [str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
 def make_cohort(aanlib: Path, root: Path, per_modality: int) -> list[dict[str, str]]:
@@ -94,3 +90,19 @@ def large_cohort(aanlib_dir, tmp_path) -> tuple[Path, list[dict[str, str]]]:
     """Fifteen subjects (five pairs each of CT, PET and SPECT): (folder, manifest rows)."""
     root = tmp_path / "study"
     return root, make_cohort(aanlib_dir, root, per_modality=5)
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    """``start(workers)``: :func:`dask_processes` in the test's folder (a context manager)."""
+    return lambda workers: dask_processes(tmp_path / "dask", workers)
+
+
+@pytest.fixture
+def threads_cluster():
+    """One worker thread in this process (fast: no process to start), closed afterwards."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client

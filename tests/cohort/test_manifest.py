@@ -87,29 +87,6 @@ def test_make_manifest_of_the_atlas_tree(aanlib_dir, capsys):
     assert {r["modality"] for r in rows} == {"CT", "PET", "SPECT"}
 
 
-def test_make_manifest_of_a_bids_like_tree(tmp_path, capsys):
-    bids = tmp_path / "bids"
-    layout = {"sub-01": ("anat", "pet"), "sub-02/ses-1": ("anat", "pet"), "sub-03": ("anat",)}
-    for session, kinds in layout.items():
-        label = session.replace("/", "_")
-        for kind in kinds:
-            (bids / session / kind).mkdir(parents=True)
-            source, name = (SPM / "T1.nii.gz", f"{label}_T1w.nii.gz") if kind == "anat" \
-                else (SPM / "PET.nii.gz", f"{label}_pet.nii.gz")
-            os.symlink(source, bids / session / kind / name)
-    text, warnings = make_manifest(bids)
-    rows = _rows(text)
-    assert [r["id"] for r in rows] == ["sub-01", "sub-02_ses-1"]
-    assert rows[0]["mr"].endswith("sub-01/anat/sub-01_T1w.nii.gz")
-    assert rows[1]["func"].endswith("sub-02/ses-1/pet/sub-02_ses-1_pet.nii.gz")
-    assert {r["modality"] for r in rows} == {"PET"}
-    assert len(warnings) == 1 and "sub-03" in warnings[0] and "skipped" in warnings[0]
-    out = tmp_path / "bids.csv"
-    assert main(["cohort", "make-manifest", str(bids), "-o", str(out)]) == 0
-    assert "sub-03" in capsys.readouterr().err
-    assert [s.kind for s in read_manifest(out)] == ["volume", "volume"]
-
-
 def test_make_manifest_of_a_folder_of_volume_pairs(tmp_path):
     for sub, source in (("MRI", "T1"), ("SPECT", "SPECT")):
         (tmp_path / sub).mkdir()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,6 +14,8 @@ import pytest
 
 from msgfusion.cli import main
 from msgfusion.cohort import CohortConfig, run_cohort
+
+from cohort_helpers import assert_no_leftovers, results_table
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -29,14 +29,6 @@ def local_cluster():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         yield client
-
-
-def _table(out: Path) -> pd.DataFrame:
-    csv = pd.read_csv(out / "results.csv", keep_default_na=False)
-    parquet = pd.read_parquet(out / "results.parquet")
-    assert list(csv["id"]) == list(parquet["id"])
-    assert list(csv["status"]) == list(parquet["status"])
-    return parquet
 
 
 def _volume_matches_api(row: dict[str, str], output: Path, metrics: dict[str, float]) -> None:
@@ -53,20 +45,6 @@ def _volume_matches_api(row: dict[str, str], output: Path, metrics: dict[str, fl
     axial = n_planes(Orientation.of(expected.mr).view(expected.mr.data), "axial")
     want = evaluate_images(*expected.planes("axial", axial // 2), list(metrics))
     assert metrics == pytest.approx(want, rel=1e-9)
-
-
-def _no_leftovers(out: Path) -> None:
-    assert not [p.name for p in out.rglob("*") if p.name.startswith(".")], "temporary files left"
-
-
-@pytest.fixture
-def threads_cluster():
-    """One worker thread in this process (fast: no process to start), closed afterwards."""
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        yield client
 
 
 @pytest.mark.parametrize("where", ["threads", pytest.param("processes", marks=pytest.mark.slow)])
@@ -105,7 +83,7 @@ def test_corrupt_subject_and_resume(where, cohort, manifest_writer, matches_api,
     assert main(argv) == 1  # some subjects failed
     stdout = capsys.readouterr().out
     assert "10 subject(s): 8 done (10 computed, 0 up to date and skipped), 2 failed" in stdout
-    table = _table(out)
+    table = results_table(out)
     assert list(table["id"]) == [r["id"] for r in rows + extra]
     by_id = table.set_index("id")
     assert list(by_id.loc[[r["id"] for r in rows], "status"]) == ["done"] * 6
@@ -121,7 +99,7 @@ def test_corrupt_subject_and_resume(where, cohort, manifest_writer, matches_api,
     assert len(set(table["worker"])) >= 1 and (table["total_s"] > 0).all()
     assert sorted(p.name for p in (out / "fused").iterdir()) == \
         sorted([f"{r['id']}.png" for r in rows + extra[1:2]] + ["volume.nii.gz"])
-    _no_leftovers(out)
+    assert_no_leftovers(out)
     labels = ["EN", "SD", "MI", "rSFe", "Q_S", "VIFF", "Qabf"]  # --metrics paper (default)
     for row in rows:
         values = {m: by_id.loc[row["id"], m] for m in labels}
@@ -137,7 +115,7 @@ def test_corrupt_subject_and_resume(where, cohort, manifest_writer, matches_api,
     result = run_cohort(config, client)
     assert "10 subject(s): 10 done (2 computed, 8 up to date and skipped), 0 failed" in \
         result.summary_lines()[0]
-    table = _table(out)
+    table = results_table(out)
     assert list(table["computed"]) == [False] * 6 + [True, False, False, True]
     assert {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir() if p.name in mtimes} \
         == mtimes
@@ -151,7 +129,7 @@ def test_corrupt_subject_and_resume(where, cohort, manifest_writer, matches_api,
     assert "10 subject(s): 10 done (0 computed, 10 up to date and skipped), 0 failed" in \
         capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in (out / "fused").iterdir()} == before
-    assert list(_table(out)["computed"]) == [False] * 10
+    assert list(results_table(out)["computed"]) == [False] * 10
 
 
 @pytest.mark.slow
@@ -164,7 +142,7 @@ def test_scheduler_address(cohort, matches_api, local_cluster, tmp_path, capsys)
     assert main(["cohort", "run", str(root / "manifest.csv"), "-o", str(out), "--scheduler",
                  scheduler_address, "--metrics", "none"]) == 0
     assert "6 subject(s): 6 done (6 computed" in capsys.readouterr().out
-    table = _table(out)
+    table = results_table(out)
     assert list(table["status"]) == ["done"] * 6 and list(table["method"]) == ["msgfusion"] * 6
     for row in rows:
         matches_api(root, row, out / "fused" / f"{row['id']}.png", "msgfusion", tmp_path)
@@ -216,42 +194,6 @@ def test_bench_on_the_cluster_matches_the_serial_bench(aanlib_dir, tmp_path, loc
         assert twin.read_bytes() == path.read_bytes()
 
 
-@pytest.mark.slow
-def test_killed_worker_loses_and_duplicates_nothing(large_cohort, matches_api, tmp_path,
-                                                     local_cluster):
-    """A worker process killed mid-run: the run completes, every subject is done exactly once
-    (one row, one output, one record each, each the API's result), nothing half-written."""
-    root, rows = large_cohort
-    out = tmp_path / "out"
-    config = CohortConfig(root / "manifest.csv", out, method="average", metrics="all",
-                          progress=False)
-    client = local_cluster
-    victim = min(client.run(os.getpid).values())
-    result = {}
-    runner = threading.Thread(target=lambda: result.update(run=run_cohort(config, client)))
-    runner.start()
-    deadline = time.monotonic() + 120
-    while len(list((out / "records").glob("*.json"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    done_before_kill = len(list((out / "records").glob("*.json")))
-    os.kill(victim, signal.SIGKILL)
-    runner.join(timeout=200)
-    assert not runner.is_alive()
-    assert victim not in client.run(os.getpid).values()  # it died; the nanny replaced it
-    assert 2 <= done_before_kill < len(rows)
-    ids = [r["id"] for r in rows]
-    table = _table(out)
-    assert list(table["id"]) == ids and list(table["status"]) == ["done"] * len(ids)
-    assert result["run"].computed == len(ids)
-    assert sorted(p.name for p in (out / "fused").iterdir()) == sorted(f"{i}.png" for i in ids)
-    assert sorted(p.name for p in (out / "records").iterdir()) == sorted(f"{i}.json" for i in ids)
-    _no_leftovers(out)
-    by_id = table.set_index("id")
-    for row in rows:
-        values = {m: by_id.loc[row["id"], m] for m in ("EN", "MI", "SSIM", "Qabf", "PSNR")}
-        matches_api(root, row, out / "fused" / f"{row['id']}.png", "average", tmp_path, values)
-
-
 def test_register_moves_an_unaligned_subject_onto_its_mr(aanlib_dir, manifest_writer, tmp_path,
                                                         threads_cluster):
     """``register``: a SPECT slice moved by a known similarity transform (and on a larger grid
@@ -261,7 +203,7 @@ def test_register_moves_an_unaligned_subject_onto_its_mr(aanlib_dir, manifest_wr
 
     from msgfusion.api import fuse
     from msgfusion.io.images import read_image, write_image
-    from msgfusion.register import resample
+    from msgfusion.register import read_transform, resample
 
     d = aanlib_dir / "SPECT-MRI" / "test"
     mr, spect = read_image(d / "MRI" / "11010.png"), read_image(d / "SPECT" / "11010.png")
@@ -282,6 +224,12 @@ def test_register_moves_an_unaligned_subject_onto_its_mr(aanlib_dir, manifest_wr
     assert list(table["status"]) == ["done", "done"], table["reason"].tolist()
     assert all(table["registration"].str.startswith("similarity"))
     assert (table["register_s"] > 0).all()
+    for sid in table.index:  # the transform and the QA figure beside the fused picture
+        transform = read_transform(tmp_path / "out" / "fused" / f"{sid}.tfm")
+        assert table.loc[sid, "transform"] == str(tmp_path / "out" / "fused" / f"{sid}.tfm")
+        assert transform.GetDimension() == 2
+        qa = read_image(tmp_path / "out" / "fused" / f"{sid}_qa.png")
+        assert table.loc[sid, "qa_figure"].endswith(f"{sid}_qa.png") and qa.shape[0] > 300
     fused = {i: read_image(tmp_path / "out" / "fused" / f"{i}.png") for i in table.index}
     # the reference is the registered unmoved pair (the atlas pairs are not aligned to the last
     # pixel in the mutual-information sense, see docs/registration.md)

@@ -34,7 +34,9 @@ MR_SUFFIXES = ("T1w", "T2w")
 BIDS_VERSION = "1.10.0"
 _OUTPUT = re.compile(r"sub-[A-Za-z0-9]+/(ses-[A-Za-z0-9]+/)?[A-Za-z]+/"
                      r"sub-[A-Za-z0-9]+_[^/]*desc-fused_[A-Za-z0-9]+\.nii\.gz")
-_IGNORED = ("records/", "results.*", ".results.*", "fused/", "*.tfm", "*_qa.png")
+#: The cohort's own files, for the BIDS validator (folder names without a slash: it skips the
+#: folder and its files).
+_IGNORED = ("records", "fused", "results.*", ".results.*", "*.tfm", "*_qa.png")
 
 
 def is_bids_dataset(root: Path) -> bool:

@@ -423,7 +423,7 @@ def run_cohort(config: CohortConfig, client: Any = None) -> CohortResult:
         raise OutputExistsError(f"{out}: exists and is not a folder")
     subjects = read_manifest(config.manifest)
     jobs = plan_jobs(subjects, config)
-    (out / "fused").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     index = {s.id: i for i, s in enumerate(subjects)}
     table = ResultsTable(out / "results.sqlite")
     with closing(table.db):

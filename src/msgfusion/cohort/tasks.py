@@ -286,6 +286,7 @@ def sidecar(job: SubjectJob, state: SubjectState) -> dict[str, Any]:
         "MethodFingerprint": job.method_fp,
         "ColorMode": job.color,
         "Modality": job.subject.modality,
+        "SkullStripped": False,
         "Registration": ({"Summary": state.registration,
                           "Transform": job.transform_path.name,
                           "QAFigure": job.qa_path.name} if job.register else "none"),
