@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cohort_helpers import WORKER_ENV, dask_processes
+from cohort_helpers import WORKER_ENV
 
 from msgfusion.api import fuse
 from msgfusion.io.images import read_image, write_image
@@ -94,8 +94,11 @@ def large_cohort(aanlib_dir, tmp_path) -> tuple[Path, list[dict[str, str]]]:
 
 @pytest.fixture
 def deployment(tmp_path):
-    """``start(workers)``: :func:`dask_processes` in the test's folder (a context manager)."""
-    return lambda workers: dask_processes(tmp_path / "dask", workers)
+    """``start(workers)``: a ``dask scheduler`` and ``workers`` ``dask worker`` processes on
+    loopback (:func:`msgfusion.cohort.deploy.loopback_deployment`), in the test's folder."""
+    from msgfusion.cohort.deploy import loopback_deployment
+
+    return lambda workers: loopback_deployment(tmp_path / "dask", workers, env=WORKER_ENV)
 
 
 @pytest.fixture
