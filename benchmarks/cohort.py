@@ -245,7 +245,7 @@ def report(atlas: dict, sim: dict, workers: list[int]) -> str:
         "",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, dask/distributed {distributed.__version__}",
-        f"- load average (1 min) during the atlas part: "
+        "- load average (1 min) during the atlas part: "
         + ", ".join(f"{x:.1f}" for x in atlas["load"]) + "; during the simulation: "
         + ", ".join(f"{x:.1f}" for x in sim["load"]) + " (before, between the steps, after)",
     ]

@@ -9,13 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from cohort_helpers import assert_no_leftovers, results_table
 
 from msgfusion.cli import main
 from msgfusion.cohort import CohortConfig, run_cohort
-
-from cohort_helpers import assert_no_leftovers, results_table
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -40,6 +40,33 @@ def test_a_batch_gives_what_one_by_one_gives(cohort, threads_cluster, matches_ap
                 "msgfusion", tmp_path, {m: batch.loc[rows[2]["id"], m] for m in PAPER})
 
 
+def test_a_pair_failing_in_a_batch_fails_alone(cohort, manifest_writer, tmp_path):
+    """A batch whose ``fuse_many`` call refuses one pair (8 x 8, too small for NestFuse):
+    that subject fails with the reason, the others of the batch are fused one by one, each
+    as ``fuse`` gives it."""
+    from msgfusion import fuse, make_pair, write_image
+    from msgfusion.cohort.runner import plan_jobs
+    from msgfusion.cohort.tasks import run_batch
+    from msgfusion.io.images import read_image
+
+    root, rows = cohort
+    write_image(root / "tiny.png", read_image(root / rows[0]["mr"])[:8, :8])
+    tiny = {"id": "tiny", "mr": "tiny.png", "func": "tiny.png", "modality": "CT"}
+    manifest_writer(root / "manifest.csv", [rows[0], tiny, rows[3]])
+    config = CohortConfig(root / "manifest.csv", tmp_path / "out", method="nestfuse",
+                          metrics="none")
+    result = run_batch(plan_jobs(read_manifest(root / "manifest.csv"), config))
+    assert [r["status"] for r in result] == ["done", "failed", "done"]
+    assert result[1]["reason"] == f"fuse: {root / 'tiny.png'}: 8x8 is too small for nestfuse, " \
+                                  "which needs at least 9x9 pixels"
+    for row in (rows[0], rows[3]):
+        want = fuse(make_pair(root / row["mr"], root / row["func"], row["modality"]),
+                    method="nestfuse")
+        write_image(tmp_path / "want.png", want, overwrite=True)
+        assert (tmp_path / "out" / "fused" / f"{row['id']}.png").read_bytes() == \
+            (tmp_path / "want.png").read_bytes()
+
+
 def test_make_manifest_keeps_going_past_an_unreadable_subject(aanlib_dir, tmp_path, capsys,
                                                               threads_cluster):
     """A truncated scan: ``make-manifest`` writes every subject, that one as a failed row with

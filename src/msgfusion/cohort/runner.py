@@ -60,7 +60,6 @@ from msgfusion.cohort.tasks import (
 )
 from msgfusion.errors import ClusterError, MsgFusionError, OutputExistsError
 from msgfusion.io.color import DEFAULT_COLOR_MODE
-from msgfusion.io.files import atomic_write
 from msgfusion.metrics import resolve_names
 from msgfusion.progress import progress_bar
 

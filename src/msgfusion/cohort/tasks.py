@@ -33,8 +33,20 @@ import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
 import msgfusion
-from msgfusion import (FusedVolume, FusionPair, Volume, evaluate, fuse, fuse_many, fuse_volume,
-                       load_volume, make_pair, read_image, write_image, write_volume)
+from msgfusion import (
+    FusedVolume,
+    FusionPair,
+    Volume,
+    evaluate,
+    fuse,
+    fuse_many,
+    fuse_volume,
+    load_volume,
+    make_pair,
+    read_image,
+    write_image,
+    write_volume,
+)
 from msgfusion.cohort.manifest import Subject
 from msgfusion.errors import MsgFusionError, MsgFusionWarning
 from msgfusion.io.files import write_text
@@ -253,12 +265,15 @@ def _fuse_slices(states: Sequence[SubjectState]) -> None:
         if group[0].reason and len(group) > 1:  # find the culprit(s)
             for state in group:
                 state.reason, state.status, state.timings["fuse_s"] = "", "done", 0.0
-            _step(group, "fuse", lambda s: setattr(s, "fused", fuse(s.inputs, method=method,
-                                                                    color=color)))
+            _step(group, "fuse", _fuse_alone)
             continue
         for state in group:  # a warning naming a pair is that pair's; others are the batch's
             state.warnings += [m for m in messages if state.job.subject.id in m
                                or not any(s.job.subject.id in m for s in group)]
+
+
+def _fuse_alone(state: SubjectState) -> None:
+    state.fused = fuse(state.inputs, method=state.job.method, color=state.job.color)
 
 
 def _fuse_volume(state: SubjectState) -> None:
