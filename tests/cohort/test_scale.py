@@ -55,7 +55,7 @@ def test_a_pair_failing_in_a_batch_fails_alone(cohort, manifest_writer, tmp_path
     manifest_writer(root / "manifest.csv", [rows[0], tiny, rows[3]])
     config = CohortConfig(root / "manifest.csv", tmp_path / "out", method="nestfuse",
                           metrics="none")
-    result = run_batch(plan_jobs(read_manifest(root / "manifest.csv"), config))
+    result = run_batch(list(plan_jobs(read_manifest(root / "manifest.csv"), config)))
     assert [r["status"] for r in result] == ["done", "failed", "done"]
     assert result[1]["reason"] == f"fuse: {root / 'tiny.png'}: 8x8 is too small for nestfuse, " \
                                   "which needs at least 9x9 pixels"

@@ -25,7 +25,7 @@ import csv
 import io
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,16 +73,25 @@ def input_kind(path: str | os.PathLike) -> str:
 
 def read_manifest(path: str | os.PathLike) -> list[Subject]:
     """The subjects of a manifest CSV, checked; see the module doc."""
-    from msgfusion import check_method
+    return list(iter_manifest(path))
 
+
+def iter_manifest(path: str | os.PathLike) -> Iterator[Subject]:
+    """The subjects of a manifest CSV, checked, one row at a time (a manifest of a million rows
+    is never in memory: only its ids are kept, to refuse a duplicate)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: manifest not found")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            yield from _subjects(path, csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"{path}: cannot read the manifest ({exc})") from None
-    reader = csv.DictReader(io.StringIO(text))
+
+
+def _subjects(path: Path, reader: csv.DictReader) -> Iterator[Subject]:
+    from msgfusion import check_method
+
     columns = [c.strip() for c in reader.fieldnames or []]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
@@ -92,7 +101,6 @@ def read_manifest(path: str | os.PathLike) -> list[Subject]:
     if unknown:
         raise DatasetError(f"{path}: unknown manifest column(s) {', '.join(unknown)}; per-row "
                            f"options are {', '.join(OPTION_COLUMNS)}")
-    subjects: list[Subject] = []
     seen: dict[str, int] = {}
     for line, raw in enumerate(reader, start=2):
         row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
@@ -111,7 +119,7 @@ def read_manifest(path: str | os.PathLike) -> list[Subject]:
             reason = row.get("reason") or "marked failed in the manifest"
             mr, func = (Path(os.path.abspath(path.parent / row[c])) if row[c] else Path()
                         for c in ("mr", "func"))
-            subjects.append(Subject(sid, mr, func, row["modality"], {}, reason))
+            yield Subject(sid, mr, func, row["modality"], {}, reason)
             continue
         output = row.get("output", "")
         if output and (os.path.isabs(output) or ".." in Path(output).parts):
@@ -131,10 +139,9 @@ def read_manifest(path: str | os.PathLike) -> list[Subject]:
             raise DatasetError(f"{where}: unknown color {options['color']!r}; choose one of "
                                f"{', '.join(COLOR_MODES)}")
         mr, func = (Path(os.path.abspath(path.parent / row[c])) for c in ("mr", "func"))
-        subjects.append(Subject(sid, mr, func, modality, options))
-    if not subjects:
+        yield Subject(sid, mr, func, modality, options)
+    if not seen:
         raise DatasetError(f"{path}: the manifest has no subjects")
-    return subjects
 
 
 def _safe(text: str) -> str:

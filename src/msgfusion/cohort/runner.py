@@ -30,6 +30,7 @@ worker had already recorded are not computed again.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -38,8 +39,8 @@ import sqlite3
 import sys
 import time
 import traceback
-from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ import pandas as pd
 
 from msgfusion import DEFAULT_METHOD, method_fingerprint
 from msgfusion.cohort.bids import is_bids_output, write_dataset_description
-from msgfusion.cohort.manifest import Subject, read_manifest
+from msgfusion.cohort.manifest import Subject, iter_manifest
 from msgfusion.cohort.tasks import (
     KINDS,
     STEPS,
@@ -155,15 +156,18 @@ def _file_identity(path: Path) -> list[Any]:
         return [str(path), None, None]  # missing: the read step reports it
 
 
-def plan_jobs(subjects: Sequence[Subject], config: CohortConfig) -> list[SubjectJob]:
-    """One job per subject (those the manifest marks failed excepted), with its output, record
-    path (absolute: workers may run in another folder) and fingerprint."""
+def plan_jobs(subjects: Iterable[Subject], config: CohortConfig,
+              on_failed: Callable[[int, Subject], None] | None = None) -> Iterator[SubjectJob]:
+    """One job per subject, in manifest order, with its position in the manifest, output, record
+    path (absolute: workers may run in another folder) and fingerprint; a subject the manifest
+    marks failed has no job (``on_failed(position, subject)`` is called instead)."""
     out = Path(config.out_dir).absolute()
     metrics = tuple(resolve_names(config.metrics)) if config.metrics != "none" else ()
     method_fps: dict[str, str] = {}
-    jobs = []
-    for s in subjects:
+    for index, s in enumerate(subjects):
         if s.failed:
+            if on_failed is not None:
+                on_failed(index, s)
             continue
         method = s.options.get("method", config.method)
         if method not in method_fps:
@@ -176,21 +180,31 @@ def plan_jobs(subjects: Sequence[Subject], config: CohortConfig) -> list[Subject
         fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         output = out / s.options["output"] if "output" in s.options \
             else out / "fused" / f"{s.id}{KINDS[s.kind].suffix}"
-        jobs.append(SubjectJob(s, method, color, metrics, output,
-                               out / "records" / f"{s.id}.json", fingerprint, config.register,
-                               method_fps[method], sidecar=is_bids_output(s.options)))
-    return jobs
+        yield SubjectJob(s, method, color, metrics, output, out / "records" / f"{s.id}.json",
+                         fingerprint, config.register, method_fps[method],
+                         sidecar=is_bids_output(s.options), index=index)
 
 
-def make_batches(jobs: Sequence[SubjectJob], workers: int,
-                 batch_size: int | None = None) -> list[list[SubjectJob]]:
-    """The tasks of a run: each volume pair alone; slice pairs ``batch_size`` per task (default:
-    enough tasks for four per worker, at most :data:`MAX_SLICE_BATCH` pairs each), in manifest
-    order."""
-    slices = [j for j in jobs if j.subject.kind == "slice"]
-    size = batch_size or max(1, min(MAX_SLICE_BATCH, math.ceil(len(slices) / (4 * workers))))
-    batches = [[j] for j in jobs if j.subject.kind != "slice"]
-    return batches + [slices[i: i + size] for i in range(0, len(slices), size)]
+def slice_batch_size(slices: int, workers: int, batch_size: int | None = None) -> int:
+    """Slice pairs per task: ``batch_size``, else enough tasks for four per worker, at most
+    :data:`MAX_SLICE_BATCH` pairs each."""
+    return batch_size or max(1, min(MAX_SLICE_BATCH, math.ceil(slices / (4 * workers))))
+
+
+def make_batches(jobs: Iterable[SubjectJob], size: int) -> Iterator[list[SubjectJob]]:
+    """The tasks of a run, in manifest order: each volume pair alone, consecutive slice pairs
+    ``size`` per task."""
+    pending: list[SubjectJob] = []
+    for job in jobs:
+        if job.subject.kind != "slice":
+            yield [job]
+            continue
+        pending.append(job)
+        if len(pending) == size:
+            yield pending
+            pending = []
+    if pending:
+        yield pending
 
 
 def _peak_rss_mb() -> float:
@@ -289,6 +303,11 @@ class ResultsTable:
         if self._pending >= 1000:
             self.commit()
 
+    def add_failed(self, index: int, subject: Subject) -> None:
+        """The row of a subject the manifest marks failed."""
+        self.add(index, {"id": subject.id, "status": "failed", "reason": subject.failed,
+                         "modality": subject.modality, "computed": False})
+
     def commit(self) -> None:
         self.db.commit()
         self._pending = 0
@@ -360,33 +379,83 @@ class ResultsTable:
         return dict(counts), failures, means
 
 
-def _compute(client: Any, jobs: Sequence[SubjectJob], config: CohortConfig,
-             table: ResultsTable, index: dict[str, int]
-             ) -> tuple[float, float, int, dict[str, float]]:
-    """Run the jobs on the client's cluster, streaming their rows into ``table``; the seconds
-    preparing the workers and from the first submission to the last result, the number of
-    tasks, and each worker's peak memory (MB)."""
+@dataclass
+class Census:
+    """What the whole manifest holds, from a first pass that checks every row (a bad row stops
+    the run before anything is written) and keeps nothing per subject."""
+
+    subjects: int = 0
+    slices: int = 0
+    methods: set[str] = field(default_factory=set)
+    bids: bool = False
+
+    @classmethod
+    def of(cls, config: CohortConfig) -> Census:
+        census = cls()
+        for s in iter_manifest(config.manifest):
+            census.subjects += 1
+            if not s.failed:
+                census.slices += s.kind == "slice"
+                census.methods.add(s.options.get("method", config.method))
+                census.bids |= is_bids_output(s.options)
+        return census
+
+
+@dataclass
+class _Progress:
+    """Subjects found up to date or marked failed in the manifest, as the plan goes by."""
+
+    skipped: int = 0
+    failed: int = 0
+
+
+def _todo(config: CohortConfig, table: ResultsTable, progress: _Progress
+          ) -> Iterator[SubjectJob]:
+    """The jobs not up to date, in manifest order, read from the manifest as they are needed;
+    the rows of the others (recorded, or marked failed in the manifest) go to ``table``."""
+    for job in plan_jobs(iter_manifest(config.manifest), config, on_failed=table.add_failed):
+        recorded = recorded_row(job)
+        if recorded is None:
+            yield job
+        else:
+            table.add(job.index, {**recorded, "computed": False})
+            progress.skipped += 1
+
+
+def _compute(client: Any, jobs: Iterator[SubjectJob], census: Census, config: CohortConfig,
+             table: ResultsTable, progress: _Progress
+             ) -> tuple[float, float, int, int, dict[str, float]]:
+    """Run the jobs on the client's cluster, a bounded number of batches in flight, streaming
+    their rows into ``table``; the seconds preparing the workers and from the first submission
+    to the last result, the number of tasks and of subjects computed, and each worker's peak
+    memory (MB)."""
     from distributed import as_completed
 
     start = time.perf_counter()
-    prepare_workers(client, tuple(sorted({j.method for j in jobs})))
+    prepare_workers(client, tuple(sorted(census.methods)))
     setup_s = time.perf_counter() - start
     workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
-    batches = deque(make_batches(jobs, workers, config.batch_size))
-    n_tasks = len(batches)
-    window = workers * (1 + QUEUED_PER_WORKER)
+    batches = make_batches(jobs, slice_batch_size(census.slices, workers, config.batch_size))
+    futures: dict[Any, list[SubjectJob]] = {}
+    pending = as_completed()
+    n_tasks = computed = 0
     start = time.perf_counter()
 
-    def submit() -> Any:
-        batch = batches.popleft()
-        future = client.submit(run_batch, batch, key=f"cohort-{batch[0].subject.id}-"
-                               f"{batch[0].fingerprint}", retries=config.retries)
-        futures[future] = batch
-        return future
+    def submit() -> None:
+        nonlocal n_tasks
+        batch = next(batches, None)
+        if batch is not None:
+            future = client.submit(run_batch, batch, key=f"cohort-{batch[0].subject.id}-"
+                                   f"{batch[0].fingerprint}", retries=config.retries)
+            futures[future] = batch
+            pending.add(future)
+            n_tasks += 1
 
-    futures: dict[Any, list[SubjectJob]] = {}
-    pending = as_completed([submit() for _ in range(min(window, len(batches)))])
-    with progress_bar(config.progress, total=len(jobs), desc="cohort", unit="subject") as bar:
+    for _ in range(workers * (1 + QUEUED_PER_WORKER)):
+        submit()
+    with progress_bar(config.progress, total=census.subjects, desc="cohort",
+                      unit="subject") as bar:
+        shown = 0
         for future in pending:
             batch = futures.pop(future)
             try:
@@ -398,18 +467,23 @@ def _compute(client: Any, jobs: Sequence[SubjectJob], config: CohortConfig,
                          "method": job.method, "color": job.color, "output": ""}
                         for job in batch]
             future.release()
-            for row in rows:
-                table.add(index[row["id"]], {**row, "computed": True})
+            for job, row in zip(batch, rows):
+                table.add(job.index, {**row, "computed": True})
             table.commit()
-            bar.update(len(rows))
-            if batches:
-                pending.add(submit())
-    return setup_s, time.perf_counter() - start, n_tasks, client.run(_peak_rss_mb)
+            computed += len(rows)
+            submit()
+            now = computed + progress.skipped + progress.failed
+            bar.update(now - shown)
+            shown = now
+    return setup_s, time.perf_counter() - start, n_tasks, computed, client.run(_peak_rss_mb)
 
 
 def run_cohort(config: CohortConfig, client: Any = None) -> CohortResult:
     """Fuse, write and score every subject of the manifest that is not up to date; write the
-    results table. ``client``: a Dask client to use instead of opening one from the config."""
+    results table. ``client``: a Dask client to use instead of opening one from the config.
+
+    The manifest is read twice, a row at a time (to check it, then to plan and submit), so
+    that the client's memory does not grow with the cohort."""
     if config.metrics not in METRIC_CHOICES:
         raise MsgFusionError(f"--metrics must be one of {', '.join(METRIC_CHOICES)}, "
                              f"not {config.metrics!r}")
@@ -420,40 +494,31 @@ def run_cohort(config: CohortConfig, client: Any = None) -> CohortResult:
     out = Path(config.out_dir)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out}: exists and is not a folder")
-    subjects = read_manifest(config.manifest)
-    jobs = plan_jobs(subjects, config)
+    census = Census.of(config)
+    for method in census.methods:
+        method_fingerprint(method)  # an unknown method stops here, before any output
     out.mkdir(parents=True, exist_ok=True)
-    index = {s.id: i for i, s in enumerate(subjects)}
     table = ResultsTable(out / "results.sqlite")
+    progress = _Progress()
     with closing(table.db):
-        for s in subjects:
-            if s.failed:
-                table.add(index[s.id], {"id": s.id, "status": "failed", "reason": s.failed,
-                                        "modality": s.modality, "computed": False})
-        todo = []
-        for job in jobs:
-            recorded = recorded_row(job)
-            if recorded is None:
-                todo.append(job)
-            else:
-                table.add(index[job.subject.id], {**recorded, "computed": False})
-        del subjects
-        if any(job.sidecar for job in jobs):
+        todo = _todo(config, table, progress)
+        first = next(todo, None)  # a cohort all done opens no cluster
+        if census.bids:
             write_dataset_description(out, config.manifest)
         start = time.perf_counter()
-        dashboard, setup_s, compute_s, n_tasks, peaks = None, 0.0, 0.0, 0, {}
-        if todo:
+        dashboard, setup_s, compute_s, n_tasks, computed, peaks = None, 0.0, 0.0, 0, 0, {}
+        if first is not None:
             with open_client(config.workers, config.scheduler) if client is None \
                     else nullcontext(client) as client:
                 dashboard = dashboard_link(client)
                 if dashboard and config.progress:
                     print(f"Dask dashboard: {dashboard}", file=sys.stderr)
-                setup_s, compute_s, n_tasks, peaks = _compute(client, todo, config, table,
-                                                              index)
+                setup_s, compute_s, n_tasks, computed, peaks = _compute(
+                    client, itertools.chain([first], todo), census, config, table, progress)
         wall = time.perf_counter() - start
         _remove_leftovers(out)
         counts, failures, means = table.export(out)
-    return CohortResult(out, counts, computed=len(todo), skipped=len(jobs) - len(todo),
-                        wall_s=wall, compute_s=compute_s, setup_s=setup_s, tasks=n_tasks,
+    return CohortResult(out, counts, computed=computed, skipped=progress.skipped, wall_s=wall,
+                        compute_s=compute_s, setup_s=setup_s, tasks=n_tasks,
                         dashboard=dashboard, worker_peak_mb=peaks, failures=failures,
                         means=means)

@@ -69,6 +69,7 @@ class SubjectJob:
     register: bool = False
     method_fp: str = ""
     sidecar: bool = False  # a BIDS derivative: a JSON sidecar beside the output
+    index: int = 0  # the row's position in the manifest (and the results table)
 
     @property
     def transform_path(self) -> Path:
