@@ -32,3 +32,10 @@ def test_the_shipped_networks_recipes_are_found_among_the_cv_recipes():
     for group, recipe in expected.items():
         have = [r for r, c in configs.items() if group in c.pairs]
         assert script._shipped_recipe(configs, have, group) == recipe
+
+
+def test_cohort_md_is_rendered_from_its_measurements():
+    """docs/cohort.md is what `benchmarks/cohort.py --render` writes from docs/cohort.json."""
+    script = _script("cohort")
+    page = script.render(*script.load_measurements(REPO / "docs" / "cohort.json"))
+    assert page == (REPO / "docs" / "cohort.md").read_text(encoding="utf-8")
