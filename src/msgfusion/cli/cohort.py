@@ -55,11 +55,14 @@ def add_commands(command: CommandAdder) -> None:
         "Fuse, write and score every subject of MANIFEST on Dask: a local cluster of --workers "
         "processes, or the cluster at --scheduler. Rows are 2-D slices (PNG, JPEG, TIFF, BMP) or "
         "volumes (NIfTI, DICOM series, MetaImage, NRRD; scored on the central axial slice). "
-        "Fused results go to OUT/fused/<id>.png or <id>.nii.gz, the "
-        "results table (one row per subject: status, reason, timings, metrics) to "
-        "OUT/results.csv and OUT/results.parquet. A re-run skips subjects whose outputs and "
-        "fingerprint (method, weights, options, inputs) are unchanged. Exit code 1 when a "
-        "subject failed (its one-line reason is in the table and the summary)."))
+        "A task is a batch of subjects (--batch-size slice pairs, or one volume pair), written "
+        "by the worker. Fused results go to OUT/fused/<id>.png or <id>.nii.gz (or, for a "
+        "manifest made from a BIDS dataset, a BIDS derivatives dataset in OUT), with --register "
+        "the transform (<id>.tfm) and QA figure (<id>_qa.png) beside them; the results table "
+        "(one row per subject: status, reason, timings, metrics) to OUT/results.csv and "
+        "OUT/results.parquet. A re-run skips subjects whose outputs and fingerprint (method, "
+        "weights, options, inputs) are unchanged. Exit code 1 when a subject failed (its "
+        "one-line reason is in the table and the summary)."))
     r.set_defaults(handler=cmd_cohort_run)
     r.add_argument("manifest", metavar="MANIFEST.csv",
                    help="CSV with columns id, mr, func, modality and optional per-row method, "
