@@ -77,7 +77,8 @@ def add_commands(command: CommandAdder) -> None:
                         "manifest's method and color columns override --method and --color")
     add_color_option(r)
     r.add_argument("--register", action="store_true",
-                   help="register each functional image onto its MR before fusing (2-D: similarity, "
+                   help="register each functional image onto its MR before fusing (2-D: "
+                        "similarity, "
                         "volumes: rigid; see `msgfusion register`)")
     r.add_argument("--metrics", default="paper", choices=("paper", "all", "none"),
                    help="metrics per subject (default: paper)")

@@ -100,7 +100,8 @@ def bids_rows(root: Path, keep_going: bool = True) -> tuple[list[Row], list[str]
                 options = {"output": output_path(func.entities, path.name, path.parent.name)}
                 mr = Path(mr_files[0].path) if len(mr_files) == 1 else None
                 if not mr_files:
-                    problem = f"{root / label}: no anat/*_T1w or *_T2w image to fuse {path.name} with"
+                    problem = (f"{root / label}: no anat/*_T1w or *_T2w image to fuse "
+                               f"{path.name} with")
                 elif len(mr_files) > 1:
                     problem = (f"{root / label}: {len(mr_files)} MR images "
                                f"({', '.join(Path(f.path).name for f in mr_files)}); which one "
