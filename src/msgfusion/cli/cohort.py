@@ -78,8 +78,8 @@ def add_commands(command: CommandAdder) -> None:
     add_color_option(r)
     r.add_argument("--register", action="store_true",
                    help="register each functional image onto its MR before fusing (2-D: "
-                        "similarity, "
-                        "volumes: rigid; see `msgfusion register`)")
+                        "similarity, volumes: rigid; see `msgfusion register`); the transform "
+                        "and the QA figure go beside the fused output")
     r.add_argument("--metrics", default="paper", choices=("paper", "all", "none"),
                    help="metrics per subject (default: paper)")
     r.add_argument("--batch-size", type=int, metavar="N",
