@@ -67,22 +67,34 @@ class Command:
     stdout: str
 
 
+def memory_mb(pid: int | str = "self") -> tuple[float, float]:
+    """(current, peak) resident memory of a process in MB (VmRSS, VmHWM)."""
+    with open(f"/proc/{pid}/status") as fh:
+        fields = dict(line.split(":", 1) for line in fh)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
 def msgfusion(*args: str | Path, stop_when=None) -> Command:
-    """Run ``python -m msgfusion ARGS`` in a fresh process; with ``stop_when()``, SIGKILL it as
-    soon as that returns true (checked every 0.5 s)."""
+    """Run ``python -m msgfusion ARGS`` in a fresh process, following its peak memory (every
+    0.2 s); with ``stop_when()``, SIGKILL it as soon as that returns true."""
     start = time.perf_counter()
+    peak = 0.0
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen([sys.executable, "-m", "msgfusion", *map(str, args)], env=ENV,
                                 stdout=out, stderr=subprocess.DEVNULL)
-        while stop_when is not None and proc.poll() is None:
-            if stop_when():
+        while proc.poll() is None:
+            try:
+                peak = max(peak, memory_mb(proc.pid)[1])
+            except (OSError, KeyError):  # it has just exited
+                pass
+            if stop_when is not None and stop_when():
                 proc.send_signal(signal.SIGKILL)
                 break
-            time.sleep(0.5)
-        _, status, usage = os.wait4(proc.pid, 0)
+            time.sleep(0.2)
+        code = proc.wait()
         wall = time.perf_counter() - start
         out.seek(0)
-        return Command(wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), out.read())
+        return Command(wall, peak, code, out.read())
 
 
 def summary_numbers(stdout: str) -> dict[str, float]:
@@ -179,15 +191,6 @@ def folder_bytes(folder: Path) -> int:
     return sum(e.stat().st_size for e in os.scandir(folder))
 
 
-def _rss_mb() -> tuple[float, float]:
-    """(current, peak) resident memory of this process in MB."""
-    import resource
-
-    with open("/proc/self/statm") as fh:
-        current = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def simulation_part(work: Path, aanlib: Path, subjects: int, batch: int) -> dict:
     """100 000 tiny subjects through a real scheduler; see the module doc."""
     from distributed import Client
@@ -199,19 +202,24 @@ def simulation_part(work: Path, aanlib: Path, subjects: int, batch: int) -> dict
     res: dict = {"subjects": subjects, "batch": batch, "load": [load()]}
     common = ["--method", SIM_METHOD, "--metrics", "none", "--batch-size", str(batch)]
     with loopback_deployment(work / "dask", 2, env=ENV) as (address, _):
-        with Client(address) as client:
-            res["scheduler_start_mb"] = client.run_on_scheduler(_rss_mb)
+        def scheduler_mb() -> float:
+            with Client(address) as client:
+                return client.run_on_scheduler(memory_mb)[0]
+
+        res["scheduler_mb"] = [scheduler_mb()]
         run = msgfusion("cohort", "run", small, "-o", work / "small", "--scheduler", address,
                         *common)
         assert run.code == 0, run.stdout
         res["small"] = {"wall_s": run.wall_s, "client_mb": run.peak_mb,
                         **summary_numbers(run.stdout)}
+        res["scheduler_mb"].append(scheduler_mb())
         out = work / "full"
         killed = msgfusion("cohort", "run", full, "-o", out, "--scheduler", address, *common,
                            stop_when=lambda: count_files(out / "records") >= subjects // 2)
         time.sleep(2)  # tasks already running on the workers finish
         res["killed"] = {"wall_s": killed.wall_s, "client_mb": killed.peak_mb,
                          "code": killed.code, "records": count_files(out / "records")}
+        res["scheduler_mb"].append(scheduler_mb())
         res["load"].append(load())
         resumed = msgfusion("cohort", "run", full, "-o", out, "--scheduler", address, *common)
         assert resumed.code == 0, resumed.stdout
@@ -220,9 +228,9 @@ def simulation_part(work: Path, aanlib: Path, subjects: int, batch: int) -> dict
                           **summary_numbers(resumed.stdout),
                           "task_s": float(table.loc[table["computed"], "total_s"].sum()),
                           "rows": len(table), "done": int((table["status"] == "done").sum())}
+        res["scheduler_mb"].append(scheduler_mb())
         with Client(address) as client:
-            res["scheduler_end_mb"] = client.run_on_scheduler(_rss_mb)
-            res["worker_mb"] = sorted(p for _, p in client.run(_rss_mb).values())
+            res["worker_mb"] = sorted(p for _, p in client.run(memory_mb).values())
     res["load"].append(load())
     res["sizes"] = {name: (out / name).stat().st_size
                     for name in ("results.sqlite", "results.csv", "results.parquet")}
@@ -329,18 +337,26 @@ def report(atlas: dict, sim: dict, workers: list[int]) -> str:
         "",
         f"- Resume: the re-run found {rs['skipped']:,} subjects recorded (the killed client's "
         f"and those its running tasks finished), computed the other {rs['computed']:,}, and the "
-        f"table has {rs['rows']:,} rows, {rs['done']:,} done: none lost, none twice. Planning "
-        f"the re-run (reading the manifest, checking {n:,} records) took "
+        f"table has {rs['rows']:,} rows, {rs['done']:,} done: none lost, none twice. "
+        f"Start-up (Python, the method) and planning the re-run (reading the manifest twice, "
+        f"checking {n:,} records) took "
         f"{rs['wall_s'] - rs['cluster_s']:.1f} s of its wall time.",
-        f"- Scheduler memory: {s['scheduler_start_mb'][0]:.0f} MB at the start, "
-        f"{s['scheduler_end_mb'][0]:.0f} MB at the end (peak {s['scheduler_end_mb'][1]:.0f} MB):"
-        " the client keeps at most three batches per worker in flight, so the scheduler's "
-        "state does not grow with the cohort. Workers: "
-        + ", ".join(f"{p:.0f}" for p in s["worker_mb"]) + " MB peak.",
+        "- Scheduler memory (resident, MB): " + ", ".join(
+            f"{m:.0f} {when}" for m, when in zip(s["scheduler_mb"], (
+                "at the start", "after the 1 000-subject run", "after the killed run",
+                "after the re-run"))) + ". The first run's step is the scheduler importing what "
+        "unpickles a task (numpy, msgfusion.cohort); after that it stays flat, because the "
+        "client keeps at most three batches per worker in flight and the scheduler's debug "
+        "log of messages is cut to 20 per connection (`DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_"
+        "LENGTH=20`, set by `loopback_deployment` and `cohort run --workers`; with Dask's "
+        "default of 1000 it keeps the last 1000 batches per worker, about 1.8 kB per subject). "
+        "Workers: " + ", ".join(f"{p:.0f}" for p in s["worker_mb"]) + " MB peak.",
         f"- Client memory: {s['small']['client_mb']:.0f} MB peak for 1 000 subjects, "
         f"{max(k['client_mb'], rs['client_mb']):.0f} MB for {n:,}: about "
-        f"{client_per_subject:.0f} bytes per subject of the manifest (its plan: paths, "
-        "fingerprints, ids), no image and no row (rows go to `results.sqlite` as they come).",
+        f"{client_per_subject:.0f} bytes per subject of the manifest (the manifest is read a "
+        "row at a time, twice; what stays is the set of ids that refuses a duplicate, and "
+        "SQLite's page cache), no image and no row (rows go to `results.sqlite` as they "
+        "come).",
         f"- Time per subject: {1e3 * per_subject_s:.2f} ms of a worker (2 workers x computing "
         f"time / subjects), of which {1e3 * in_tasks_s:.2f} ms in the steps (read, fuse, write)"
         f" and {1e3 * beyond_s:.2f} ms outside them (the worker's record and check, Dask's "
@@ -355,8 +371,8 @@ def report(atlas: dict, sim: dict, workers: list[int]) -> str:
         "## What this predicts for 1 000 000 subjects",
         "",
         f"- Client: about {(s['small']['client_mb'] + client_per_subject * 1e6 / 2**20):.0f} MB"
-        " (its base plus the plan per subject measured above); the scheduler stays at its "
-        "start-up size (bounded submission window).",
+        " (its base plus the growth per subject measured above); the scheduler stays at the "
+        "size it had after its first batches (bounded submission window, short message log).",
         f"- Table: about {table_bytes * 1e6 / 1e6:.0f} MB Parquet, "
         f"{s['sizes']['results.csv'] / n:.0f} MB CSV; 1 000 000 record files "
         f"({s['records'][1] / n * 1e6 / 1e9:.1f} GB) beside 1 000 000 outputs: a file system "

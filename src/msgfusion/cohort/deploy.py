@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,6 +21,11 @@ from pathlib import Path
 from msgfusion.errors import ClusterError
 
 START_TIMEOUT_S = 120
+#: Messages each connection keeps for debugging (Dask's ``distributed.admin.low-level-log-length``,
+#: 1000 by default). A cohort's task carries its batch's jobs, so on the scheduler that log holds
+#: up to 1000 batches per worker: memory that grows with the cohort up to a large bound. Set it in
+#: the scheduler's environment (or Dask config) on a real cluster too.
+SCHEDULER_LOG_LENGTH = 20
 
 
 @contextlib.contextmanager
@@ -37,6 +43,8 @@ def loopback_deployment(folder: Path, workers: int, env: Mapping[str, str] | Non
     dask = str(Path(sys.executable).with_name("dask"))
     names = ["scheduler", *(f"worker-{i}" for i in range(workers))]
     logs = [open(folder / f"{name}.log", "w") for name in names]  # noqa: SIM115 - closed below
+    env = {**(os.environ if env is None else env),
+           "DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH": str(SCHEDULER_LOG_LENGTH)}
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
                                "--no-dashboard", "--scheduler-file", str(file)],
                               env=env, stdout=logs[0], stderr=subprocess.STDOUT)]

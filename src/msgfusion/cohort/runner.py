@@ -208,8 +208,13 @@ def make_batches(jobs: Iterable[SubjectJob], size: int) -> Iterator[list[Subject
 
 
 def _peak_rss_mb() -> float:
-    """Peak resident memory of this process in MB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process in MB: Linux's VmHWM (``ru_maxrss`` instead
+    elsewhere; on Linux it would start from the parent's peak at the fork, across exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @contextmanager
@@ -234,8 +239,14 @@ def open_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         finally:
             client.close()
         return
-    with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                      processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:
+    import dask
+
+    from msgfusion.cohort.deploy import SCHEDULER_LOG_LENGTH
+
+    with dask.config.set({"distributed.admin.low-level-log-length": int(SCHEDULER_LOG_LENGTH)}), \
+            LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                         processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
         yield client
 
 
