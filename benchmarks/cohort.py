@@ -36,8 +36,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import distributed
 import numpy as np
@@ -57,8 +57,7 @@ SIM_METHOD = "average"
 SIM_SIZE = 32
 
 
-@dataclass
-class Command:
+class Command(NamedTuple):
     """A finished command: wall seconds, peak memory (MB), exit code, standard output."""
 
     wall_s: float
