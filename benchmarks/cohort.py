@@ -390,14 +390,11 @@ def report(atlas: dict, sim: dict, workers: list[int]) -> str:
         f"with about {per_pair_cpu * MAX_SLICE_BATCH / overhead:.0f} workers on such pairs "
         "before it becomes the limit (more per task beyond that).",
         "",
-        "## Not measured here",
+        "## Elsewhere, or not measured",
         "",
-        "- **SLURM** through dask-jobqueue: not run (no SLURM on this machine, and no time in "
-        "this issue to install Debian's `slurm-wlm` and munge and start them). The recipe, "
-        "**untested here**: on the login node, `SLURMCluster(cores=1, processes=1, "
-        "memory=\"2GB\")` from `dask_jobqueue`, `cluster.scale(jobs=N)`, then `msgfusion cohort "
-        "run study.csv -o OUT --scheduler <cluster.scheduler_address>`; the jobs run the same "
-        "`dask worker` processes as the simulation above.",
+        "- **SLURM** through dask-jobqueue: run once on a single-node SLURM started on this "
+        "machine, not in the test suite (it needs root to start `slurmctld`, `slurmd` and "
+        "`munged`): [cohort_slurm.md](cohort_slurm.md), by `benchmarks/cohort_slurm.py`.",
         "- **GPU**: no GPU machine was lent to this task, so the GPU goal (large batches on the "
         "GPU while the cores decode and encode) is not measured.",
     ]
