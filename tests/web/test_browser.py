@@ -99,3 +99,23 @@ def test_a_rater_completes_a_study_in_the_browser(browser, study_server):
     assert first["ranking"] == " > ".join(
         next(o.method for o in store.case_view(rater, 1).options if o.label == lab)
         for lab in "CBA")
+
+
+def test_a_phone_shows_the_options_without_scrolling(browser, study_server):
+    """On a 390 x 844 screen (a phone held upright) every option of a case is in view when the
+    page opens, and nothing is wider than the screen."""
+    server, store, study = study_server
+    (rater,) = store.add_raters(study, 1)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=3,
+                                  is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(f"{server.url}/r/{rater.token}/case/1")
+    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    boxes = [page.locator(f"img[alt='option {lab}']").bounding_box() for lab in "ABC"]
+    for box in boxes:
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 844, boxes
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, boxes
+        assert box["width"] >= 120  # still large enough to judge
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("#choice_C").is_visible()
+    context.close()
