@@ -190,3 +190,18 @@ def test_modality_is_read_from_the_volume_or_asked_for(t1, pet, tmp_path):
     with pytest.raises(MsgFusionError, match="--window is for CT"):
         fuse_volume(t1, pet, method="average", window="brain")
     assert msgfusion.fuse_volume is fuse_volume and msgfusion.load_volume is load_volume
+
+
+def test_repr_is_one_short_line_with_the_geometry():
+    """A DICOM series' repr once printed every voxel and header (470 000 characters)."""
+    import nibabel as nib
+
+    dicom = load_volume(VOLUMES / "mridir" / "mr_t2")
+    text = repr(dicom)
+    assert len(text) < 300 and "\n" not in text
+    assert text.startswith("Volume(shape=(16, 512, 512), dtype=int16, spacing=0.5 x 0.5 x 2.5 mm")
+    assert "modality='MR'" in text and "mr_t2" in text
+    nifti = SPM / "T1.nii.gz"
+    assert load_volume(nifti).axcodes == "".join(nib.aff2axcodes(nib.load(nifti).affine))
+    flipped = Volume(np.zeros((2, 2, 2)), direction=np.diag([-1.0, 1.0, -1.0]))
+    assert flipped.axcodes == "RPI" and "axes=RPI" in repr(flipped)

@@ -3,7 +3,7 @@
 Routes (``create_app(data_dir)``):
 
 - ``/``: the fusion page; ``POST /api/fuse`` fuses an uploaded pair with the chosen methods
-  through :mod:`msgfusion.api` and returns the images' URLs and the paper's metrics.
+  through the public API (:func:`msgfusion.fuse`) and returns the images' URLs and the paper's metrics.
 - ``/r/{token}``: a rater's study (introduction, ``/case/{n}``, ``/done``); images under
   ``/r/{token}/case/{n}/image/{mr|func|A|B...}``, so nothing in a URL names a method.
 - ``/admin/{token}``: a study's results (tables, figure, CSV), more invitations, closing and
@@ -44,7 +44,8 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from msgfusion.api import fuse_intensity
+from msgfusion import (DEFAULT_METHOD, check_color, check_method, evaluate, fuse, list_methods,
+                       make_pair)
 from msgfusion.errors import (
     ImageReadError,
     ImageTooLargeError,
@@ -53,10 +54,8 @@ from msgfusion.errors import (
     StudyClosedError,
     StudyError,
 )
-from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE, restore_color, to_uint8
-from msgfusion.methods.registry import DEFAULT_METHOD, get_method, list_methods
-from msgfusion.metrics import METRICS, PAPER_METRICS, evaluate_images
-from msgfusion.pair import load_pair
+from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE, to_uint8
+from msgfusion.metrics import METRICS, PAPER_METRICS
 from msgfusion.web import WEB_MAX_PIXELS
 from msgfusion.web.gate import FusionGate, ServerBusy
 from msgfusion.web.report import answers_csv, figure_png, study_results, tables, tables_csv
@@ -236,15 +235,10 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
     def api_fuse(mr: UploadFile = File(...), func: UploadFile = File(...),
                  methods: list[str] = Form(...), color: str | None = Form(None),
                  modality: str = Form("auto")) -> JSONResponse:
-        color = color or DEFAULT_COLOR_MODE
-        if color not in COLOR_MODES:
-            raise MsgFusionError(f"unknown colour {color!r}; choose one of "
-                                 f"{', '.join(COLOR_MODES)}")
-        methods = list(dict.fromkeys(m for m in methods if m))
+        color = check_color(color or DEFAULT_COLOR_MODE)
+        methods = [check_method(m) for m in dict.fromkeys(m for m in methods if m)]
         if not methods:
             raise MsgFusionError("choose at least one method")
-        for m in methods:
-            get_method(m)
         with gate.slot() as deadline:
             return fuse_uploads(mr, func, methods, color, modality, deadline.check)
 
@@ -276,7 +270,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
             try:
                 with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", MsgFusionWarning)
-                    pair = load_pair(paths["mr"], paths["func"],
+                    pair = make_pair(paths["mr"], paths["func"],
                                      None if modality == "auto" else modality)
             except MsgFusionError as exc:
                 raise type(exc)(named(str(exc))) from None
@@ -287,12 +281,11 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         results = []
         for i, m in enumerate(methods):
             check_time()
-            (intensity,) = fuse_intensity([pair], m)
-            fused = restore_color(intensity, pair.func, color)
+            fused = fuse(pair, method=m, color=color)
             key = f"result-{i}"
             job.images[key] = encode_png(fused)
             job.names[key] = f"fused-{pair.modality}-{m}-{color}.png"
-            scores = evaluate_images(pair.mr, pair.func, fused, "paper")
+            scores = evaluate(pair.mr, pair.func, fused, "paper")
             results.append({"method": m, "key": key,
                             "metrics": {k: round(v, 4) if math.isfinite(v) else None
                                         for k, v in scores.items()}})
