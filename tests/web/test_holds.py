@@ -241,6 +241,19 @@ def test_spreadsheet_safe(cell, safe):
     assert spreadsheet_safe(cell) == safe
 
 
+def test_metric_tables_neutralise_formulas_in_image_names():
+    """``msgfusion evaluate``'s CSV (image names come from the user's files) uses the same rule."""
+    import numpy as np
+
+    from msgfusion.evaluation import EvaluationTable
+
+    table = EvaluationTable(("=1+1", "@cmd", "brain"), ("EN", "SD"),
+                            np.array([[1.5, -2.0], [3.0, 4.0], [5.0, 6.0]]))
+    rows = list(csv.reader(io.StringIO(table.to_csv())))
+    assert [r[0] for r in rows] == ["image", "'=1+1", "'@cmd", "brain"]
+    assert rows[1][2] == "-2.0"  # a number stays a number
+
+
 def test_csv_neutralises_formulas_and_numbers_cases_as_the_results(holds):
     server, store, study, _ = holds
     (rater,) = store.add_raters(study, 1)

@@ -15,11 +15,13 @@ Every file msgfusion writes (fused images, tables, reports) goes through :func:`
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -118,3 +120,12 @@ def spreadsheet_safe(cell: object) -> object:
     if not isinstance(cell, str) or not cell.startswith(FORMULA_STARTS) or _NUMBER.fullmatch(cell):
         return cell
     return "'" + cell
+
+
+def csv_text(rows: Iterable[Sequence[object]], lineterminator: str = "\n") -> str:
+    """Rows as CSV text, every cell :func:`spreadsheet_safe`: the form of every CSV file
+    msgfusion writes for people to open (tables, results, answers)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator=lineterminator).writerows(
+        [spreadsheet_safe(c) for c in row] for row in rows)
+    return buf.getvalue()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from msgfusion.io.files import atomic_write, spreadsheet_safe
+from msgfusion.io.files import atomic_write, csv_text
 from msgfusion.web.stats import StudyResults, analyse
 from msgfusion.web.study import Study, StudyStore
 
@@ -96,18 +95,10 @@ def format_text(res: StudyResults) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _csv(rows: list[list[object]]) -> str:
-    """Rows as CSV, every cell :func:`~msgfusion.io.files.spreadsheet_safe`."""
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows([[spreadsheet_safe(c) for c in r]
-                                                    for r in rows])
-    return buf.getvalue()
-
-
 def answers_csv(store: StudyStore, study: Study) -> str:
     """Every answer as CSV (one row per rater and case; method names included; cases numbered
     from 1 as in the results)."""
-    return _csv([list(ANSWER_COLUMNS),
+    return csv_text([list(ANSWER_COLUMNS),
                  *([a[c] for c in ANSWER_COLUMNS] for a in store.answers(study))])
 
 
@@ -116,7 +107,7 @@ def tables_csv(res: StudyResults) -> str:
     rows: list[list[object]] = []
     for t in tables(res):
         rows += [[t.title], t.headers, *t.rows, []]
-    return _csv(rows)
+    return csv_text(rows)
 
 
 def figure_png(res: StudyResults) -> bytes:
