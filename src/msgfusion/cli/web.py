@@ -77,7 +77,7 @@ def cmd_study_invite(args: argparse.Namespace) -> int:
 
 def cmd_study_close(args: argparse.Namespace) -> int:
     store = _store(args)
-    study = store.close_study(store.get_study(args.name))
+    study = store.set_closed(store.get_study(args.name), True)
     print(f"closed study {study.name!r} at {study.closed_at}: no more answers are taken "
           f"(`msgfusion study reopen {study.name}` takes them again)")
     return 0
@@ -85,7 +85,7 @@ def cmd_study_close(args: argparse.Namespace) -> int:
 
 def cmd_study_reopen(args: argparse.Namespace) -> int:
     store = _store(args)
-    study = store.reopen_study(store.get_study(args.name))
+    study = store.set_closed(store.get_study(args.name), False)
     print(f"reopened study {study.name!r}: raters can answer and change their answers again")
     return 0
 

@@ -479,14 +479,11 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         store.add_raters(study, raters)
         return RedirectResponse(f"/admin/{token}#raters", status_code=303)
 
-    @app.post("/admin/{token}/close")
-    def admin_close(token: str, csrf: str = Form("")) -> Response:
-        store.close_study(admin_form(token, csrf))
-        return RedirectResponse(f"/admin/{token}", status_code=303)
-
-    @app.post("/admin/{token}/reopen")
-    def admin_reopen(token: str, csrf: str = Form("")) -> Response:
-        store.reopen_study(admin_form(token, csrf))
+    @app.post("/admin/{token}/{action}")
+    def admin_set_closed(token: str, action: str, csrf: str = Form("")) -> Response:
+        if action not in ("close", "reopen"):
+            raise HTTPException(404)
+        store.set_closed(admin_form(token, csrf), action == "close")
         return RedirectResponse(f"/admin/{token}", status_code=303)
 
     @app.get("/admin/{token}/{name}")

@@ -297,23 +297,18 @@ class StudyStore:
             raise
         return self.get_study(name)
 
-    def close_study(self, study: Study) -> Study:
-        """Close a study: from now on no answer is taken or changed; the time is recorded."""
+    def set_closed(self, study: Study, closed: bool) -> Study:
+        """Close a study (from now on no answer is taken or changed; the time is recorded) or
+        reopen it (answers are taken again; the close time is cleared)."""
         with self.transaction() as conn:
-            row = conn.execute("SELECT closed_at FROM studies WHERE id=?", (study.id,)).fetchone()
-            if row["closed_at"]:
-                raise StudyError(f"study {study.name!r} is already closed (since "
-                                 f"{row['closed_at']})")
-            conn.execute("UPDATE studies SET closed_at=? WHERE id=?", (now(), study.id))
-        return self.get_study(study.name)
-
-    def reopen_study(self, study: Study) -> Study:
-        """Take answers again in a closed study (its close time is cleared)."""
-        with self.transaction() as conn:
-            row = conn.execute("SELECT closed_at FROM studies WHERE id=?", (study.id,)).fetchone()
-            if not row["closed_at"]:
+            was = conn.execute("SELECT closed_at FROM studies WHERE id=?",
+                               (study.id,)).fetchone()["closed_at"]
+            if closed and was:
+                raise StudyError(f"study {study.name!r} is already closed (since {was})")
+            if not closed and not was:
                 raise StudyError(f"study {study.name!r} is open")
-            conn.execute("UPDATE studies SET closed_at=NULL WHERE id=?", (study.id,))
+            conn.execute("UPDATE studies SET closed_at=? WHERE id=?",
+                         (now() if closed else None, study.id))
         return self.get_study(study.name)
 
     def version(self, study: Study) -> tuple:
