@@ -135,6 +135,9 @@ def test_study_only_server_serves_the_studies_and_nothing_else(tmp_path, pet_pai
         assert httpx.get(server.url + "/").status_code == 404
         assert fuse_request(server.url, mr, func, ("average",)).status_code == 404
         assert httpx.get(server.url + "/static/fuse.js").status_code == 404
+        assert httpx.get(server.url + "/volumes").status_code == 404
+        assert httpx.post(server.url + "/api/volume-jobs", files=[("mr", ("a.nii", b"x"))],
+                          data={"methods": ["average"]}).status_code == 404
         with httpx.Client() as client:
             assert post_answer(client, server.url, rater.token, 1, "A").status_code == 303
             assert client.get(f"{server.url}/admin/{study.admin_token}").status_code == 200

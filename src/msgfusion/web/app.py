@@ -3,7 +3,10 @@
 Routes (``create_app(data_dir)``):
 
 - ``/``: the fusion page; ``POST /api/fuse`` fuses an uploaded pair with the chosen methods
-  through the public API (:func:`msgfusion.fuse`) and returns the images' URLs and the paper's metrics.
+  through the public API (:func:`msgfusion.fuse`) and returns the images' URLs and the paper's
+  metrics; for two volumes it runs a volume job and answers with its NIfTI downloads.
+- ``/volumes``: the volume page (NiiVue); ``/api/volume-jobs`` starts a job (202), reports its
+  progress, cancels it and serves its files (:mod:`msgfusion.web.volumes`).
 - ``/r/{token}``: a rater's study (introduction, ``/case/{n}``, ``/done``); images under
   ``/r/{token}/case/{n}/image/{mr|func|A|B...}``, so nothing in a URL names a method.
 - ``/admin/{token}``: a study's results (tables, figure, CSV), more invitations, closing and
@@ -26,6 +29,7 @@ import logging
 import math
 import os
 import secrets
+import shutil
 import tempfile
 import threading
 import warnings
@@ -35,17 +39,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from msgfusion import (DEFAULT_METHOD, check_color, check_method, evaluate, fuse, list_methods,
-                       make_pair)
+from msgfusion import (
+    DEFAULT_METHOD,
+    check_color,
+    check_method,
+    evaluate,
+    fuse,
+    list_methods,
+    make_pair,
+)
 from msgfusion.errors import (
     ImageReadError,
     ImageTooLargeError,
@@ -58,7 +75,13 @@ from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE, to_uint8
 from msgfusion.metrics import METRICS, PAPER_METRICS
 from msgfusion.web import WEB_MAX_PIXELS
 from msgfusion.web.gate import FusionGate, ServerBusy
-from msgfusion.web.report import answers_csv, figure_png, study_results, tables, tables_csv
+from msgfusion.web.report import (
+    answers_csv,
+    figure_png,
+    study_results,
+    tables,
+    tables_csv,
+)
 from msgfusion.web.security import (
     BodyLimitMiddleware,
     RequestTooLarge,
@@ -77,6 +100,13 @@ from msgfusion.web.study import (
     Study,
     StudyStore,
     now,
+)
+from msgfusion.web.volumes import (
+    VolumeJob,
+    VolumeJobs,
+    is_volume_upload,
+    stage_uploads,
+    validate,
 )
 
 log = logging.getLogger("msgfusion.web")
@@ -121,6 +151,19 @@ class JobCache:
             return self._jobs.get(key)
 
 
+def niivue_bundle() -> Path | None:
+    """NiiVue's browser bundle (``niivue.umd.js``), installed from the npm registry by ``npm ci``
+    beside the package (the repository's ``node_modules``) or named by ``MSGFUSION_NIIVUE``."""
+    named = os.environ.get("MSGFUSION_NIIVUE")
+    if named:
+        return Path(named) if Path(named).is_file() else None
+    for folder in (*HERE.parents, Path.cwd()):
+        bundle = folder / "node_modules" / "@niivue" / "niivue" / "dist" / "niivue.umd.js"
+        if bundle.is_file():
+            return bundle
+    return None
+
+
 class _StudyStatic(StaticFiles):
     """The static files of the study pages only (the stylesheet; not the fusion page's script)."""
 
@@ -142,28 +185,39 @@ class _Computed:
 def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
                max_pixels: int = WEB_MAX_PIXELS, jobs_kept: int = 64, jobs_mb: float = 256.0,
                study_only: bool = False, fusion_workers: int = 1, fusion_queue: int = 4,
-               fusion_timeout: float = 60.0) -> FastAPI:
+               fusion_timeout: float = 60.0, max_volume_mb: float = 200.0,
+               max_voxels: int = 32 * 2**20, volume_jobs_running: int = 1,
+               volume_jobs_waiting: int = 2, volume_keep_s: float = 3600.0) -> FastAPI:
     """The web app serving the studies of ``data_dir`` and (unless ``study_only``) the fusion
-    page.
+    page and the volume page.
 
-    ``max_upload_mb`` bounds each uploaded file (and the whole request to twice that plus a
-    margin); ``max_pixels`` bounds an uploaded image's size (from its header, before decoding);
-    ``jobs_kept`` and ``jobs_mb`` how many fusion results, and how many MB of them, stay
-    available for viewing and download; ``fusion_workers`` fusions run at once, at most
-    ``fusion_queue`` more wait, and a fusion request has ``fusion_timeout`` seconds in all
-    (:class:`~msgfusion.web.gate.FusionGate`).
+    ``max_upload_mb`` bounds each uploaded image; ``max_pixels`` an uploaded image's size (from
+    its header, before decoding); ``jobs_kept`` and ``jobs_mb`` how many fusion results, and how
+    many MB of them, stay available for viewing and download; ``fusion_workers`` image fusions
+    run at once, at most ``fusion_queue`` more wait, and an image fusion request has
+    ``fusion_timeout`` seconds in all (:class:`~msgfusion.web.gate.FusionGate`).
+    ``max_volume_mb`` bounds each uploaded volume (a file, a zip or the files of a DICOM series;
+    the whole request to twice that plus a margin), ``max_voxels`` its voxels; volume jobs run
+    ``volume_jobs_running`` at once with ``volume_jobs_waiting`` more queued (beyond: 503 busy),
+    and their files are deleted ``volume_keep_s`` seconds after they end.
     """
     store = StudyStore(data_dir)
     secret = store.secret()
     jobs = JobCache(jobs_kept, int(jobs_mb * MB))
     gate = FusionGate(fusion_workers, fusion_queue, fusion_timeout)
     file_limit = int(max_upload_mb * MB)
+    volume_limit = int(max_volume_mb * MB)
+    volume_jobs = VolumeJobs(Path(data_dir) / "volume-jobs", volume_jobs_running,
+                             volume_jobs_waiting, volume_keep_s)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     computed: dict[int, _Computed] = {}  # study id -> its latest results
     computed_lock = threading.Lock()
 
     app = FastAPI(title="msgfusion", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(BodyLimitMiddleware, limit=2 * file_limit + 64 * 1024)
+    app.router.add_event_handler("shutdown", volume_jobs.close)  # running jobs cancelled
+    # a study-only server takes forms only (an answer, a comment of at most 2000 characters)
+    app.add_middleware(BodyLimitMiddleware, limit=64 * 1024 if study_only
+                       else 2 * max(file_limit, volume_limit) + 64 * 1024)
     app.add_middleware(SameOriginMiddleware)
     static = _StudyStatic if study_only else StaticFiles
     app.mount("/static", static(directory=str(HERE / "static")), name="static")
@@ -214,8 +268,11 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
     def favicon() -> Response:
         return Response(status_code=204)
 
-    # -- the fusion page -------------------------------------------------------------------------
+    # -- the fusion page and the volume page (left out with study_only) --------------------------
 
+    fusion = APIRouter()
+
+    @fusion.get("/", response_class=HTMLResponse)
     def fusion_page(request: Request) -> Response:
         return templates.TemplateResponse(request, "fuse.html", {
             "methods": list_methods(), "default_method": DEFAULT_METHOD, "colors": COLOR_MODES,
@@ -232,9 +289,122 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         path.write_bytes(data)
         return path
 
-    def api_fuse(mr: UploadFile = File(...), func: UploadFile = File(...),
+    def is_volume(uploads: list[UploadFile]) -> bool:
+        head = uploads[0].file.read(352)
+        uploads[0].file.seek(0)
+        return is_volume_upload([u.filename for u in uploads], head)
+
+    def start_volume_job(mr: list[UploadFile], func: list[UploadFile], methods: list[str],
+                         color: str | None, modality: str, register: bool,
+                         accept_doubtful: bool) -> VolumeJob:
+        chosen, color = validate(methods, color or DEFAULT_COLOR_MODE)
+        job_id, folder = volume_jobs.new_folder()
+        try:
+            labels = (f"MR {safe_filename(mr[0].filename)}",
+                      f"functional {safe_filename(func[0].filename)}")
+            paths = [stage_uploads(uploads, folder / key, volume_limit, label)
+                     for uploads, key, label in ((mr, "mr", labels[0]), (func, "func", labels[1]))]
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        job = VolumeJob(job_id, folder, paths[0], paths[1], labels, chosen, color,
+                        None if modality == "auto" else modality, register, accept_doubtful,
+                        max_voxels=max_voxels)
+        return volume_jobs.submit(job)
+
+    def volume_job_json(job: VolumeJob) -> dict:
+        base = f"/api/volume-jobs/{job.id}"
+        answer = {"job": job.id, "url": base, "status": job.status,
+                  "progress": round(job.progress, 4), "message": job.message,
+                  "registration": job.registration, "methods": job.methods, "color": job.color,
+                  "qa": f"{base}/files/qa.png" if job.qa else None, **job.info}
+        if job.status == "done":
+            answer["sources"] = {"mr": f"{base}/files/mr.nii.gz",
+                                 "func": f"{base}/files/func.nii.gz"}
+            answer["results"] = [
+                {"method": r.method, "url": f"{base}/files/{r.nifti.name}",
+                 "download": f"{base}/files/{r.nifti.name}?download=1",
+                 "dicom": f"{base}/files/{r.dicom_zip.name}?download=1",
+                 "metrics": {k: round(v, 4) if math.isfinite(v) else None
+                             for k, v in r.metrics.items()}}
+                for r in job.results]
+            answer["metric_labels"] = [{"label": k, "better": METRICS[k].direction,
+                                        "description": METRICS[k].description}
+                                       for k in PAPER_METRICS]
+        return answer
+
+    @fusion.post("/api/volume-jobs", status_code=202)
+    def api_volume_job(mr: list[UploadFile] = File(...), func: list[UploadFile] = File(...),
+                       methods: list[str] = Form(...), color: str | None = Form(None),
+                       modality: str = Form("auto"), register_: bool = Form(False, alias="register"),
+                       accept_doubtful: bool = Form(False)) -> JSONResponse:
+        job = start_volume_job(mr, func, methods, color, modality, register_, accept_doubtful)
+        return JSONResponse(volume_job_json(job), status_code=202)
+
+    @fusion.get("/api/volume-jobs/{job_id}")
+    def api_volume_job_status(job_id: str) -> JSONResponse:
+        job = volume_jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404)
+        return JSONResponse(volume_job_json(job))
+
+    @fusion.post("/api/volume-jobs/{job_id}/cancel")
+    def api_volume_job_cancel(job_id: str) -> JSONResponse:
+        job = volume_jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404)
+        job.cancel.set()
+        return JSONResponse(volume_job_json(job))
+
+    @fusion.get("/api/volume-jobs/{job_id}/files/{name}")
+    def api_volume_job_file(job_id: str, name: str, download: int = 0) -> Response:
+        job = volume_jobs.get(job_id)
+        served = {"mr.nii.gz", "func.nii.gz", *(["qa.png"] if job and job.qa else []),
+                  *(p.name for r in (job.results if job else []) for p in (r.nifti, r.dicom_zip))}
+        if job is None or name not in served or not (job.folder / name).is_file():
+            raise HTTPException(404)
+        media = {"png": "image/png", "zip": "application/zip"}.get(name.rsplit(".", 1)[-1],
+                                                                  "application/gzip")
+        headers = {"Cache-Control": "private, max-age=600"}
+        if download:
+            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        return FileResponse(job.folder / name, media_type=media, headers=headers)
+
+    @fusion.get("/volumes", response_class=HTMLResponse)
+    def volume_page(request: Request) -> Response:
+        return templates.TemplateResponse(request, "volumes.html", {
+            "methods": list_methods(), "default_method": DEFAULT_METHOD, "colors": COLOR_MODES,
+            "default_color": DEFAULT_COLOR_MODE, "max_mb": max_volume_mb,
+            "viewer": niivue_bundle() is not None})
+
+    @fusion.get("/vendor/niivue.js")
+    def niivue_js() -> Response:
+        bundle = niivue_bundle()
+        if bundle is None:
+            raise HTTPException(404, "NiiVue is not installed: run `npm ci` in the repository")
+        return FileResponse(bundle, media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    @fusion.post("/api/fuse")
+    def api_fuse(mr: list[UploadFile] = File(...), func: list[UploadFile] = File(...),
                  methods: list[str] = Form(...), color: str | None = Form(None),
-                 modality: str = Form("auto")) -> JSONResponse:
+                 modality: str = Form("auto"), register_: bool = Form(False, alias="register"),
+                 accept_doubtful: bool = Form(False)) -> JSONResponse:
+        if is_volume(mr) or is_volume(func):
+            job = start_volume_job(mr, func, methods, color, modality, register_,
+                                   accept_doubtful)
+            job.finished.wait()
+            answer = volume_job_json(job)
+            if job.status == "done":
+                return JSONResponse(answer)
+            answer["error"] = (f"doubtful registration, nothing fused: {job.message} (look at the "
+                               "QA figure; send accept_doubtful=1 to fuse anyway)"
+                               if job.status == "doubtful" else job.message)
+            return JSONResponse(answer, status_code=409 if job.status == "doubtful" else 400)
+        if len(mr) != 1 or len(func) != 1:
+            raise MsgFusionError("send one MR image and one functional image (several files "
+                                 "are taken only as the slices of a DICOM series)")
+        (mr,), (func,) = mr, func
         color = check_color(color or DEFAULT_COLOR_MODE)
         methods = [check_method(m) for m in dict.fromkeys(m for m in methods if m)]
         if not methods:
@@ -303,6 +473,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
             "metrics": [{"label": k, "better": METRICS[k].direction,
                          "description": METRICS[k].description} for k in PAPER_METRICS]})
 
+    @fusion.get("/api/jobs/{job_id}/{key}.png")
     def job_image(job_id: str, key: str, download: int = 0) -> Response:
         job = jobs.get(job_id)
         if job is None or key not in job.images:
@@ -313,9 +484,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         return Response(job.images[key], media_type="image/png", headers=headers)
 
     if not study_only:
-        app.get("/", response_class=HTMLResponse)(fusion_page)
-        app.post("/api/fuse")(api_fuse)
-        app.get("/api/jobs/{job_id}/{key}.png")(job_image)
+        app.include_router(fusion)
 
     # -- the rater's pages -----------------------------------------------------------------------
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 
 class ServerBusy(Exception):
-    """The fusion queue is full, a request waited too long or ran past the time limit (503)."""
+    """The fusion queue is full, a request waited too long or ran past the time limit, or every
+    volume job slot is taken (answered 503 with ``Retry-After: retry_after`` seconds)."""
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int = 60) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
