@@ -93,6 +93,8 @@ def test_closed_study_refuses_answers_and_says_so(holds, capsys):
         assert "This study is closed" in page and "<form" not in page
         done = client.get(f"{url}/r/{token}/done").text
         assert "closed" in done and "until the study closes" not in done
+        for text in (late.text, page, done):  # still blind
+            assert not re.search("|".join(rf"\b{m}\b" for m in study.methods), text, re.I)
         # the results record when it closed
         closed_at = store.get_study(study.name).closed_at
         assert closed_at and closed_at in client.get(f"{url}/admin/{study.admin_token}").text

@@ -546,8 +546,8 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         try:
             ranks = {label: int(value) for label, value in ranks_given.items()}
         except ValueError:
-            ranks = {"": 0}
-        if any(not 1 <= r <= n for r in ranks.values()):
+            ranks = None
+        if ranks is None or any(not 1 <= r <= n for r in ranks.values()):
             return render_case(request, rater, position,
                                f"Ranks are whole numbers from 1 to {n}.", 400)
         ranks.pop(choice, None)  # the choice always ranks first; the ranks order the rest
