@@ -158,6 +158,10 @@ def test_fuse_volume_is_the_slice_method_on_every_slice_along_any_axis(t1, pet):
     assert mr_plane.shape == (109, 91) and func_plane.shape == fused_plane.shape == (109, 91, 3)
     figure = volume_preview(result)
     assert figure.ndim == 3 and figure.shape[0] > 3 * 200
+    # the colour bar under the montage: the PET scale from its lowest to its highest colour
+    bar = figure[-30:-16, : figure.shape[1]]
+    expected = colorize(np.linspace(0.0, 1.0, bar.shape[1]), default_cmap("PET"))
+    np.testing.assert_allclose(bar[0], expected, atol=1 / 255 + 1e-6)
 
 
 def test_fuse_volume_ct_on_another_grid_through_a_transform():

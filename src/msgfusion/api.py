@@ -272,8 +272,9 @@ def fuse_volume(
 def volume_preview(result: FusedVolume, size: int = 256) -> np.ndarray:
     """A montage of the middle axial, coronal and sagittal slices, one row each:
     MR | functional | fused, with square pixels (the longest side of the volume is ``size``
-    pixels). Returns H x W x 3 in [0, 1]."""
-    from msgfusion.io.figures import resize, side_by_side, stack_rows
+    pixels), and under them a colour bar saying what the colours mean: the functional scale
+    from its lowest to its highest value, in the scan's units. Returns H x W x 3 in [0, 1]."""
+    from msgfusion.io.figures import colour_bar, resize, side_by_side, stack_rows
 
     extent = max(n * s for n, s in zip(result.mr.shape, result.mr.spacing[::-1]))
     mm_per_pixel = extent / size
@@ -287,4 +288,9 @@ def volume_preview(result: FusedVolume, size: int = 256) -> np.ndarray:
         rows.append(side_by_side([resize(p, *shape) for p in panels],
                                  [f"MR ({axis})", result.modality,
                                   f"fused ({result.method})"]))
+    unit = {"CT": "HU", "PET": "uptake", "SPECT": "perfusion"}[result.modality]
+    caption = (f"{result.modality} {unit}: low (left) to high (right)" if result.cmap
+               else f"CT window: {unit}, dark to bright")
+    rows.append(colour_bar(result.cmap or "gray", max(r.shape[1] for r in rows),
+                           result.func_scale.low, result.func_scale.high, caption))
     return stack_rows(rows)

@@ -38,8 +38,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(data_dir, max_upload_mb=args.max_upload_mb,
                      max_pixels=args.max_pixels or WEB_MAX_PIXELS, study_only=args.study_only,
                      fusion_workers=args.fusion_workers, fusion_queue=args.fusion_queue,
-                     fusion_timeout=args.fusion_timeout)
-    what = "the studies" if args.study_only else "the fusion page and the studies"
+                     fusion_timeout=args.fusion_timeout, max_volume_mb=args.max_volume_mb,
+                     max_voxels=args.max_voxels, volume_jobs_running=args.volume_jobs)
+    what = "the studies" if args.study_only else "the fusion page, the volume page and the studies"
     print(f"msgfusion: serving {what} of {data_dir} at http://{args.host}:{args.port}/",
           flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
@@ -129,7 +130,7 @@ def add_commands(command: CommandAdder) -> None:
     p.add_argument("--max-upload-mb", type=float, default=20.0,
                    help="largest uploaded image file in MB (default 20)")
     p.add_argument("--study-only", action="store_true",
-                   help="serve the reader studies only: no fusion page and no /api/fuse "
+                   help="serve the reader studies only: no fusion or volume page, no /api/fuse "
                         "(recommended while a study runs; see docs/web.md)")
     p.add_argument("--fusion-workers", type=positive_int, default=1, metavar="N",
                    help="fusions that run at once (default 1)")
@@ -139,6 +140,14 @@ def add_commands(command: CommandAdder) -> None:
     p.add_argument("--fusion-timeout", type=positive_float, default=60.0, metavar="S",
                    help="seconds a fusion request may take, waiting included, checked before "
                         "each method; past it the answer is 503 (default 60)")
+    p.add_argument("--max-volume-mb", type=float, default=200.0,
+                   help="largest uploaded volume in MB: a file, a zip or the files of a DICOM "
+                        "series (default 200)")
+    p.add_argument("--max-voxels", type=int, default=32 * 2**20,
+                   help="most voxels of an uploaded volume (default 33554432, e.g. 512 x 512 x 128)")
+    p.add_argument("--volume-jobs", type=int, default=1, metavar="N",
+                   help="volume jobs run at once (default 1); two more wait, beyond that the "
+                        "server answers busy")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info"),
                    help="server log level (default info)")
     data_dir_option(p)

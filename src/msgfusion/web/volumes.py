@@ -39,6 +39,7 @@ from msgfusion.errors import ImageReadError, MsgFusionError, SpaceMismatchError
 from msgfusion.io.color import COLORMAPS
 from msgfusion.io.volumes import volume_suffix
 from msgfusion.volume import Orientation, check_same_space, n_planes
+from msgfusion.web.security import MAGIC
 from msgfusion.web.gate import ServerBusy
 
 CHUNK = 1 << 20
@@ -334,8 +335,13 @@ def _write_result(job: VolumeJob, i: int, fused: FusedVolume) -> VolumeResult:
     return VolumeResult(fused.method, nifti, archive, metrics)
 
 
-def sniff_volume(name: str, head: bytes) -> str:
-    """The suffix an uploaded volume is read by: its name's, else judged by its first bytes."""
+def sniff_volume(name: str, head: bytes, label: str) -> str:
+    """The suffix an uploaded volume is read by: its name's, else judged by its first bytes;
+    an :class:`ImageReadError` naming ``label`` for a 2-D image."""
+    for magic, _, kind in MAGIC:
+        if head.startswith(magic):
+            raise ImageReadError(f"{label}: a 2-D {kind} image, not a volume; fuse two slices on "
+                                 "the fusion page (/) or upload two volumes")
     lowered = name.lower()
     if lowered.endswith(".zip") or head[:4] == b"PK\x03\x04":
         return ".zip"
@@ -361,7 +367,7 @@ def stage_uploads(uploads: Sequence[Any], folder: Path, limit: int, label: str) 
     (upload,) = uploads
     head = upload.file.read(352)
     upload.file.seek(0)
-    suffix = sniff_volume(upload.filename or "", head)
+    suffix = sniff_volume(upload.filename or "", head, label)
     if suffix == ".zip":
         archive = folder / "upload.zip"
         save_stream(upload.file, archive, limit, label)
