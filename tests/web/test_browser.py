@@ -197,6 +197,34 @@ def test_volumes_are_fused_and_read_in_niivue(webgl_browser, server_cls, tmp_pat
         download.value.save_as(path)
         assert np.allclose(nib.load(path).affine, nib.load(spm / "T1.nii.gz").affine)
         assert errors == []
+        # DICOM series, each as one zip: fused and shown again
+        import zipfile
+
+        import msgfusion
+
+        for name in ("T1", "PET"):
+            series = msgfusion.write_volume(tmp_path / name,
+                                            msgfusion.load_volume(spm / f"{name}.nii.gz"))
+            with zipfile.ZipFile(tmp_path / f"{name}.zip", "w") as zf:
+                for f in sorted(series.iterdir()):
+                    zf.write(f, f.name)
+        page.evaluate("() => { window.msgfusionViewer.ready = false; }")
+        page.set_input_files("#mr", str(tmp_path / "T1.zip"))
+        page.set_input_files("#func", str(tmp_path / "PET.zip"))
+        page.select_option("#modality", "PET")
+        page.click("#fuse-button")
+        page.wait_for_function("() => window.msgfusionViewer.ready === true || "
+                               "!document.getElementById('message').hidden", timeout=120_000)
+        assert page.is_hidden("#message"), page.inner_text("#message")
+        # a 4-D file: one message on the page, naming the upload
+        pet = nib.load(spm / "PET.nii.gz")
+        nib.save(nib.Nifti1Image(np.stack([pet.get_fdata()] * 3, -1).astype(np.float32),
+                                 pet.affine), tmp_path / "dynamic.nii.gz")
+        page.set_input_files("#func", str(tmp_path / "dynamic.nii.gz"))
+        page.click("#fuse-button")
+        page.wait_for_selector("#message:not([hidden])", timeout=60_000)
+        assert "functional dynamic.nii.gz: a 4-D volume with 3 frames" in page.inner_text("#message")
+        assert errors == []
         page.close()
         assert httpx.get(server.url + "/vendor/niivue.js").status_code == 200
     finally:
