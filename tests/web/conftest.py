@@ -41,7 +41,8 @@ class Server:
     def start(self, timeout: float = 60.0) -> Server:
         port = free_port()
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-        self.log = open(self.data_dir / f"server-{port}.log", "wb")  # noqa: SIM115
+        self.log_path = self.data_dir / f"server-{port}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "msgfusion", "serve", "--host", "127.0.0.1", "--port", str(port),
              "--data-dir", str(self.data_dir), "--log-level", "warning", *self.extra],
@@ -94,7 +95,7 @@ def study_server(tmp_path_factory: pytest.TempPathFactory, pet_pairs: Path
     (each adds raters of its own)."""
     data_dir = tmp_path_factory.mktemp("web")
     store, study = make_study(data_dir, pet_pairs)
-    server = Server(data_dir, extra=("--max-upload-mb", "1")).start()
+    server = Server(data_dir, extra=("--max-upload-mb", "1", "--max-volume-mb", "1")).start()
     yield server, store, study
     server.stop()
 

@@ -61,6 +61,7 @@ from msgfusion.cohort.tasks import (
 )
 from msgfusion.errors import ClusterError, MsgFusionError, OutputExistsError
 from msgfusion.io.color import DEFAULT_COLOR_MODE
+from msgfusion.io.files import spreadsheet_safe
 from msgfusion.metrics import resolve_names
 from msgfusion.progress import progress_bar
 
@@ -364,7 +365,7 @@ class ResultsTable:
         try:
             with csv_tmp.open("w", newline="", encoding="utf-8") as csv_file:
                 for i, frame in enumerate(self.chunks()):
-                    frame.to_csv(csv_file, index=False, header=i == 0)
+                    frame.map(spreadsheet_safe).to_csv(csv_file, index=False, header=i == 0)
                     table = pa.Table.from_pandas(frame, preserve_index=False)
                     writer = writer or pq.ParquetWriter(pq_tmp, table.schema)
                     writer.write_table(table)
