@@ -104,7 +104,7 @@ class SubjectState:
     warnings: list[str] = field(default_factory=list)  # MsgFusionWarnings: input not as given
     registration: str = ""  # the registration's summary, when the subject was registered
     reason: str = ""
-    status: str = "done"  # done | failed | doubtful (a registration to check by eye)
+    status: str = "done"  # done | failed
 
 
 @contextmanager
@@ -237,9 +237,8 @@ def _read(state: SubjectState) -> None:
 
 def _register(state: SubjectState) -> None:
     """Register the functional input onto the MR; write the transform and the QA figure beside
-    the output. A doubtful registration (:class:`~msgfusion.errors.RegistrationDoubtful`, when
-    the registration says so) is the subject's status: its figure and transform are written, the
-    subject is not fused."""
+    the output. A registration that fails (:class:`~msgfusion.errors.RegistrationError`) fails
+    the subject with its reason."""
     from msgfusion.register import qa_figure, write_transform
 
     job = state.job
