@@ -44,7 +44,8 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     else:
         pair = make_pair(Path(args.mr), Path(args.func), args.modality, args.cmap)
     (intensity,) = fuse_pairs(method, [pair])
-    write_image(out, restore_color(intensity, pair.func, args.color), overwrite=args.overwrite)
+    write_image(out, restore_color(intensity, pair.func, args.color), overwrite=args.overwrite,
+                source=args.mr)
     how = "given" if args.modality else "inferred; --modality overrides"
     network = f" with its {pair.modality} network" if isinstance(method, MsgFusion) else ""
     colour = f"colour {args.color}" if pair.is_color else "grey"
@@ -155,7 +156,8 @@ def add_commands(command: CommandAdder) -> None:
                    help="colour map that renders a scalar (grey) PET/SPECT before fusion "
                         "(default: the atlas's own scale, atlas-pet or atlas-spect)")
     p.add_argument("-o", "--output", required=True,
-                   help="output image (.png, .tif, .jpg, .bmp) or volume (.nii.gz, .nii, .mha, "
+                   help="output image (.png, .tif, .jpg, .bmp, or .dcm: a DICOM Secondary "
+                        "Capture image in the patient and study of a DICOM --mr) or volume (.nii.gz, .nii, .mha, "
                         ".mhd, .nrrd, or a folder name without suffix for a DICOM series)")
     p.add_argument("--register", action="store_true",
                    help="register --func onto --mr first (Mattes MI; 2-D: similarity, any sizes; "

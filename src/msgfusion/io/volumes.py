@@ -68,14 +68,20 @@ def is_dicom_file(path: str | os.PathLike) -> bool:
 
 
 def is_volume_path(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a volume: a NIfTI/MetaImage/NRRD/DICOM file or a folder (a DICOM
-    series; reading it says so clearly when it holds none) not named like a 2-D image."""
+    """Whether ``path`` names a volume: a NIfTI/MetaImage/NRRD file, a DICOM file that is one
+    slice of a series beside it (:func:`msgfusion.io.dicom_image.is_series_slice`; any other
+    DICOM file is a 2-D image), or a folder (a DICOM series; reading it says so clearly when it
+    holds none) not named like a 2-D image."""
+    from msgfusion.io.dicom_image import is_series_slice
     from msgfusion.io.images import READ_EXTENSIONS
 
     p = Path(path)
     if p.is_dir():
         return p.suffix.lower() not in READ_EXTENSIONS
-    return bool(volume_suffix(p)) or (p.is_file() and is_dicom_file(p))
+    if volume_suffix(p) in DICOM_SUFFIXES or (not volume_suffix(p) and p.is_file()
+                                              and is_dicom_file(p)):
+        return p.is_file() and is_series_slice(p)
+    return bool(volume_suffix(p))
 
 
 def read_volume(path: str | os.PathLike, series: Sequence[str] = (),
@@ -257,6 +263,12 @@ def _dicom_headers(folder: Path) -> list[tuple[Path, Any]]:
         elif dicom_like and "SOPClassUID" not in ds:
             raise ImageReadError(f"{f}: truncated or corrupt DICOM file (no SOP Class UID)")
     if not headers:
+        images = [f for f in files if f.suffix.lower() in DICOM_SUFFIXES or is_dicom_file(f)]
+        if images:
+            raise ImageReadError(
+                f"{folder}: its {len(images)} DICOM file(s) do not form a series (no slice "
+                f"positions): they are single images; give one file, e.g. '{images[0]}', to "
+                "use it as a 2-D image")
         raise ImageReadError(f"{folder}: no DICOM image series in this folder")
     return headers
 
@@ -440,6 +452,14 @@ MR_HEADER_FIELDS: tuple[str, ...] = (
 )
 
 
+def _orientation_letters(axis: np.ndarray) -> str:
+    """The Patient Orientation code of an image axis (LPS direction): its main directions, the
+    strongest first (PS3.3 C.7.6.1.1.1), e.g. ``L`` or ``PH`` for an oblique one."""
+    order = np.argsort(-np.abs(axis))
+    return "".join(("LPH" if axis[i] > 0 else "RAF")[i] for i in order
+                   if abs(axis[i]) > 1e-4) or "L"
+
+
 def _as_uint8(data: np.ndarray) -> np.ndarray:
     """uint8 voxels: kept when already so; floats in [0, 1] quantised like PNG output."""
     if data.dtype == np.uint8:
@@ -530,6 +550,8 @@ def write_dicom_series(folder: Path, volume: Volume, description: str = "msgfusi
     template.PixelSpacing = [DSfloat(volume.spacing[1], auto_format=True),
                              DSfloat(volume.spacing[0], auto_format=True)]
     template.SpacingBetweenSlices = DSfloat(volume.spacing[2], auto_format=True)
+    template.PatientOrientation = [_orientation_letters(volume.direction[:, i]) for i in (0, 1)]
+    template.Laterality = ""  # type 2C: unknown
     template.setdefault("SliceThickness", DSfloat(volume.spacing[2], auto_format=True))
     pixels = _pixel_module(template, volume)
     step = volume.direction[:, 2] * volume.spacing[2]
