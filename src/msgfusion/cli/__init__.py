@@ -23,7 +23,7 @@ from msgfusion.errors import MsgFusionError, MsgFusionWarning, OutputExistsError
 EXIT_USAGE = 2
 
 #: Modules of ``msgfusion.cli`` that add subcommands, each through ``add_commands(command)``.
-COMMAND_MODULES = ("fusion", "analysis", "training", "web", "registration", "cohort")
+COMMAND_MODULES = ("fusion", "analysis", "training", "web", "registration", "cohort", "pacs")
 
 
 class _Parser(argparse.ArgumentParser):
