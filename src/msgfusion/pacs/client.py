@@ -10,6 +10,10 @@ Connection settings, as DICOMweb servers are used in hospitals:
 - **Timeouts** (``timeout`` seconds to connect and between bytes) and **retries**: a connection
   that fails is retried ``retries`` times with exponential back-off, as are GET requests answered
   429/502/503/504; a STOW-RS request is never re-sent once it reached the server.
+- **No half-stored series**: a new series is stored in one STOW-RS request, then the server is
+  asked (QIDO-RS) whether it holds every image; when it does not, what it holds of the series is
+  deleted (DICOMweb DELETE, or Orthanc's REST API, whose DICOMweb plugin has no DELETE), and the
+  one-line error says so, or names the series left behind where the server deletes nothing.
 """
 
 from __future__ import annotations
@@ -86,7 +90,13 @@ class PacsClient:
     """A DICOMweb server at ``url`` (its service root, e.g. ``https://pacs/dicom-web``)."""
 
     def __init__(self, url: str, timeout: float = 30.0, retries: int = 3) -> None:
+        import logging
+
         from dicomweb_client import DICOMwebClient
+
+        # its failures come back as exceptions, said in one line here; not logged as well
+        logging.getLogger("dicomweb_client").addHandler(logging.NullHandler())
+        logging.getLogger("dicomweb_client").propagate = False
 
         if not url.startswith(("http://", "https://")):
             raise PacsError(f"{url}: a DICOMweb URL starts with http:// or https://")
@@ -219,9 +229,28 @@ class PacsClient:
         try:
             self._client.delete_series(study, series)
         except requests.exceptions.RequestException:
-            return (f"{len(held)} image(s) of series {series} were stored and the server "
-                    "refuses to delete them (DICOMweb DELETE); remove that series by hand")
+            if not self._orthanc_delete(series):
+                return (f"{len(held)} image(s) of series {series} were stored and the server "
+                        "refuses to delete them (DICOMweb DELETE); remove that series by hand")
         return f"the {len(held)} image(s) stored of series {series} were deleted again"
+
+    def _orthanc_delete(self, series: str) -> bool:
+        """Delete a series through Orthanc's own REST API (its DICOMweb plugin has no DELETE),
+        when the server is an Orthanc whose DICOMweb root is ``<orthanc>/dicom-web``."""
+        import requests
+
+        if not self.url.endswith("/dicom-web"):
+            return False
+        root = self.url[: -len("/dicom-web")]
+        session = self._client._session
+        try:
+            found = session.post(f"{root}/tools/lookup", data=series, timeout=30)
+            ids = [item["ID"] for item in found.json() if item.get("Type") == "Series"] \
+                if found.ok else []
+            return bool(ids) and all(session.delete(f"{root}/series/{i}", timeout=30).ok
+                                     for i in ids)
+        except (requests.exceptions.RequestException, ValueError, KeyError, TypeError):
+            return False
 
 
 def _reason(exc: BaseException) -> str:
