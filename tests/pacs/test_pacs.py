@@ -12,7 +12,7 @@ import pytest
 from cli_helpers import assert_one_line_error, run
 from conftest import SHARED
 from dicom_helpers import dciodvfy_errors, new_study, spm_study
-from pacs.conftest import REFUSED_DESCRIPTION, free_port
+from orthanc_server import REFUSED_DESCRIPTION, free_port
 
 from msgfusion.errors import PacsError
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from msgfusion.cli.common import CommandAdder, add_color_option
+from msgfusion.cli.registration import add_registration_options
 from msgfusion.methods.registry import DEFAULT_METHOD
 
 
@@ -35,11 +36,12 @@ def cmd_pacs_list(args: argparse.Namespace) -> int:
 
 
 def cmd_pacs_fuse(args: argparse.Namespace) -> int:
+    from msgfusion.cli.registration import settings_from_args
     from msgfusion.pacs import fuse_study
 
     client = _client(args)
     stored = fuse_study(client, args.study, args.mr, args.func, args.register, args.method,
-                        args.color, say=print)
+                        args.color, settings_from_args(args, two_d=False), say=print)
     print(f"stored {stored.images} images of the fused {stored.modality}-MRI series in study "
           f"{args.study} on {client.url}")
     print(stored.series_uid)
@@ -81,6 +83,7 @@ def add_commands(command: CommandAdder) -> None:
     q.add_argument("--register", action="store_true",
                    help="register the series onto the MR first (rigid); done anyway when their "
                         "frames of reference differ. A doubtful registration stores nothing")
+    add_registration_options(q)
     q.add_argument("--method", default=DEFAULT_METHOD,
                    help=f"fusion method (default: {DEFAULT_METHOD}; list: `msgfusion methods`)")
     add_color_option(q)

@@ -29,6 +29,9 @@ from __future__ import annotations
 import datetime
 import io
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +64,38 @@ def is_dicom_path(path: str | os.PathLike) -> bool:
     return suffix == ".dcm" or (p.is_file() and is_dicom_file(p))
 
 
-def _header(path: Path) -> Any:
-    """The header of a DICOM file (no pixel data), or :class:`ImageReadError`."""
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """pydicom's warnings about odd files (the errors say what matters) silenced; warnings
+    filters are process-wide, so this holds the image decoding lock."""
+    from msgfusion.io.images import _DECODE_LOCK
+
+    with _DECODE_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _read(path: Path, header_only: bool) -> Any:
+    """A DICOM file read with pydicom (only its header with ``header_only``), or
+    :class:`ImageReadError` naming it."""
     import pydicom
 
     from msgfusion.io.images import _open_regular
+    from msgfusion.io.volumes import is_dicom_file
 
-    with _open_regular(path) as f:
+    with _open_regular(path) as f, _quiet():
         try:
-            return pydicom.dcmread(f, stop_before_pixels=True, force=True)
+            ds = pydicom.dcmread(f, stop_before_pixels=header_only, force=True)
         except Exception as exc:
             raise ImageReadError(f"{path}: not a readable DICOM file ({_short(exc)})") from None
+    if "SOPClassUID" not in ds and not is_dicom_file(path):
+        raise ImageReadError(f"{path}: not a DICOM file (no DICM marker, no SOP class)")
+    return ds
+
+
+def _header(path: Path) -> Any:
+    """The header of a DICOM file (no pixel data), or :class:`ImageReadError`."""
+    return _read(path, header_only=True)
 
 
 def _short(exc: BaseException) -> str:
@@ -85,7 +109,8 @@ def is_series_slice(path: str | os.PathLike) -> bool:
 
     p = Path(path)
     try:
-        ds = pydicom.dcmread(p, stop_before_pixels=True, force=True)
+        with _quiet():
+            ds = pydicom.dcmread(p, stop_before_pixels=True, force=True)
     except Exception:
         return True  # the series reader says what is wrong with it
     if any(name not in ds for name in _GEOMETRY) or "SeriesInstanceUID" not in ds \
@@ -100,8 +125,9 @@ def is_series_slice(path: str | os.PathLike) -> bool:
         if other.suffix.lower() != ".dcm" and not is_dicom_file(other):
             continue
         try:
-            sibling = pydicom.dcmread(other, stop_before_pixels=True, force=True,
-                                      specific_tags=["SeriesInstanceUID"])
+            with _quiet():
+                sibling = pydicom.dcmread(other, stop_before_pixels=True, force=True,
+                                          specific_tags=["SeriesInstanceUID"])
         except Exception:
             continue
         if str(sibling.get("SeriesInstanceUID", "")) == uid:
@@ -164,23 +190,17 @@ def read_dicom_image(path: str | os.PathLike, max_pixels: int, frame: int | None
                      ) -> np.ndarray:
     """A DICOM image (``frame`` of a multi-frame one) as float32 in [0, 1], H x W or
     H x W x 3 (see the module doc). Raises :class:`ImageReadError` naming the file."""
-    import pydicom
     from pydicom.pixels import pixel_array
 
-    from msgfusion.io.images import _open_regular
-
     path = Path(path)
-    with _open_regular(path) as f:
-        try:
-            ds = pydicom.dcmread(f, force=True)
-        except Exception as exc:
-            raise ImageReadError(f"{path}: not a readable DICOM file ({_short(exc)})") from None
+    ds = _read(path, header_only=False)
     index = _check_header(path, ds, max_pixels, frame)
     if not any(n in ds for n in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise ImageReadError(f"{path}: no pixel data")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     try:
-        raw = pixel_array(ds, index=index if frames > 1 else None)
+        with _quiet():
+            raw = pixel_array(ds, index=index if frames > 1 else None)
     except MemoryError:
         raise ImageReadError(f"{path}: not enough memory to read this image") from None
     except Exception as exc:

@@ -9,9 +9,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from msgfusion.errors import MsgFusionError, MsgFusionWarning, PacsError
 from msgfusion.pacs.client import PacsClient, SeriesInfo
+
+if TYPE_CHECKING:
+    from msgfusion.register import RegistrationSettings
 
 #: DICOM Modality of a functional series -> msgfusion's modality.
 FUNCTIONAL = {"CT": "CT", "PT": "PET", "NM": "SPECT"}
@@ -53,11 +57,14 @@ def pick_series(client: PacsClient, study: str, series: list[SeriesInfo], chosen
 
 def fuse_study(client: PacsClient, study: str, mr: str | None = None, func: str | None = None,
                register: bool = False, method: str | None = None, color: str | None = None,
+               settings: RegistrationSettings | None = None,
                say: Callable[[str], object] = lambda _: None) -> StoredFusion:
     """Fuse the MR and the CT/PET/SPECT series of ``study`` and store the result as one new
     series of the study (the MR's frame of reference and geometry, derived, referencing the MR
     slices); nothing is stored when anything before the store fails, including a doubtful
-    registration. ``say`` receives one line per step."""
+    registration. ``mr``/``func``: SeriesInstanceUIDs (default: the only series of the
+    modality); ``settings``: of the rigid registration, done when ``register`` or when the
+    frames of reference differ. ``say`` receives one line per step."""
     import pydicom
 
     import msgfusion
@@ -79,7 +86,7 @@ def fuse_study(client: PacsClient, study: str, mr: str | None = None, func: str 
     if registered:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MsgFusionWarning)
-            result = register_volumes(mr_volume, func_volume)
+            result = register_volumes(mr_volume, func_volume, settings=settings)
         doubts = [str(w.message) for w in caught if issubclass(w.category, MsgFusionWarning)
                   and str(w.message).startswith("registration:")]
         if doubts:
