@@ -192,3 +192,10 @@ def test_mri_dir_phantom_series_are_registered_before_fusion(capsys, orthanc, cr
     else:
         assert_one_line_error(code, err, "doubtful registration", "nothing was stored")
         assert orthanc.snapshot() == before
+
+
+def test_a_url_that_is_not_the_dicomweb_root_is_one_line(capsys, orthanc, credentials):
+    code, _, err = run(capsys, "pacs", "list", "--url", orthanc.url)  # Orthanc's own REST root
+    assert_one_line_error(code, err, "the answer is not DICOMweb JSON", "DICOMweb root")
+    code, _, err = run(capsys, "pacs", "list", "--url", "ftp://127.0.0.1/dicom-web")
+    assert_one_line_error(code, err, "starts with http:// or https://")

@@ -31,6 +31,7 @@ from msgfusion.errors import PacsError
 TOKEN_VARIABLE = "MSGFUSION_PACS_TOKEN"
 USER_VARIABLE, PASSWORD_VARIABLE = "MSGFUSION_PACS_USER", "MSGFUSION_PACS_PASSWORD"
 T = TypeVar("T")
+_STUDY_FIELDS = ("PatientName", "PatientID", "StudyDate", "StudyDescription", "ModalitiesInStudy")
 
 
 @dataclass(frozen=True)
@@ -142,37 +143,43 @@ class PacsClient:
 
     # --- QIDO-RS ----------------------------------------------------------------------------
 
+    def _search(self, what: str, fn: Callable[..., list], **kw: Any) -> list[dict]:
+        """A QIDO-RS search whose answer must be a list of DICOM JSON objects."""
+        found = self._call(what, fn, **kw)
+        if not isinstance(found, list) or not all(isinstance(i, dict) for i in found):
+            raise PacsError(f"PACS at {self.url}: {what}: the answer is not DICOMweb JSON; is "
+                            f"{self.url} the DICOMweb root?")
+        return found
+
     def studies(self) -> list[StudyInfo]:
         """Every study the server lists."""
-        found = self._call("searching for studies", self._client.search_for_studies,
-                           fields=["PatientName", "PatientID", "StudyDate",
-                                   "StudyDescription", "ModalitiesInStudy"])
+        found = self._search("searching for studies", self._client.search_for_studies,
+                             fields=list(_STUDY_FIELDS))
         return [_study(item) for item in found]
 
     def study(self, study: str) -> StudyInfo:
         """One study, or :class:`PacsError` naming it when the server has none of that UID."""
-        found = self._call(f"searching for study {study}", self._client.search_for_studies,
-                           search_filters={"StudyInstanceUID": study},
-                           fields=["PatientName", "PatientID", "StudyDate",
-                                   "StudyDescription", "ModalitiesInStudy"])
+        found = self._search(f"searching for study {study}", self._client.search_for_studies,
+                             search_filters={"StudyInstanceUID": study},
+                             fields=list(_STUDY_FIELDS))
         if not found:
             raise PacsError(f"PACS at {self.url} has no study {study}")
         return _study(found[0])
 
     def series(self, study: str) -> list[SeriesInfo]:
         """The series of a study, in series-number order."""
-        found = self._call(f"listing the series of study {study}",
-                           self._client.search_for_series, study_instance_uid=study,
-                           fields=["SeriesDescription", "SeriesNumber", "Modality",
-                                   "NumberOfSeriesRelatedInstances"])
+        found = self._search(f"listing the series of study {study}",
+                             self._client.search_for_series, study_instance_uid=study,
+                             fields=["SeriesDescription", "SeriesNumber", "Modality",
+                                     "NumberOfSeriesRelatedInstances"])
         series = [_series(item) for item in found]
         return sorted(series, key=lambda s: (s.number is None, s.number or 0, s.uid))
 
     def instances(self, study: str, series: str) -> list[str]:
         """SOP Instance UIDs the server holds in a series."""
-        found = self._call(f"listing the images of series {series}",
-                           self._client.search_for_instances, study_instance_uid=study,
-                           series_instance_uid=series, fields=["SOPInstanceUID"])
+        found = self._search(f"listing the images of series {series}",
+                             self._client.search_for_instances, study_instance_uid=study,
+                             series_instance_uid=series, fields=["SOPInstanceUID"])
         return [str(_value(item, "00080018")) for item in found]
 
     # --- WADO-RS / STOW-RS ------------------------------------------------------------------
