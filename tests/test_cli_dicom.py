@@ -79,3 +79,24 @@ def test_fuse_dir_with_dicom_pairs_writes_dicom(capsys, tmp_path, exported):
         mr = pydicom.dcmread(pairs / "MRI" / f"patient {i}.dcm")
         assert written.StudyInstanceUID == mr.StudyInstanceUID
         assert written.SourceImageSequence[0].ReferencedSOPInstanceUID == mr.SOPInstanceUID
+
+
+def test_one_frame_of_a_multiframe_dicom_file_is_fused(capsys, tmp_path, aanlib_dir):
+    folder = aanlib_dir / "CT-MRI" / "test"
+    mr, ct = png_uint8(folder / "MRI" / "16009.png"), png_uint8(folder / "CT" / "16009.png")
+    ds = secondary_capture(np.stack([ct, mr]))  # frame 1 is the MR
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    del ds.PlanarConfiguration
+    ds.Rows, ds.Columns, ds.NumberOfFrames = *mr.shape, 2
+    frames = tmp_path / "two frames.dcm"
+    ds.save_as(frames, enforce_file_format=True)
+    ct_file = tmp_path / "ct.dcm"
+    secondary_capture(ct).save_as(ct_file, enforce_file_format=True)
+    out = tmp_path / "fused.png"
+    code, _, err = run(capsys, "fuse", "--mr", frames, "--func", ct_file, "-o", out,
+                       "--method", "max")
+    assert_one_line_error(code, err, "two frames.dcm: holds 2 frames", "--frame N")
+    code, _, err = run(capsys, "fuse", "--mr", frames, "--func", ct_file, "-o", out,
+                       "--method", "max", "--frame", "1")
+    assert code == 0, err
+    np.testing.assert_allclose(read_image(out), np.maximum(mr, ct) / 255, atol=1 / 255 + 1e-6)

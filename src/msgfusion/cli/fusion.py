@@ -18,7 +18,7 @@ from msgfusion.data.datasets import PairFolder, is_volume_pair_folder, sample_fo
 from msgfusion.errors import MsgFusionError, OutputExistsError
 from msgfusion.io.color import COLORMAP_NAMES, restore_color
 from msgfusion.io.figures import side_by_side
-from msgfusion.io.images import check_writable, write_image
+from msgfusion.io.images import check_writable, read_image, write_image
 from msgfusion.io.volumes import check_volume_writable, is_volume_path, write_volume
 from msgfusion.methods.registry import DEFAULT_METHOD, fuse_pairs, list_methods
 from msgfusion.pair import MODALITIES
@@ -30,7 +30,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
     if is_volume_path(args.mr) or is_volume_path(args.func):
         return fuse_volumes(args)
-    volume_only = [f"--{name}" for name in ("series", "frame", "window", "transform", "preview",
+    volume_only = [f"--{name}" for name in ("series", "window", "transform", "preview",
                                             "intensity") if getattr(args, name)]
     if volume_only or args.axis != "axial":
         raise MsgFusionError(f"{' '.join(volume_only) or '--axis'}: for volumes; {args.mr} and "
@@ -41,6 +41,9 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         from msgfusion.cli.registration import registered_pair
 
         pair = registered_pair(args, out)
+    elif args.frame is not None:  # a frame of a multi-frame DICOM file
+        pair = make_pair(read_image(args.mr, args.frame), read_image(args.func, args.frame),
+                         args.modality, args.cmap)
     else:
         pair = make_pair(Path(args.mr), Path(args.func), args.modality, args.cmap)
     (intensity,) = fuse_pairs(method, [pair])

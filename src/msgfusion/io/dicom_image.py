@@ -163,7 +163,9 @@ def _check_header(path: Path, ds: Any, max_pixels: int, frame: int | None) -> in
             f"{path}: image is {cols} x {rows} = {rows * cols:,} pixels, above the limit of "
             f"{max_pixels:,} (raise it with --max-pixels if the file is genuine)")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frame is None and frames > 1:
+    if frames == 1:  # ``frame`` picks among several frames only
+        frame = None
+    elif frame is None:
         raise ImageReadError(f"{path}: holds {frames} frames; msgfusion reads one 2-D image, "
                              f"choose one with --frame N (0..{frames - 1})")
     index = frame or 0
@@ -188,8 +190,9 @@ def _check_header(path: Path, ds: Any, max_pixels: int, frame: int | None) -> in
 
 def read_dicom_image(path: str | os.PathLike, max_pixels: int, frame: int | None = None
                      ) -> np.ndarray:
-    """A DICOM image (``frame`` of a multi-frame one) as float32 in [0, 1], H x W or
-    H x W x 3 (see the module doc). Raises :class:`ImageReadError` naming the file."""
+    """A DICOM image as float32 in [0, 1], H x W or H x W x 3 (see the module doc): the only
+    frame, or ``frame`` (0-based) of a file holding several. Raises :class:`ImageReadError`
+    naming the file."""
     from pydicom.pixels import pixel_array
 
     path = Path(path)

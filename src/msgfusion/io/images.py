@@ -304,8 +304,9 @@ def check_image(path: str | os.PathLike) -> tuple[int, int]:
     return h, w
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, frame: int | None = None) -> np.ndarray:
     """Read a 2-D image as float32 in [0, 1] (H x W grey or H x W x 3 RGB); see the module doc.
+    ``frame``: the frame (0-based) of a DICOM file holding several (ignored for other files).
 
     Raises :class:`ImageReadError` naming the file when it is missing, not a regular file, not
     an image, corrupt, holds several pages or frames, holds NaN or infinity, or
@@ -313,7 +314,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     if is_dicom_path(path):
-        return read_dicom_image(path, _max_pixels)
+        return read_dicom_image(path, _max_pixels, frame)
     try:
         with _open_image(path) as (img, messages):
             try:
