@@ -18,12 +18,21 @@ CommandAdder = Callable[..., argparse.ArgumentParser]
 
 def positive_int(value: str) -> int:
     """argparse type: an integer >= 1."""
+    return _int_at_least(value, 1)
+
+
+def nonnegative_int(value: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _int_at_least(value, 0)
+
+
+def _int_at_least(value: str, minimum: int) -> int:
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    if number < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
     return number
 
 

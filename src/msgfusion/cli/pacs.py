@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from msgfusion.cli.common import CommandAdder, add_color_option
+from msgfusion.cli.common import CommandAdder, add_color_option, nonnegative_int
 from msgfusion.cli.registration import add_registration_options
 from msgfusion.methods.registry import DEFAULT_METHOD
 
@@ -48,17 +48,6 @@ def cmd_pacs_fuse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(value: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {number}")
-    return number
-
-
 def _seconds(value: str) -> float:
     """argparse type: a positive number of seconds."""
     try:
@@ -78,7 +67,7 @@ def _connection_options(p: argparse.ArgumentParser) -> None:
                         "verified (a CA bundle through REQUESTS_CA_BUNDLE)")
     p.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS",
                    help="seconds to wait for the server to connect or send (default 30)")
-    p.add_argument("--retries", type=_count, default=3, metavar="N",
+    p.add_argument("--retries", type=nonnegative_int, default=3, metavar="N",
                    help="retries of a failed connection or a busy answer (default 3)")
 
 

@@ -30,14 +30,14 @@ import datetime
 import io
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from msgfusion.errors import ImageReadError, ImageTooLargeError
+from msgfusion.errors import ImageReadError
 
 #: Header fields of the source image copied into a derived 2-D image: whose image it is and
 #: which study it belongs to (so that a PACS files it with its source).
@@ -135,19 +135,21 @@ def is_series_slice(path: str | os.PathLike) -> bool:
     return False
 
 
-def check_dicom_image(path: str | os.PathLike, max_pixels: int) -> tuple[int, int]:
+def check_dicom_image(path: str | os.PathLike) -> tuple[int, int]:
     """(height, width) of a DICOM image after the checks that need no decoding: a regular
     file, a DICOM header with image pixel attributes, one frame, a decodable transfer syntax,
-    at most ``max_pixels`` pixels."""
+    within the pixel limit (:func:`msgfusion.io.images.set_max_pixels`)."""
     path = Path(path)
     ds = _header(path)
-    _check_header(path, ds, max_pixels, frame=None)
+    _check_header(path, ds, frame=None)
     return int(ds.Rows), int(ds.Columns)
 
 
-def _check_header(path: Path, ds: Any, max_pixels: int, frame: int | None) -> int:
+def _check_header(path: Path, ds: Any, frame: int | None) -> int:
     """Check an image header (see :func:`check_dicom_image`); returns the frame to read."""
     from pydicom.pixels import get_decoder
+
+    from msgfusion.io.images import check_size
 
     missing = [n for n in ("Rows", "Columns", "BitsAllocated", "PhotometricInterpretation")
                if n not in ds]
@@ -155,13 +157,7 @@ def _check_header(path: Path, ds: Any, max_pixels: int, frame: int | None) -> in
         kind = str(ds.get("SOPClassUID", "")) and getattr(ds.SOPClassUID, "name", "")
         raise ImageReadError(f"{path}: a DICOM file without an image ({kind or 'no SOP class'}; "
                              f"no {', '.join(missing)})")
-    rows, cols = int(ds.Rows), int(ds.Columns)
-    if rows * cols == 0:
-        raise ImageReadError(f"{path}: image is empty ({cols} x {rows} pixels)")
-    if rows * cols > max_pixels:
-        raise ImageTooLargeError(
-            f"{path}: image is {cols} x {rows} = {rows * cols:,} pixels, above the limit of "
-            f"{max_pixels:,} (raise it with --max-pixels if the file is genuine)")
+    check_size(path, int(ds.Columns), int(ds.Rows))
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames == 1:  # ``frame`` picks among several frames only
         frame = None
@@ -188,8 +184,7 @@ def _check_header(path: Path, ds: Any, max_pixels: int, frame: int | None) -> in
     return index
 
 
-def read_dicom_image(path: str | os.PathLike, max_pixels: int, frame: int | None = None
-                     ) -> np.ndarray:
+def read_dicom_image(path: str | os.PathLike, frame: int | None = None) -> np.ndarray:
     """A DICOM image as float32 in [0, 1], H x W or H x W x 3 (see the module doc): the only
     frame, or ``frame`` (0-based) of a file holding several. Raises :class:`ImageReadError`
     naming the file."""
@@ -197,7 +192,7 @@ def read_dicom_image(path: str | os.PathLike, max_pixels: int, frame: int | None
 
     path = Path(path)
     ds = _read(path, header_only=False)
-    index = _check_header(path, ds, max_pixels, frame)
+    index = _check_header(path, ds, frame)
     if not any(n in ds for n in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise ImageReadError(f"{path}: no pixel data")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -276,24 +271,23 @@ def _window(x: np.ndarray, center: float, width: float, function: str) -> np.nda
     return (x - (center - 0.5)) / (width - 1) + 0.5
 
 
-def encode_dicom_image(pixels: np.ndarray, source: str | os.PathLike | None = None,
-                       description: str = "msgfusion fused image") -> bytes:
-    """The bytes of an 8-bit Secondary Capture image of ``pixels`` (uint8, H x W grey or
-    H x W x 3 RGB); with ``source`` (a DICOM file), in its patient and study (module doc)."""
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence as DicomSequence
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+def derived_header(source: Any | None, fields: Sequence[str], description: str,
+                   derivation: str = "") -> Any:
+    """The header shared by every image of a new derived series (Secondary Capture): ``fields``
+    copied from ``source`` (a pydicom header; without one, a new study with empty patient
+    fields), a new series numbered 1000 + the source's, ImageType DERIVED\\SECONDARY, the
+    ``description`` and ``derivation`` (DerivationDescription), today's series and content
+    dates."""
+    from pydicom.dataset import Dataset
+    from pydicom.uid import SecondaryCaptureImageStorage, generate_uid
 
     from msgfusion import __version__
 
     ds = Dataset()
-    src = None
-    if source is not None and is_dicom_path(source):
-        src = _header(Path(source))
-        for name in PATIENT_STUDY_FIELDS:
-            if name in src:
-                ds[name] = src[name]
+    if source is not None:
+        for name in fields:
+            if name in source:
+                ds[name] = source[name]
     if "StudyInstanceUID" not in ds:
         ds.StudyInstanceUID = generate_uid()
     for name in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID",
@@ -304,26 +298,46 @@ def encode_dicom_image(pixels: np.ndarray, source: str | os.PathLike | None = No
     ds.setdefault("StudyDate", date)
     ds.setdefault("StudyTime", time)
     ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
-    ds.SeriesNumber = 1000 + int((src.get("SeriesNumber", 0) or 0) if src is not None else 0)
-    ds.InstanceNumber = 1
+    number = (source.get("SeriesNumber", 0) or 0) if source is not None else 0
+    ds.SeriesNumber = 1000 + int(number)
     ds.SeriesDescription = description[:64]
-    ds.Modality = "OT"
-    ds.ConversionType = "WSD"
-    ds.Manufacturer = "msgfusion"
-    ds.SoftwareVersions = __version__
+    ds.Modality, ds.ConversionType = "OT", "WSD"
+    ds.Manufacturer, ds.SoftwareVersions = "msgfusion", __version__
     ds.ImageType = ["DERIVED", "SECONDARY"]
-    ds.DerivationDescription = description[:1024]
+    ds.DerivationDescription = (derivation or description)[:1024]
     ds.SeriesDate, ds.SeriesTime = date, time
     ds.ContentDate, ds.ContentTime = date, time
-    ds.PatientOrientation = ""
     ds.Laterality = ""  # type 2C: unknown
+    return ds
+
+
+def source_reference(source: Any) -> Any:
+    """A SourceImageSequence naming the image ``source`` (a pydicom header)."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = source.SOPClassUID
+    ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
+    return DicomSequence([ref])
+
+
+def encode_dicom_image(pixels: np.ndarray, source: str | os.PathLike | None = None,
+                       description: str = "msgfusion fused image") -> bytes:
+    """The bytes of an 8-bit Secondary Capture image of ``pixels`` (uint8, H x W grey or
+    H x W x 3 RGB); with ``source`` (a DICOM file), in its patient and study (module doc)."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    src = _header(Path(source)) if source is not None and is_dicom_path(source) else None
+    ds = derived_header(src, PATIENT_STUDY_FIELDS, description)
+    ds.SOPInstanceUID = generate_uid()
+    ds.InstanceNumber = 1
+    ds.PatientOrientation = ""
     if src is not None and "SOPInstanceUID" in src and "SOPClassUID" in src:
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = src.SOPClassUID
-        ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
-        ds.SourceImageSequence = DicomSequence([ref])
+        ds.SourceImageSequence = source_reference(src)
     ds.Rows, ds.Columns = pixels.shape[:2]
     if pixels.ndim == 3:
         ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0

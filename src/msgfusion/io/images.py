@@ -83,6 +83,16 @@ def set_max_pixels(limit: int) -> None:
         Image.MAX_IMAGE_PIXELS = limit
 
 
+def check_size(path: Path, width: int, height: int) -> None:
+    """Refuse an empty image, or one above the pixel limit, from its header's size."""
+    if width * height == 0:
+        raise ImageReadError(f"{path}: image is empty ({width} x {height} pixels)")
+    if width * height > _max_pixels:
+        raise ImageTooLargeError(
+            f"{path}: image is {width} x {height} = {width * height:,} pixels, above the limit "
+            f"of {_max_pixels:,} (raise it with --max-pixels if the file is genuine)")
+
+
 def minmax_scale(x: np.ndarray) -> np.ndarray:
     """Scale to [0, 1] by the array's own range (all zeros when constant), as float32."""
     x = x.astype(np.float64)
@@ -265,13 +275,7 @@ def _open_image(path: Path) -> Iterator[tuple[Image.Image, Callable[[], list[str
             raise ImageReadError(f"{path}: cannot read image ({_one_line(exc, messages)})") \
                 from None
         with img:
-            w, h = img.size
-            if w * h == 0:
-                raise ImageReadError(f"{path}: image is empty ({w} x {h} pixels)")
-            if w * h > _max_pixels:
-                raise ImageTooLargeError(
-                    f"{path}: image is {w} x {h} = {w * h:,} pixels, above the limit of "
-                    f"{_max_pixels:,} (raise it with --max-pixels if the file is genuine)")
+            check_size(path, *img.size)
             try:
                 frames = getattr(img, "n_frames", 1)
             except Exception as exc:
@@ -298,7 +302,7 @@ def check_image(path: str | os.PathLike) -> tuple[int, int]:
     regular file, header, pixel limit, one frame, PNG checksums."""
     path = Path(path)
     if is_dicom_path(path):
-        return check_dicom_image(path, _max_pixels)
+        return check_dicom_image(path)
     with _open_image(path) as (img, _):
         w, h = img.size
     return h, w
@@ -314,7 +318,7 @@ def read_image(path: str | os.PathLike, frame: int | None = None) -> np.ndarray:
     """
     path = Path(path)
     if is_dicom_path(path):
-        return read_dicom_image(path, _max_pixels, frame)
+        return read_dicom_image(path, frame)
     try:
         with _open_image(path) as (img, messages):
             try:

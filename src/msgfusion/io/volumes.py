@@ -30,7 +30,6 @@ folder holding one Secondary Capture image per slice, see :func:`write_dicom_ser
 from __future__ import annotations
 
 import copy
-import datetime
 import os
 import re
 import shutil
@@ -43,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from msgfusion.errors import ImageReadError, MsgFusionError, OutputExistsError, OutputWriteError
+from msgfusion.io.dicom_image import PATIENT_STUDY_FIELDS, derived_header, source_reference
 from msgfusion.io.files import atomic_write, check_output
 from msgfusion.volume import Volume
 
@@ -437,14 +437,7 @@ def read_dicom_series(path: Path, series: Sequence[str] = (), frame: int | None 
 #: identify whose scan it is (so PACS files it with the MR); the frame of reference and the
 #: geometry make viewers overlay it on the MR. Nothing else of the MR is copied.
 MR_HEADER_FIELDS: tuple[str, ...] = (
-    "SpecificCharacterSet",
-    # Patient
-    "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
-    "PatientAge", "PatientIdentityRemoved", "DeidentificationMethod",
-    "DeidentificationMethodCodeSequence",
-    # General Study
-    "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
-    "ReferringPhysicianName", "StudyDescription",
+    *PATIENT_STUDY_FIELDS,
     # Frame of Reference, patient position
     "FrameOfReferenceUID", "PositionReferenceIndicator", "PatientPosition",
     # Slice thickness of the MR (the derived image has the MR's resolution)
@@ -507,43 +500,16 @@ def write_dicom_series(folder: Path, volume: Volume, description: str = "msgfusi
     new study and frame of reference are made up and the patient fields stay empty.
     Grey voxels are stored as 8 or 16 bits (fused intensities in [0, 1] as 8 bits), RGB as 8 bits.
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence as DicomSequence
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
     from pydicom.valuerep import DSfloat
-
-    from msgfusion import __version__
 
     mr_headers = (source.meta.get("dicom") if source is not None else None) or []
     per_slice = len(mr_headers) == volume.shape[0]
-    template = Dataset()
-    if mr_headers:
-        for name in MR_HEADER_FIELDS:
-            if name in mr_headers[0]:
-                template[name] = mr_headers[0][name]
-    else:
-        template.PatientName, template.PatientID = "", ""
-        template.PatientBirthDate, template.PatientSex = "", ""
-        template.StudyInstanceUID, template.FrameOfReferenceUID = generate_uid(), generate_uid()
-        template.StudyID, template.AccessionNumber, template.ReferringPhysicianName = "", "", ""
-        template.PositionReferenceIndicator = ""
-    now = datetime.datetime.now()
-    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
-    template.setdefault("StudyDate", date)
-    template.setdefault("StudyTime", time)
-    template.SOPClassUID = SecondaryCaptureImageStorage
-    template.SeriesInstanceUID = generate_uid()
-    mr_series = int(mr_headers[0].get("SeriesNumber", 0) or 0) if mr_headers else 0
-    template.SeriesNumber = 1000 + mr_series
-    template.SeriesDescription = description[:64]
-    template.Modality = "OT"
-    template.ConversionType = "WSD"
-    template.Manufacturer = "msgfusion"
-    template.SoftwareVersions = __version__
-    template.ImageType = ["DERIVED", "SECONDARY"]
-    template.DerivationDescription = (derivation or description)[:1024]
-    template.SeriesDate, template.SeriesTime = date, time
-    template.ContentDate, template.ContentTime = date, time
+    template = derived_header(mr_headers[0] if mr_headers else None, MR_HEADER_FIELDS,
+                              description, derivation)
+    if not mr_headers:
+        template.FrameOfReferenceUID, template.PositionReferenceIndicator = generate_uid(), ""
     template.ImageOrientationPatient = [DSfloat(v, auto_format=True)
                                         for v in np.concatenate([volume.direction[:, 0],
                                                                  volume.direction[:, 1]])]
@@ -551,7 +517,6 @@ def write_dicom_series(folder: Path, volume: Volume, description: str = "msgfusi
                              DSfloat(volume.spacing[0], auto_format=True)]
     template.SpacingBetweenSlices = DSfloat(volume.spacing[2], auto_format=True)
     template.PatientOrientation = [_orientation_letters(volume.direction[:, i]) for i in (0, 1)]
-    template.Laterality = ""  # type 2C: unknown
     template.setdefault("SliceThickness", DSfloat(volume.spacing[2], auto_format=True))
     pixels = _pixel_module(template, volume)
     step = volume.direction[:, 2] * volume.spacing[2]
@@ -562,10 +527,7 @@ def write_dicom_series(folder: Path, volume: Volume, description: str = "msgfusi
         ds.ImagePositionPatient = [DSfloat(v, auto_format=True)
                                    for v in np.asarray(volume.origin) + k * step]
         if per_slice:
-            ref = Dataset()
-            ref.ReferencedSOPClassUID = mr_headers[k].SOPClassUID
-            ref.ReferencedSOPInstanceUID = mr_headers[k].SOPInstanceUID
-            ds.SourceImageSequence = DicomSequence([ref])
+            ds.SourceImageSequence = source_reference(mr_headers[k])
         ds.PixelData = pixels(k)
         ds.file_meta = FileMetaDataset()
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
