@@ -114,12 +114,14 @@ def test_wrong_or_no_credentials_are_refused(capsys, orthanc, spm, monkeypatch):
 
 
 def test_study_without_mr_and_unknown_study(capsys, orthanc, credentials):
-    (pet,) = spm_study(new_study("ROE^RICHARD", "SPM-002"), mr=False)
+    pet, spect = spm_study(new_study("ROE^RICHARD", "SPM-002"), mr=False, spect=True)
     orthanc.upload(pet)
+    orthanc.upload(spect)
     study = str(pet[0].StudyInstanceUID)
     before = orthanc.snapshot()
     code, _, err = fuse(capsys, orthanc, study)
-    assert_one_line_error(code, err, study, "has no MR series", pet[0].SeriesInstanceUID, "PT")
+    assert_one_line_error(code, err, study, "has no MR series", pet[0].SeriesInstanceUID, "PT",
+                          spect[0].SeriesInstanceUID, "NM")
     code, _, err = fuse(capsys, orthanc, "1.2.3.4.5")
     assert_one_line_error(code, err, "has no study 1.2.3.4.5")
     assert orthanc.snapshot() == before
