@@ -223,9 +223,9 @@ def write_doc(args, rows, stage_times, size_rows, loads) -> None:  # type: ignor
         "",
         "What the PACS path adds: the two series travel over HTTP (WADO-RS, one instance at a "
         "time into a temporary folder, then read like the folders on disk); the fused series is "
-        "written to a temporary folder, read back and sent in one STOW-RS request (so that the "
-        "PACS never holds half a series from a dropped connection), then the PACS is asked "
-        "whether it holds every image. Holding the new series for that one request is the "
+        "written to a temporary folder, read back and sent in one STOW-RS request, then the "
+        "PACS is asked whether it holds every image. Holding the new series for that one "
+        "request is the "
         f"price: at {' x '.join(map(str, shape))} the PACS run peaked {prss - drss:.0f} MB above "
         f"the disk run, where the fused RGB pixels are {rgb_mb:.0f} MB.",
         "",
