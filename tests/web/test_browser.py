@@ -20,12 +20,31 @@ if not CHROMIUM.exists() and not shutil.which("chromium"):
                 allow_module_level=True)
 
 
+#: WebGL 2 through Chromium's software renderer (SwiftShader), for NiiVue.
+WEBGL_ARGS = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + [
+    "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
+
+
 @pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+def playwright():
+    with sync_api.sync_playwright() as p:  # one per module: sync Playwright does not nest
+        yield p
+
+
+def launch(playwright, args: list[str]):  # noqa: ANN001, ANN201 - for the fixtures below
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    yield from launch(playwright, CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="module")
+def webgl_browser(playwright):
+    yield from launch(playwright, WEBGL_ARGS)
 
 
 def test_browser_uploads_a_pair_and_sees_the_fused_images(browser, study_server, pet_pairs):
@@ -99,19 +118,6 @@ def test_a_rater_completes_a_study_in_the_browser(browser, study_server):
     assert first["ranking"] == " > ".join(
         next(o.method for o in store.case_view(rater, 1).options if o.label == lab)
         for lab in "CBA")
-
-
-#: WebGL 2 through Chromium's software renderer (SwiftShader), for NiiVue.
-WEBGL_ARGS = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + [
-    "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
-
-
-@pytest.fixture(scope="module")
-def webgl_browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=WEBGL_ARGS)
-        yield b
-        b.close()
 
 
 def canvas_pixels(page, selector: str):
