@@ -100,3 +100,13 @@ def test_one_frame_of_a_multiframe_dicom_file_is_fused(capsys, tmp_path, aanlib_
                        "--method", "max", "--frame", "1")
     assert code == 0, err
     np.testing.assert_allclose(read_image(out), np.maximum(mr, ct) / 255, atol=1 / 255 + 1e-6)
+
+
+def test_cohort_manifests_take_a_dicom_file_as_a_slice(exported):
+    from conftest import SHARED
+
+    from msgfusion.cohort.manifest import input_kind
+
+    assert input_kind(exported / "T1_DICOM (1).dcm") == "slice"
+    series_file = sorted((SHARED / "data" / "volumes" / "mridir" / "ct").glob("*.dcm"))[0]
+    assert input_kind(series_file) == "volume"
