@@ -143,10 +143,12 @@ class PacsClient:
 
     # --- QIDO-RS ----------------------------------------------------------------------------
 
-    def _search(self, what: str, fn: Callable[..., list], **kw: Any) -> list[dict]:
-        """A QIDO-RS search whose answer must be a list of DICOM JSON objects."""
+    def _search(self, what: str, fn: Callable[..., list], key: str, **kw: Any) -> list[dict]:
+        """A QIDO-RS search whose answer must be a list of DICOM JSON objects, each with the
+        UID tag ``key`` (the level's identifier)."""
         found = self._call(what, fn, **kw)
-        if not isinstance(found, list) or not all(isinstance(i, dict) for i in found):
+        if not isinstance(found, list) or not all(isinstance(i, dict) and _value(i, key)
+                                                  for i in found):
             raise PacsError(f"PACS at {self.url}: {what}: the answer is not DICOMweb JSON; is "
                             f"{self.url} the DICOMweb root?")
         return found
@@ -154,13 +156,13 @@ class PacsClient:
     def studies(self) -> list[StudyInfo]:
         """Every study the server lists."""
         found = self._search("searching for studies", self._client.search_for_studies,
-                             fields=list(_STUDY_FIELDS))
+                             "0020000D", fields=list(_STUDY_FIELDS))
         return [_study(item) for item in found]
 
     def study(self, study: str) -> StudyInfo:
         """One study, or :class:`PacsError` naming it when the server has none of that UID."""
         found = self._search(f"searching for study {study}", self._client.search_for_studies,
-                             search_filters={"StudyInstanceUID": study},
+                             "0020000D", search_filters={"StudyInstanceUID": study},
                              fields=list(_STUDY_FIELDS))
         if not found:
             raise PacsError(f"PACS at {self.url} has no study {study}")
@@ -169,7 +171,8 @@ class PacsClient:
     def series(self, study: str) -> list[SeriesInfo]:
         """The series of a study, in series-number order."""
         found = self._search(f"listing the series of study {study}",
-                             self._client.search_for_series, study_instance_uid=study,
+                             self._client.search_for_series, "0020000E",
+                             study_instance_uid=study,
                              fields=["SeriesDescription", "SeriesNumber", "Modality",
                                      "NumberOfSeriesRelatedInstances"])
         series = [_series(item) for item in found]
@@ -178,7 +181,8 @@ class PacsClient:
     def instances(self, study: str, series: str) -> list[str]:
         """SOP Instance UIDs the server holds in a series."""
         found = self._search(f"listing the images of series {series}",
-                             self._client.search_for_instances, study_instance_uid=study,
+                             self._client.search_for_instances, "00080018",
+                             study_instance_uid=study,
                              series_instance_uid=series, fields=["SOPInstanceUID"])
         return [str(_value(item, "00080018")) for item in found]
 
