@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from msgfusion.cli.common import CommandAdder, add_color_option, nonnegative_int
+from msgfusion.cli.common import (CommandAdder, add_color_option, non_negative_int,
+                                  positive_float)
 from msgfusion.cli.registration import add_registration_options
 from msgfusion.methods.registry import DEFAULT_METHOD
 
@@ -48,26 +49,15 @@ def cmd_pacs_fuse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seconds(value: str) -> float:
-    """argparse type: a positive number of seconds."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return number
-
-
 def _connection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", required=True,
                    help="the DICOMweb service root, e.g. https://pacs.example.org/dicom-web; "
                         "credentials from MSGFUSION_PACS_TOKEN (bearer) or MSGFUSION_PACS_USER "
                         "and MSGFUSION_PACS_PASSWORD (basic), never on the command line; TLS "
                         "verified (a CA bundle through REQUESTS_CA_BUNDLE)")
-    p.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=positive_float, default=30.0, metavar="SECONDS",
                    help="seconds to wait for the server to connect or send (default 30)")
-    p.add_argument("--retries", type=nonnegative_int, default=3, metavar="N",
+    p.add_argument("--retries", type=non_negative_int, default=3, metavar="N",
                    help="retries of a failed connection or a busy answer (default 3)")
 
 
