@@ -201,3 +201,29 @@ def test_a_url_that_is_not_the_dicomweb_root_is_one_line(capsys, orthanc, creden
     assert_one_line_error(code, err, "the answer is not DICOMweb JSON", "DICOMweb root")
     code, _, err = run(capsys, "pacs", "list", "--url", "ftp://127.0.0.1/dicom-web")
     assert_one_line_error(code, err, "starts with http:// or https://")
+
+
+def test_a_series_that_is_not_a_volume_is_named(capsys, orthanc, credentials):
+    """Exported single images (Secondary Capture, no geometry) filed as the study's MR."""
+    from dicom_helpers import png_uint8, secondary_capture
+
+    from conftest import AANLIB
+
+    study = new_study("HOE^HANS", "SC-001")
+    (pet,) = spm_study(study, mr=False)
+    images = []
+    for name in ("16009", "16010"):
+        ds = secondary_capture(png_uint8(AANLIB / "CT-MRI" / "test" / "MRI" / f"{name}.png"))
+        for field in ("PatientName", "PatientID", "StudyInstanceUID"):
+            ds[field] = study[field]
+        ds.Modality, ds.SeriesInstanceUID = "MR", images[0].SeriesInstanceUID if images else \
+            ds.SeriesInstanceUID
+        images.append(ds)
+    orthanc.upload(images)
+    orthanc.upload(pet)
+    before = orthanc.snapshot()
+    code, _, err = fuse(capsys, orthanc, str(study.StudyInstanceUID))
+    line = assert_one_line_error(code, err, f"series {images[0].SeriesInstanceUID} of study",
+                                 "do not form a series", "single images")
+    assert "give one file" not in line
+    assert "msgfusion-pacs-" not in err and orthanc.snapshot() == before

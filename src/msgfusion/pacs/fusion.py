@@ -4,6 +4,7 @@ reference differ), and store the fused volume as one new series of the same stud
 
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from msgfusion.errors import MsgFusionError, MsgFusionWarning, PacsError
 from msgfusion.pacs.client import PacsClient, SeriesInfo
 
 if TYPE_CHECKING:
+    from msgfusion import Volume
     from msgfusion.register import RegistrationSettings
 
 #: DICOM Modality of a functional series -> msgfusion's modality.
@@ -76,9 +78,7 @@ def fuse_study(client: PacsClient, study: str, mr: str | None = None, func: str 
     func_info = pick_series(client, study, series, func, tuple(FUNCTIONAL), "CT, PET or SPECT",
                             "--func")
     modality = FUNCTIONAL[func_info.modality]
-    with client.fetched(study, mr_info.uid) as mr_dir, \
-            client.fetched(study, func_info.uid) as func_dir:
-        mr_volume, func_volume = msgfusion.load_volume(mr_dir), msgfusion.load_volume(func_dir)
+    mr_volume, func_volume = (_fetch_volume(client, study, s) for s in (mr_info, func_info))
     say(f"fetched MR {mr_info} and {modality} {func_info}")
     frames = (mr_volume.meta.get("frame_of_reference"), func_volume.meta.get("frame_of_reference"))
     transform = None
@@ -108,6 +108,20 @@ def fuse_study(client: PacsClient, study: str, mr: str | None = None, func: str 
     new_uid = str(datasets[0].SeriesInstanceUID)
     client.store(study, datasets)
     return StoredFusion(new_uid, len(datasets), mr_info, func_info, modality, registered)
+
+
+def _fetch_volume(client: PacsClient, study: str, series: SeriesInfo) -> Volume:
+    """A series of the PACS read as a volume; what is wrong with it names the series."""
+    import msgfusion
+
+    with client.fetched(study, series.uid) as folder:
+        try:
+            return msgfusion.load_volume(folder)
+        except MsgFusionError as exc:
+            text = str(exc).replace(f"{folder}{os.sep}", "").replace(str(folder), "")
+            text = text.split("; give one file")[0]  # a hint for files on disk, not a PACS
+            raise type(exc)(f"series {series.uid} of study {study}: "
+                            f"{text.lstrip(': ')}") from None
 
 
 def _doubtful(message: str) -> MsgFusionError:
