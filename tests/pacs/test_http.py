@@ -30,7 +30,8 @@ class _Server(http.server.BaseHTTPRequestHandler):
             ok = self.headers.get("Authorization") == f"Bearer {TOKEN}"
             body, status = (b"[]", 200) if ok else (b"", 401)
         elif self.path.startswith("/slow/"):
-            time.sleep(5)
+            if self.server.closing.wait(5):  # type: ignore[attr-defined]
+                return  # the test is over: answer nothing
         self.send_response(status)
         self.send_header("Content-Type", "application/dicom+json")
         self.send_header("Content-Length", str(len(body)))
@@ -38,6 +39,20 @@ class _Server(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, *args: object) -> None:
+        pass
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    """Handler threads that are joined on close; a client that left (the timeout test) is
+    not reported on stderr, where a later test would read it."""
+
+    daemon_threads = False
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.closing = threading.Event()
+
+    def handle_error(self, request: object, client_address: object) -> None:
         pass
 
 
@@ -50,7 +65,7 @@ def https_server(tmp_path) -> Iterator[tuple[str, str]]:
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                     str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Server)
+    server = _QuietServer(("127.0.0.1", 0), _Server)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -59,6 +74,7 @@ def https_server(tmp_path) -> Iterator[tuple[str, str]]:
     try:
         yield f"https://127.0.0.1:{server.server_address[1]}", str(cert)
     finally:
+        server.closing.set()
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
