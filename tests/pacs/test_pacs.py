@@ -124,6 +124,9 @@ def test_study_without_mr_and_unknown_study(capsys, orthanc, credentials):
                           spect[0].SeriesInstanceUID, "NM")
     code, _, err = fuse(capsys, orthanc, "1.2.3.4.5")
     assert_one_line_error(code, err, "has no study 1.2.3.4.5")
+    code, _, err = run(capsys, "pacs", "fuse", "--url", orthanc.dicomweb, "--study", study,
+                       "--method", "no-such-method")
+    assert_one_line_error(code, err, "no-such-method")
     assert orthanc.snapshot() == before
 
 

@@ -72,6 +72,10 @@ def fuse_study(client: PacsClient, study: str, mr: str | None = None, func: str 
     import msgfusion
     from msgfusion.register import register_volumes
 
+    if method is not None:  # before anything is fetched
+        msgfusion.check_method(method)
+    if color is not None:
+        msgfusion.check_color(color)
     client.study(study)  # the study exists (else one line naming it)
     series = client.series(study)
     mr_info = pick_series(client, study, series, mr, ("MR",), "MR", "--mr")
