@@ -135,17 +135,17 @@ def is_series_slice(path: str | os.PathLike) -> bool:
     return False
 
 
-def check_dicom_image(path: str | os.PathLike) -> tuple[int, int]:
+def check_dicom_image(path: str | os.PathLike, limit: bool = True) -> tuple[int, int]:
     """(height, width) of a DICOM image after the checks that need no decoding: a regular
     file, a DICOM header with image pixel attributes, one frame, a decodable transfer syntax,
-    within the pixel limit (:func:`msgfusion.io.images.set_max_pixels`)."""
+    and (with ``limit``) within the pixel limit (:func:`msgfusion.io.images.set_max_pixels`)."""
     path = Path(path)
     ds = _header(path)
-    _check_header(path, ds, frame=None)
+    _check_header(path, ds, frame=None, limit=limit)
     return int(ds.Rows), int(ds.Columns)
 
 
-def _check_header(path: Path, ds: Any, frame: int | None) -> int:
+def _check_header(path: Path, ds: Any, frame: int | None, limit: bool = True) -> int:
     """Check an image header (see :func:`check_dicom_image`); returns the frame to read."""
     from pydicom.pixels import get_decoder
 
@@ -157,7 +157,7 @@ def _check_header(path: Path, ds: Any, frame: int | None) -> int:
         kind = str(ds.get("SOPClassUID", "")) and getattr(ds.SOPClassUID, "name", "")
         raise ImageReadError(f"{path}: a DICOM file without an image ({kind or 'no SOP class'}; "
                              f"no {', '.join(missing)})")
-    check_size(path, int(ds.Columns), int(ds.Rows))
+    check_size(path, int(ds.Columns), int(ds.Rows), limit)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames == 1:  # ``frame`` picks among several frames only
         frame = None

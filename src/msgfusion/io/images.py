@@ -83,11 +83,12 @@ def set_max_pixels(limit: int) -> None:
         Image.MAX_IMAGE_PIXELS = limit
 
 
-def check_size(path: Path, width: int, height: int) -> None:
-    """Refuse an empty image, or one above the pixel limit, from its header's size."""
+def check_size(path: Path, width: int, height: int, limit: bool = True) -> None:
+    """Refuse an empty image, or (with ``limit``) one above the pixel limit, from its header's
+    size."""
     if width * height == 0:
         raise ImageReadError(f"{path}: image is empty ({width} x {height} pixels)")
-    if width * height > _max_pixels:
+    if limit and width * height > _max_pixels:
         raise ImageTooLargeError(
             f"{path}: image is {width} x {height} = {width * height:,} pixels, above the limit "
             f"of {_max_pixels:,} (raise it with --max-pixels if the file is genuine)")
@@ -305,6 +306,24 @@ def check_image(path: str | os.PathLike) -> tuple[int, int]:
         return check_dicom_image(path)
     with _open_image(path) as (img, _):
         w, h = img.size
+    return h, w
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) that an image file's header declares (PNG, JPEG, TIFF, BMP or DICOM),
+    without the pixel limit: for a caller that applies a limit of its own (the web page)."""
+    path = Path(path)
+    if is_dicom_path(path):
+        return check_dicom_image(path, limit=False)
+    with _open_regular(path) as f, _DECODE_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(f) as img:
+                w, h = img.size
+        except Exception:  # noqa: BLE001 - Pillow raises many types for bad headers
+            raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") \
+                from None
+    check_size(path, w, h, limit=False)
     return h, w
 
 
