@@ -108,7 +108,8 @@ def registered_pair(args: argparse.Namespace, output: Path) -> FusionPair:
 
     from msgfusion.pair import infer_modality
 
-    mr, func = read_image(args.mr), read_image(args.func)
+    frame = getattr(args, "frame", None)  # of a multi-frame DICOM file
+    mr, func = read_image(args.mr, frame), read_image(args.func, frame)
     modality = args.modality or infer_modality(func, args.func)
     found: list[str] = []
     with printed_warnings(found):
