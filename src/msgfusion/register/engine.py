@@ -3,30 +3,33 @@
 The MR is always the fixed (reference) image. The method, in ITK's terms (ImageRegistrationMethod):
 
 - **Metric**: Mattes mutual information (``histogram_bins`` bins), evaluated on a random sample
-  of the MR's voxels (``sampling`` fraction, drawn with a fixed ``seed`` once per level).
+  of the MR's voxels (``sampling`` fraction, drawn with a fixed ``seed`` once per level), within
+  the MR's foreground dilated by ``mask_margin`` (when >= 0), so the empty background does not
+  pull the scale.
 - **Transform**: rigid (Euler, 6 degrees of freedom in 3-D, 3 in 2-D), similarity (+ one scale)
   or affine, rotating about the MR's centre.
-- **Initialisation**: the two images' centres (``geometry``) or centres of mass (``moments``)
-  are put on top of each other (``CenteredTransformInitializer``), or the scanner coordinates
-  are trusted as they are (``header``). With ``search_orientation`` the start is also tried
-  turned 180 degrees about each axis (a patient scanned head- and feet-first, or a phantom
-  placed the other way round): each start gets a short coarse-level run and the best one wins.
+- **Multi-start**: every start -- each centring (``init``: ``auto`` tries the images' centres
+  and their centres of mass; ``geometry``, ``moments`` or ``header`` one of them) times the 2-D
+  start ``angles`` and ``scales``, and the 180-degree turns about each axis when
+  ``search_orientation`` is on (by default: when the DICOM frames of reference differ) -- gets
+  the coarsest level; the ``refine`` best distinct ones the finer levels; the best by the one
+  criterion throughout (Mattes MI at full resolution on one fixed sample) wins, and the
+  runner-ups stay in the result for the failure detector.
 - **Multi-resolution**: ``shrink`` factors with Gaussian ``smoothing`` sigmas (in voxels) per
-  level, coarse to fine.
-- **Optimiser**: gradient descent with the learning rate estimated from the physical shift
-  every iteration and scales from the physical shift (``gradient``, the default, chosen by
-  measurement in docs/registration.md); regular-step gradient descent (``regular-step``) and
-  conjugate gradient with line search (``conjugate``) are the alternatives compared there.
-  Every level stops at a convergence window or at ``iterations``, so the run is time-bounded.
-- **Determinism**: a fixed sampling seed and, by default, one thread: the same inputs give the
-  same transform bit for bit (tested).
+  level, coarse to fine; regular-step gradient descent (``regular-step``, measured best in
+  docs/registration.md), or gradient descent / conjugate gradient; every level stops at
+  ``iterations``, so the run is time-bounded.
+- **Determinism**: fixed starts, a fixed sampling seed and, by default, one thread: the same
+  inputs give the same transform bit for bit (tested).
 
-After the run the result is checked; a likely failure (little improvement of the metric while
-the image was moved far, an extreme transform, little overlap, no convergence) is a
-:class:`~msgfusion.errors.MsgFusionWarning` that says what to try, and is kept in
-:attr:`RegistrationResult.warnings` for the QA figure. Inputs that cannot be registered
+After the run the failure detector (:func:`assess`) looks for doubt: another start that ends
+elsewhere with nearly the same metric, a low independent similarity (normalised MI on every
+pixel), little overlap, little shared information, an extreme scale. A doubtful result raises
+:class:`~msgfusion.errors.RegistrationDoubtful` (carrying the result) unless
+``accept_doubtful``; each :class:`Doubt` says what to try. Inputs that cannot be registered
 (constant images, 2-D with 3-D, images that do not overlap at the start, or an optimiser that
-drives the image out of the MR's field of view) raise :class:`~msgfusion.errors.RegistrationError`.
+drives the image out of the MR's field of view from every start) raise
+:class:`~msgfusion.errors.RegistrationError`.
 """
 
 from __future__ import annotations
@@ -105,8 +108,10 @@ class RegistrationSettings:
     init: str = "auto"
     search_orientation: bool | None = None
     angles: tuple[float, ...] = (0.0,)
+    scales: tuple[float, ...] = (1.0,)
     refine: int = 2
     mask_margin: float = -1.0
+    scale_gain: float = 0.0
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -127,8 +132,11 @@ class RegistrationSettings:
 
 #: Volumes: 64 bins measured better than 32 on the SPM pairs (docs/registration.md).
 DEFAULTS_3D = RegistrationSettings(histogram_bins=64)
-#: 2-D slices: more samples and fewer bins (a slice has few pixels; measured in the docs).
-DEFAULTS_2D = RegistrationSettings(histogram_bins=16, sampling=0.5, relaxation=0.8)
+#: 2-D slices: more samples and fewer bins (a slice has few pixels), the metric within the MR's
+#: foreground (5 px margin), starts at three angles; chosen on atlas *train* pairs
+#: (docs/registration.md).
+DEFAULTS_2D = RegistrationSettings(histogram_bins=16, sampling=0.5, relaxation=0.8,
+                                   mask_margin=5.0, angles=(-10.0, 0.0, 10.0))
 
 
 @dataclass(eq=False)
@@ -157,6 +165,7 @@ class RegistrationResult:
     doubts: list[Doubt] = field(default_factory=list)
     nmi: float = float("nan")
     oriented: bool = False
+    scale_gain: float = 0.0
 
     @property
     def warnings(self) -> list[str]:
@@ -237,8 +246,15 @@ def _with_rotation(rigid: sitk.Transform, rotation: np.ndarray) -> sitk.Transfor
     """A copy of a centred rigid transform with its matrix multiplied by ``rotation``."""
     import SimpleITK as sitk
 
-    t = sitk.Euler3DTransform(rigid) if rigid.GetDimension() == 3 else sitk.Euler2DTransform(rigid)
     d = rigid.GetDimension()
+    if d == 3:
+        t = sitk.Euler3DTransform(rigid)
+    elif np.isclose(abs(np.linalg.det(rotation)), 1.0):
+        t = sitk.Euler2DTransform(rigid)
+    else:  # a start scale
+        t = sitk.Similarity2DTransform()
+        t.SetCenter(rigid.GetCenter())
+        t.SetTranslation(rigid.GetTranslation())
     t.SetMatrix(tuple((np.asarray(rigid.GetMatrix()).reshape(d, d) @ rotation).ravel()))
     return t
 
@@ -330,13 +346,15 @@ def _centred(fixed: sitk.Image, moving: sitk.Image, init: str) -> sitk.Transform
 
 
 def _starts(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings,
-            labels: tuple[str, str], turn: bool) -> list[sitk.Transform]:
+            labels: tuple[str, str], turn: bool, scaled: bool) -> list[sitk.Transform]:
     """The rigid starts: each centring (``init``; ``auto`` tries geometry and moments) times
     each start rotation (2-D: ``angles``; 3-D, and 2-D when ``turn``: also 180 degrees about
     each axis). Deterministic, in a fixed order."""
     inits = ("geometry", "moments") if settings.init == "auto" else (settings.init,)
     d = fixed.GetDimension()
-    rotations = [_rotation_2d(a) for a in settings.angles] if d == 2 else [np.eye(3)]
+    scales = settings.scales if scaled else (1.0,)
+    rotations = [_rotation_2d(a) * k for a in settings.angles for k in scales] \
+        if d == 2 else [np.eye(3)]
     if turn:
         rotations += [r @ flip for flip in _rotations(d)[1:] for r in rotations[:1]]
     starts = []
@@ -444,11 +462,14 @@ def _register(fixed: sitk.Image, moving: sitk.Image, kind: str, settings: Regist
     voxel = float(np.min(fixed.GetSpacing()))
     turn = settings.search_orientation if settings.search_orientation is not None \
         else frames_differ
-    coarse_kind = "rigid" if kind == "rigid" else "similarity"
+    # with a scale threshold the starts run rigid, and the scale (or affine) is a last step
+    # kept only when it pays (see ``scale_gain``); otherwise the coarse level is a similarity
+    staged = kind != "rigid" and settings.scale_gain > 0
+    coarse_kind = "rigid" if kind == "rigid" or staged else "similarity"
     mask = _foreground_mask(fixed, settings.mask_margin) if settings.mask_margin >= 0 else None
     coarse: list[tuple[float, sitk.Transform, sitk.Transform]] = []
     iterations = 0
-    for start in _starts(fixed, moving, settings, labels, turn):
+    for start in _starts(fixed, moving, settings, labels, turn, coarse_kind != "rigid"):
         try:
             t, n, _ = _refine(fixed, moving, start, coarse_kind, settings, slice(0, 1),
                               settings.iterations, labels, mask)
@@ -471,9 +492,10 @@ def _register(fixed: sitk.Image, moving: sitk.Image, kind: str, settings: Regist
     finals = []
     for _, t, start in chosen:
         try:
-            final, n, stop = _refine(fixed, moving, t, kind, settings, slice(1, None),
+            final, n, stop = _refine(fixed, moving, t, coarse_kind if staged else kind,
+                                     settings, slice(1, None),
                                      settings.iterations, labels, mask) \
-                if len(settings.shrink) > 1 else (t, 0, "single level")
+                if len(settings.shrink) > 1 else (_as_kind(t, kind), 0, "single level")
         except RegistrationError:
             continue
         iterations += n
@@ -485,6 +507,17 @@ def _register(fixed: sitk.Image, moving: sitk.Image, kind: str, settings: Regist
             "anatomy")
     finals.sort(key=lambda c: c[0])
     best_metric, transform, start, stop = finals[0]
+    gain = 0.0
+    if staged:
+        scaled, n, scaled_stop = _refine(fixed, moving, transform, kind, settings,
+                                         slice(1, None), settings.iterations, labels, mask)
+        iterations += n
+        scaled_metric = _metric(fixed, moving, scaled, settings, mask)
+        gain = (best_metric - scaled_metric) / max(abs(best_metric), 1e-12)
+        finals = [(m, _as_kind(t, kind), st, sp) for m, t, st, sp in finals]
+        if gain >= settings.scale_gain:
+            finals[0] = (scaled_metric, scaled, start, scaled_stop)
+        best_metric, transform, start, stop = finals[0]
     alternatives = [(m - best_metric, pose_distance(t, transform, points))
                     for m, t, _, _ in finals[1:]]
     seconds = time.perf_counter() - start_clock
@@ -493,7 +526,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, kind: str, settings: Regist
         metric_initial=_metric(fixed, moving, start, settings, mask), metric_final=best_metric,
         overlap=overlap_fraction(fixed, moving, transform), stop_condition=stop,
         iterations=iterations, seconds=seconds, fixed=fixed, moving=moving,
-        starts=len(coarse), alternatives=alternatives, oriented=turn)
+        starts=len(coarse), alternatives=alternatives, oriented=turn, scale_gain=gain)
 
 
 def _independent_similarity(result: RegistrationResult) -> float:
@@ -523,48 +556,56 @@ def _independent_similarity(result: RegistrationResult) -> float:
 
 
 def check_result(result: RegistrationResult, settings: RegistrationSettings) -> None:
-    """The failure detector: each finding is appended to ``result.doubts``, with what to try.
-
-    Its thresholds (module constants) were calibrated on seeded moves of the atlas *train*
-    pairs and of the SPM volumes (docs/registration.md): a second start that lands elsewhere
-    with nearly the same metric (two poses fit almost equally well), a low independent
-    similarity (NMI), little overlap, little shared information or an extreme scale."""
+    """The failure detector: each finding is appended to ``result.doubts`` (see
+    :func:`assess`), with what to try, less what was already in effect."""
     fixed = result.fixed
     d = fixed.GetDimension()
-    unit = "mm" if d == 3 else "px"
-    voxel = float(np.min(fixed.GetSpacing()))
     if result.overlap == 0:
         raise RegistrationError("after registration the functional image does not cover the MR "
                                 "at all; check that both images show the same anatomy")
+    result.nmi = _independent_similarity(result)
     in_effect = {("type", result.kind), ("init", settings.init)}
     if result.oriented:
         in_effect.add(("search_orientation", None))
+    for doubt in assess(overlap=result.overlap, metric=result.metric_final, nmi=result.nmi,
+                        alternatives=result.alternatives,
+                        scales=tuple(np.linalg.svd(homogeneous(result.transform)[:d, :d],
+                                                   compute_uv=False)),
+                        voxel=float(np.min(fixed.GetSpacing())), unit="mm" if d == 3 else "px"):
+        result.doubts.append(Doubt(doubt.reason,
+                                   tuple(t for t in doubt.tries if t not in in_effect)))
 
-    def tries(*pairs: tuple[str, str | None]) -> tuple[tuple[str, str | None], ...]:
-        return tuple(t for t in pairs if t not in in_effect)
 
-    doubts = result.doubts
-    if result.overlap < MIN_OVERLAP:
-        doubts.append(Doubt(f"the moved image covers only {result.overlap:.0%} of the MR's "
-                            "foreground", tries(("search_orientation", None), ("init", "moments"))))
-    s = np.linalg.svd(homogeneous(result.transform)[:d, :d], compute_uv=False)
+def assess(overlap: float, metric: float, nmi: float, alternatives: list[tuple[float, float]],
+           scales: tuple[float, ...], voxel: float, unit: str) -> list[Doubt]:
+    """The detector's verdict from a registration's features (kept apart so that the
+    benchmark re-applies it to recorded features). Its thresholds (module constants) were
+    calibrated on seeded moves of the atlas *train* pairs (docs/registration.md): another
+    start that lands elsewhere with nearly the same metric (two poses fit almost equally
+    well), a low independent similarity (NMI), little overlap, little shared information, an
+    extreme scale."""
+    doubts = []
+    if overlap < MIN_OVERLAP:
+        doubts.append(Doubt(f"the moved image covers only {overlap:.0%} of the MR's "
+                            "foreground", (("search_orientation", None), ("init", "moments"))))
+    s = np.asarray(scales)
     if s.max() / s.min() > MAX_SCALE_RATIO or s.max() > MAX_SCALE_RATIO \
             or s.min() < 1 / MAX_SCALE_RATIO:
         doubts.append(Doubt(f"the registration scaled the image by "
-                            f"{'/'.join(f'{x:.2f}' for x in s)}", tries(("type", "rigid"))))
-    if abs(result.metric_final) < MIN_MI:
-        doubts.append(Doubt(f"the images share little information (Mattes MI "
-                            f"{result.metric_final:.3f}): do they show the same anatomy?", ()))
-    gap = max(abs(result.metric_final), 1e-12) * AMBIGUOUS_GAP
-    for delta, distance in result.alternatives:
+                            f"{'/'.join(f'{x:.2f}' for x in s)}", (("type", "rigid"),)))
+    if abs(metric) < MIN_MI:
+        doubts.append(Doubt(f"the images share little information (Mattes MI {metric:.3f}): "
+                            "do they show the same anatomy?"))
+    gap = max(abs(metric), 1e-12) * AMBIGUOUS_GAP
+    for delta, distance in alternatives:
         if delta < gap and distance > AMBIGUOUS_DISTANCE * voxel:
             doubts.append(Doubt(
                 f"another start ends {distance:.1f} {unit} away with nearly the same metric "
-                f"({delta / abs(result.metric_final):.1%} worse): two poses fit almost equally "
-                "well", tries(("search_orientation", None), ("type", "rigid"))))
+                f"({delta / max(abs(metric), 1e-12):.1%} worse): two poses fit almost equally "
+                "well", (("search_orientation", None), ("type", "rigid"))))
             break
-    result.nmi = _independent_similarity(result)
-    if result.nmi < MIN_NMI:
+    if nmi < MIN_NMI:
         doubts.append(Doubt(f"after registration the images agree little (normalised mutual "
-                            f"information {result.nmi:.3f}, below {MIN_NMI})",
-                            tries(("search_orientation", None), ("init", "moments"))))
+                            f"information {nmi:.3f}, below {MIN_NMI})",
+                            (("search_orientation", None), ("init", "moments"))))
+    return doubts
