@@ -31,9 +31,9 @@ from msgfusion.volume import Volume
 
 
 @pytest.fixture(scope="module")
-def ct_pair(aanlib_dir):
-    d = aanlib_dir / "CT-MRI" / "train"
-    return read_image(d / "MRI" / "16004.png"), read_image(d / "CT" / "16004.png")
+def pet_pair(aanlib_dir):
+    d = aanlib_dir / "PET-MRI" / "train"
+    return read_image(d / "MRI" / "25030.png"), read_image(d / "PET" / "25030.png")
 
 
 @pytest.fixture(scope="module")
@@ -54,24 +54,25 @@ def _mean_distance(t, reference: np.ndarray, points: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- multi-start
-def test_2d_multi_start_recovers_a_turn_one_start_misses(ct_pair):
-    """A CT slice turned by 40 degrees and shifted: the single centred start settles in a wrong
-    optimum, the default starts (several angles) find the truth (the pair is aligned, so the
-    truth is the inverse of the move)."""
-    mr, ct = ct_pair
+def test_2d_multi_start_recovers_a_turn_one_start_misses(pet_pair):
+    """A PET slice turned by 40 degrees and shifted: the single centred start settles in a wrong
+    optimum, starts at several angles (and both centrings) find the truth (the pair is
+    aligned, so the truth is the inverse of the move)."""
+    mr, pet = pet_pair
     a = sitk.Euler2DTransform((127.5, 127.5), np.radians(40.0), (6.0, -5.0))
-    moved = resample(ct, mr, a)
+    moved = resample(pet, mr, a)
     points = foreground_points(sitk.GetImageFromArray(mr))
     truth = np.linalg.inv(homogeneous(a))
     single = register_images(mr, moved, "rigid", replace(DEFAULTS_2D, angles=(0.0,),
                                                          init="geometry"),
                              accept_doubtful=True)
-    assert _mean_distance(single.transform, truth, points) > 3.0
+    assert _mean_distance(single.transform, truth, points) > 20.0
+    wide = replace(DEFAULTS_2D, angles=(-40.0, -20.0, 0.0, 20.0, 40.0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MsgFusionWarning)
-        result = register_images(mr, moved, "rigid", accept_doubtful=True)
-    assert result.starts > 1
-    assert _mean_distance(result.transform, truth, points) < 2.0
+        result = register_images(mr, moved, "rigid", wide, accept_doubtful=True)
+    assert result.starts == 10
+    assert _mean_distance(result.transform, truth, points) < 2.5
 
 
 def test_3d_turned_volume_found_by_the_orientation_starts(aanlib_dir):
@@ -176,10 +177,54 @@ def test_advice_names_only_options_of_the_command(command):
 
 
 # ----------------------------------------------------------------------------- no signal
-def test_outside_the_field_of_view_is_no_signal(ct_pair):
-    mr, ct = ct_pair
+def test_outside_the_field_of_view_is_no_signal(pet_pair):
+    mr, pet = pet_pair
     shift = sitk.TranslationTransform(2, (60.0, 0.0))
-    covered = coverage(ct, mr, shift)
+    covered = coverage(pet, mr, shift)
     assert covered[:, :190].all() and not covered[:, 200:].any()
-    moved = resample(ct, mr, shift)
+    moved = resample(pet, mr, shift)
     assert np.all(moved[:, 200:] == 0.0)
+
+
+# ----------------------------------------------------------------------------- the phantom
+@pytest.mark.slow
+def test_phantom_pose_with_default_options(aanlib_dir):
+    """MRI-DIR phantom CT -> T2 MR (DICOM, different scanners and frames of reference) with
+    the default options: the README's pose (about 180 degrees about y; x_CT = -x_MR - 11 mm,
+    y_CT = y_MR - 18 mm, z_CT = -z_MR - 17 mm) within 10 degrees and 8 mm at the MR's centre
+    (about two minutes of CPU)."""
+    from msgfusion.api import load_volume
+
+    folder = aanlib_dir.parent / "volumes" / "mridir"
+    mr, ct = load_volume(folder / "mr_t2"), load_volume(folder / "ct")
+    result = register_volumes(mr, ct)  # not doubtful: no exception
+    readme = np.array([[-1.0, 0, 0, -11.0], [0, 1.0, 0, -18.0], [0, 0, -1.0, -17.0], [0, 0, 0, 1]])
+    m = homogeneous(result.transform)
+    rotation = m[:3, :3] @ readme[:3, :3].T
+    angle = np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1)))
+    image = result.fixed
+    centre = np.asarray(image.TransformContinuousIndexToPhysicalPoint(
+        [(s - 1) / 2 for s in image.GetSize()]))
+    distance = np.linalg.norm(m[:3, :3] @ centre + m[:3, 3] - (readme[:3, :3] @ centre
+                                                                + readme[:3, 3]))
+    assert angle < 10.0 and distance < 8.0
+
+
+def test_volume_fusion_outside_the_ct_is_the_mr_alone(aanlib_dir):
+    """A CT-like volume that covers only the upper half of the MR: below it the fused intensity
+    is the MR's, not a fusion with mid-grey (0 HU), and the resampled CT there is its minimum (air)."""
+    from msgfusion.api import fuse_volume
+
+    folder = aanlib_dir.parent / "volumes" / "spm_oldnorm"
+    t1 = Volume.from_sitk(sitk.Shrink(sitk.ReadImage(str(folder / "T1.nii.gz"),
+                                                     sitk.sitkFloat32), [3] * 3))
+    ct_hu = (t1.data * 2000.0 - 1000.0).astype(np.float32)  # -1000 HU (air) .. 1000 HU
+    half = t1.shape[0] // 2
+    top = Volume(ct_hu[half:], t1.spacing,
+                 tuple(np.asarray(t1.origin) + half * t1.spacing[2] * t1.direction[:, 2]),
+                 t1.direction)
+    fused = fuse_volume(t1, top, "CT", "average")
+    mr_alone = fused.mr_scale(t1.data)
+    assert np.allclose(fused.intensity.data[: half - 1], mr_alone[: half - 1], atol=1e-6)
+    assert not np.allclose(fused.intensity.data[half + 1:], mr_alone[half + 1:], atol=1e-3)
+    assert fused.func.data[: half - 1].max() == pytest.approx(float(top.data.min()))
