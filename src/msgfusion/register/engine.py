@@ -62,6 +62,7 @@ MIN_MI = 0.05               # |Mattes MI| below which the images share too littl
 AMBIGUOUS_GAP = 0.02        # a runner-up start within this fraction of the best metric ...
 AMBIGUOUS_DISTANCE = 2.0    # ... and further than this many voxels away: two poses fit
 MIN_NMI = 1.0               # normalised MI (1 = independent, 2 = identical) below: doubtful
+NMI_MARGIN = 0.0            # a runner-up further away whose NMI beats the chosen by this
 
 #: How each setting a doubt suggests is spelt on the command line and in Python.
 _CLI = {"type": "--type", "init": "--init", "search_orientation": "--search-orientation",
@@ -161,7 +162,9 @@ class RegistrationResult:
     fixed: sitk.Image = field(repr=False)
     moving: sitk.Image = field(repr=False)
     starts: int = 1
-    alternatives: list[tuple[float, float]] = field(default_factory=list)
+    #: the other refined starts: (metric - the best metric, mean distance from the chosen
+    #: pose in mm or px, their normalised MI)
+    alternatives: list[tuple[float, float, float]] = field(default_factory=list)
     doubts: list[Doubt] = field(default_factory=list)
     nmi: float = float("nan")
     oriented: bool = False
@@ -518,8 +521,8 @@ def _register(fixed: sitk.Image, moving: sitk.Image, kind: str, settings: Regist
         if gain >= settings.scale_gain:
             finals[0] = (scaled_metric, scaled, start, scaled_stop)
         best_metric, transform, start, stop = finals[0]
-    alternatives = [(m - best_metric, pose_distance(t, transform, points))
-                    for m, t, _, _ in finals[1:]]
+    alternatives = [(m - best_metric, pose_distance(t, transform, points),
+                     _independent_similarity(fixed, moving, t)) for m, t, _, _ in finals[1:]]
     seconds = time.perf_counter() - start_clock
     return RegistrationResult(
         transform=transform, initial_transform=_as_kind(start, kind), kind=kind,
@@ -529,19 +532,19 @@ def _register(fixed: sitk.Image, moving: sitk.Image, kind: str, settings: Regist
         starts=len(coarse), alternatives=alternatives, oriented=turn, scale_gain=gain)
 
 
-def _independent_similarity(result: RegistrationResult) -> float:
+def _independent_similarity(fixed: sitk.Image, moving: sitk.Image,
+                            transform: sitk.Transform) -> float:
     """Normalised mutual information (Studholme: (H(A) + H(B)) / H(A, B), 32 bins) of the MR and
     the moved image over the MR's foreground where the moved image has data: a measure the
     optimiser did not climb (other bins, every pixel, no sampling), for the failure detector."""
     import SimpleITK as sitk
 
-    fixed, moving = result.fixed, result.moving
     ones = sitk.Image(moving.GetSize(), sitk.sitkUInt8) + 1
     ones.CopyInformation(moving)
     covered = sitk.GetArrayFromImage(
-        sitk.Resample(ones, fixed, result.transform, sitk.sitkNearestNeighbor, 0)) > 0
+        sitk.Resample(ones, fixed, transform, sitk.sitkNearestNeighbor, 0)) > 0
     moved = sitk.GetArrayFromImage(
-        sitk.Resample(moving, fixed, result.transform, sitk.sitkLinear, 0.0))
+        sitk.Resample(moving, fixed, transform, sitk.sitkLinear, 0.0))
     mask = covered & (sitk.GetArrayFromImage(sitk.OtsuThreshold(fixed, 0, 1)) > 0)
     if mask.sum() < 16:
         return 0.0
@@ -563,7 +566,7 @@ def check_result(result: RegistrationResult, settings: RegistrationSettings) -> 
     if result.overlap == 0:
         raise RegistrationError("after registration the functional image does not cover the MR "
                                 "at all; check that both images show the same anatomy")
-    result.nmi = _independent_similarity(result)
+    result.nmi = _independent_similarity(fixed, result.moving, result.transform)
     in_effect = {("type", result.kind), ("init", settings.init)}
     if result.oriented:
         in_effect.add(("search_orientation", None))
@@ -576,7 +579,8 @@ def check_result(result: RegistrationResult, settings: RegistrationSettings) -> 
                                    tuple(t for t in doubt.tries if t not in in_effect)))
 
 
-def assess(overlap: float, metric: float, nmi: float, alternatives: list[tuple[float, float]],
+def assess(overlap: float, metric: float, nmi: float,
+           alternatives: list[tuple[float, float, float]],
            scales: tuple[float, ...], voxel: float, unit: str) -> list[Doubt]:
     """The detector's verdict from a registration's features (kept apart so that the
     benchmark re-applies it to recorded features). Its thresholds (module constants) were
@@ -597,12 +601,20 @@ def assess(overlap: float, metric: float, nmi: float, alternatives: list[tuple[f
         doubts.append(Doubt(f"the images share little information (Mattes MI {metric:.3f}): "
                             "do they show the same anatomy?"))
     gap = max(abs(metric), 1e-12) * AMBIGUOUS_GAP
-    for delta, distance in alternatives:
-        if delta < gap and distance > AMBIGUOUS_DISTANCE * voxel:
+    for delta, distance, other_nmi in alternatives:
+        if distance <= AMBIGUOUS_DISTANCE * voxel:
+            continue
+        if delta < gap:
             doubts.append(Doubt(
                 f"another start ends {distance:.1f} {unit} away with nearly the same metric "
                 f"({delta / max(abs(metric), 1e-12):.1%} worse): two poses fit almost equally "
                 "well", (("search_orientation", None), ("type", "rigid"))))
+            break
+        if other_nmi > nmi + NMI_MARGIN:
+            doubts.append(Doubt(
+                f"another start ends {distance:.1f} {unit} away, worse by the metric but better "
+                f"by normalised mutual information ({other_nmi:.3f} against {nmi:.3f}): the "
+                "two measures disagree", (("search_orientation", None), ("type", "rigid"))))
             break
     if nmi < MIN_NMI:
         doubts.append(Doubt(f"after registration the images agree little (normalised mutual "
