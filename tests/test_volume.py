@@ -158,6 +158,10 @@ def test_fuse_volume_is_the_slice_method_on_every_slice_along_any_axis(t1, pet):
     assert mr_plane.shape == (109, 91) and func_plane.shape == fused_plane.shape == (109, 91, 3)
     figure = volume_preview(result)
     assert figure.ndim == 3 and figure.shape[0] > 3 * 200
+    # the colour bar under the montage: the PET scale from its lowest to its highest colour
+    bar = figure[-30:-16, : figure.shape[1]]
+    expected = colorize(np.linspace(0.0, 1.0, bar.shape[1]), default_cmap("PET"))
+    np.testing.assert_allclose(bar[0], expected, atol=1 / 255 + 1e-6)
 
 
 def test_fuse_volume_ct_on_another_grid_through_a_transform():
@@ -190,3 +194,18 @@ def test_modality_is_read_from_the_volume_or_asked_for(t1, pet, tmp_path):
     with pytest.raises(MsgFusionError, match="--window is for CT"):
         fuse_volume(t1, pet, method="average", window="brain")
     assert msgfusion.fuse_volume is fuse_volume and msgfusion.load_volume is load_volume
+
+
+def test_repr_is_one_short_line_with_the_geometry():
+    """A DICOM series' repr once printed every voxel and header (470 000 characters)."""
+    import nibabel as nib
+
+    dicom = load_volume(VOLUMES / "mridir" / "mr_t2")
+    text = repr(dicom)
+    assert len(text) < 300 and "\n" not in text
+    assert text.startswith("Volume(shape=(16, 512, 512), dtype=int16, spacing=0.5 x 0.5 x 2.5 mm")
+    assert "modality='MR'" in text and "mr_t2" in text
+    nifti = SPM / "T1.nii.gz"
+    assert load_volume(nifti).axcodes == "".join(nib.aff2axcodes(nib.load(nifti).affine))
+    flipped = Volume(np.zeros((2, 2, 2)), direction=np.diag([-1.0, 1.0, -1.0]))
+    assert flipped.axcodes == "RPI" and "axes=RPI" in repr(flipped)

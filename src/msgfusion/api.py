@@ -1,35 +1,28 @@
-"""The Python API: fuse a pair in one call, from arrays, files or a :class:`FusionPair`; fuse
-a folder of pairs; fuse two volumes slice by slice on the MR's grid."""
+"""The Python API: fuse a pair in one call, from arrays, files or a :class:`FusionPair`, or many
+pairs at once; evaluate a fusion; name and check methods; fuse two volumes slice by slice on the
+MR's grid. Folders of pairs: :mod:`msgfusion.folder`. The CLI, the web app and the cohort runner
+are clients of these functions (through :mod:`msgfusion`): there is one fusion path."""
 
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from msgfusion.data.datasets import PairFolder, name_list
 from msgfusion.errors import (
-    DatasetError,
     ImageTypeError,
     MsgFusionError,
-    OutputExistsError,
-    OutputWriteError,
     ShapeMismatchError,
     UnknownModalityError,
 )
 from msgfusion.intensity import IntensityScale, modality_scale, mr_scale
 from msgfusion.io.color import (COLOR_MODES, DEFAULT_COLOR_MODE, colorize, default_cmap,
                                 restore_color, to_uint8)
-from msgfusion.io.files import atomic_write
-from msgfusion.io.images import check_writable, encode_image
 from msgfusion.io.volumes import guess_modality, read_volume
-from msgfusion.methods.registry import DEFAULT_METHOD, FusionMethod, fuse_pairs, get_method
+from msgfusion.methods.registry import (DEFAULT_METHOD, FusionMethod, fuse_pairs, get_method,
+                                        list_methods)
 from msgfusion.pair import (
     FusionPair,
     as_image,
@@ -38,17 +31,19 @@ from msgfusion.pair import (
     load_pair,
     prepare_images,
 )
-from msgfusion.progress import progress_bar
 from msgfusion.volume import (AXES, Orientation, Volume, n_planes, plane, plane_spacing,
                               resample_to)
+from msgfusion.workers import in_workers
 
 ImageLike = np.ndarray | str | os.PathLike
-T = TypeVar("T")
-R = TypeVar("R")
+
+__all__ = ["DEFAULT_METHOD", "FusedVolume", "check_color", "check_method", "evaluate", "fuse",
+           "fuse_intensity", "fuse_many", "fuse_volume", "list_methods", "load_volume",
+           "make_pair", "method_fingerprint", "volume_preview"]
 
 
 def make_pair(mr: ImageLike, func: ImageLike, modality: str | None = None,
-              cmap: str | None = None) -> FusionPair:
+              cmap: str | None = None, name: str | None = None) -> FusionPair:
     """A :class:`FusionPair` from two arrays or two file paths.
 
     Arrays are scaled as :func:`msgfusion.pair.as_image` says (uint8 by 255, bool to {0, 1},
@@ -56,11 +51,12 @@ def make_pair(mr: ImageLike, func: ImageLike, modality: str | None = None,
     :class:`~msgfusion.errors.MsgFusionError` subclass naming the image. The modality is
     inferred when not given (:func:`msgfusion.pair.infer_modality`: grey is CT, colour PET or
     SPECT by its colour scale); a scalar PET/SPECT is rendered with ``cmap`` (default: the
-    atlas's scale of that modality), as :func:`msgfusion.pair.prepare_images` says.
+    atlas's scale of that modality), as :func:`msgfusion.pair.prepare_images` says. ``name``
+    labels the pair in messages (default: the MR file's stem, or none for arrays).
     """
     paths = (str, os.PathLike)
     if isinstance(mr, paths) and isinstance(func, paths):
-        return load_pair(mr, func, modality, cmap=cmap)
+        return load_pair(mr, func, modality, name=name, cmap=cmap)
     if not isinstance(mr, np.ndarray) or not isinstance(func, np.ndarray):
         raise ImageTypeError("give both images as arrays or both as file paths, got "
                              f"{type(mr).__name__} and {type(func).__name__}")
@@ -70,7 +66,7 @@ def make_pair(mr: ImageLike, func: ImageLike, modality: str | None = None,
             raise ShapeMismatchError(f"{what} must be H x W or H x W x 3, got shape {image.shape}")
     modality = check_modality(modality) if modality else infer_modality(func)
     mr, func = prepare_images(mr, func, modality, cmap)
-    return FusionPair(mr=mr, func=func, modality=modality)
+    return FusionPair(mr=mr, func=func, modality=modality, name=name or "")
 
 
 def fuse_intensity(pairs: Sequence[FusionPair], method: str = DEFAULT_METHOD,
@@ -99,224 +95,49 @@ def fuse(
     """
     pair = (mr if isinstance(mr, FusionPair)
             else make_pair(mr, func, modality, cmap))  # type: ignore[arg-type]
-    (intensity,) = fuse_intensity([pair], method)
-    return restore_color(intensity, pair.func, color)
+    (fused,) = fuse_many([pair], method, color)
+    return fused
 
 
-#: fuse_folder: images encoded and waiting for the disk at most (beyond, workers wait).
-PENDING_WRITES = 32
+def fuse_many(pairs: Sequence[FusionPair], method: str = DEFAULT_METHOD,
+              color: str = DEFAULT_COLOR_MODE, batch_size: int = 16) -> list[np.ndarray]:
+    """The fused pictures of many pairs (each as :func:`fuse` gives it), fused ``batch_size``
+    same-size pairs per call of the method."""
+    check_color(color)
+    return [restore_color(intensity, pair.func, color)
+            for pair, intensity in zip(pairs, fuse_intensity(pairs, method, batch_size))]
 
 
-@dataclass
-class FolderResult:
-    """What :func:`fuse_folder` did: outputs written, outputs that existed and were skipped,
-    and the pairs that failed (name -> one-line reason)."""
+def evaluate(mr: np.ndarray, func: np.ndarray, fused: np.ndarray,
+             metrics: str | Iterable[str] = "paper") -> dict[str, float]:
+    """Fusion-quality metrics of ``fused`` made from ``mr`` and ``func`` (images as read: float
+    in [0, 1], grey or RGB), on 8-bit grey / BT.601 luminance as the reference code computes
+    them; ``metrics``: labels, ``"paper"`` (the paper's seven) or ``"all"``
+    (:func:`msgfusion.metrics.evaluate_images`)."""
+    from msgfusion.metrics import evaluate_images  # scipy: loaded when a fusion is evaluated
 
-    written: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-
-
-def fuse_folder(
-    pairs_dir: str | os.PathLike | PairFolder,
-    out_dir: str | os.PathLike,
-    method: str | FusionMethod = DEFAULT_METHOD,
-    color: str = DEFAULT_COLOR_MODE,
-    *,
-    overwrite: bool = False,
-    skip_existing: bool = False,
-    keep_going: bool = False,
-    batch_size: int = 1,
-    workers: int | None = None,
-    on_failure: Callable[[str, str], object] | None = None,
-    progress: bool = True,
-) -> FolderResult:
-    """Fuse every pair of a folder of pairs into ``out_dir``, under the pairs' file names.
-
-    Before anything is written, every pair is checked from its headers (regular files, sound
-    headers and PNG checksums, one size; :meth:`PairFolder.problems`) and every output path
-    (no clobbering unless ``overwrite``; with ``skip_existing`` an existing output is kept and
-    its pair skipped, which resumes an interrupted run). By default the first problem raises a
-    :class:`~msgfusion.errors.MsgFusionError`; with ``keep_going`` a failing pair (unreadable,
-    too small for the method, out of memory, unwritable output) is reported to
-    ``on_failure(name, reason)`` and the others are fused.
-
-    ``workers`` threads (default: one per usable CPU core) each read ``batch_size`` pairs, fuse
-    them in one call of the method, restore colour and encode them, and two writer threads
-    commit the files (:func:`~msgfusion.io.files.atomic_write`), so that reading, fusing and
-    writing of different pairs overlap and every core fuses. PyTorch's own threads multiply
-    with them: the CLI runs one per worker (``torch.set_num_threads(1)``, its ``--threads``
-    default); from Python, set it too for a CPU network.
-    """
-    if overwrite and skip_existing:
-        raise ValueError("overwrite and skip_existing exclude each other")
-    if batch_size < 1 or (workers is not None and workers < 1):
-        raise ValueError(f"batch_size and workers must be positive, got {batch_size} and "
-                         f"{workers}")
-    folder = (pairs_dir if isinstance(pairs_dir, PairFolder)
-              else PairFolder(pairs_dir, check_sizes=False))
-    method = get_method(method) if isinstance(method, str) else method
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputWriteError(f"{out_dir}: exists and is not a folder")
-    result = FolderResult()
-
-    def fail(index: int, reason: str | MsgFusionError) -> None:
-        name = folder.files[index].stem
-        result.failed[name] = str(reason)
-        if on_failure is not None:
-            on_failure(name, str(reason))
-
-    problems = folder.problems()
-    if problems and not keep_going:
-        raise DatasetError(f"{len(problems)} of {len(folder)} pair(s) cannot be fused: "
-                           f"{name_list(list(problems.values()), 3)}")
-    for i, reason in problems.items():
-        fail(i, reason)
-    todo: list[tuple[int, Path]] = []
-    existing = []
-    for i, f in enumerate(folder.files):
-        if i in problems:
-            continue
-        out = out_dir / f.name
-        if out.exists() and skip_existing:
-            result.skipped.append(out)
-        elif out.exists() and not overwrite:
-            existing.append(out)
-            if keep_going:
-                fail(i, OutputExistsError(f"{out}: already exists"))
-        else:
-            todo.append((i, check_writable(out, overwrite)))
-    if existing and not keep_going:
-        raise OutputExistsError(f"{out_dir}: {len(existing)} output(s) already exist: "
-                                f"{name_list([p.name for p in existing], 3)}")
-
-    def written_note(exc: MsgFusionError) -> MsgFusionError:
-        if not result.written:
-            return exc
-        return type(exc)(f"{exc}; {len(result.written)} image(s) were written before it "
-                         "(skip existing outputs to resume)")
-
-    # Each encoded image is committed (written, fsync'ed, linked into place: atomic_write) by
-    # threads of its own, so that a worker goes on with its next pair instead of waiting for
-    # the disk (fsync took 0.25 ms per image here, far more on a spinning disk).
-    writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="msgfusion-write")
-    slots = threading.BoundedSemaphore(PENDING_WRITES)
-    commits: list[tuple[Path, Future]] = []
-
-    def commit(out: Path, data: bytes) -> Path:
-        try:
-            return atomic_write(out, lambda f: f.write(data), overwrite)
-        finally:
-            slots.release()
-
-    Outcome = MsgFusionError | Future | None
-
-    def job(chunk: list[tuple[int, Path]]) -> list[tuple[int, Path, Outcome]]:
-        """Read, fuse, colour and encode one chunk of pairs (in a worker thread), each image
-        then handed to the writer; each pair's outcome: the write's future, or the error
-        (``keep_going``; else it is raised)."""
-        outcomes: list[tuple[int, Path, Outcome]] = []
-        batch = []
-        for i, out in chunk:
-            try:
-                batch.append((i, out, folder[i]))
-            except MsgFusionError as exc:
-                if not keep_going:
-                    raise
-                outcomes.append((i, out, exc))
-        failed: dict[int, MsgFusionError] = {}
-        fused = _fuse_isolating(method, batch, keep_going, failed.__setitem__)
-        outcomes += [(i, out, failed[i]) for i, out, _ in batch if i in failed]
-        for i, out, pair, intensity in fused:
-            try:
-                data = encode_image(out, restore_color(intensity, pair.func, color))
-            except MsgFusionError as exc:
-                if not keep_going:
-                    raise
-                outcomes.append((i, out, exc))
-                continue
-            slots.acquire()
-            future = writer.submit(commit, out, data)
-            commits.append((out, future))
-            outcomes.append((i, out, future))
-        return outcomes
-
-    desc = f"{folder.modality}-MRI {method.name}"
-    chunks = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
-    results = in_workers(job, chunks, workers)
-    stop: MsgFusionError | None = None
-    with progress_bar(total=len(todo), desc=desc, unit="pair", enabled=progress) as bar:
-        try:
-            for outcomes in results:
-                for i, out, outcome in outcomes:
-                    if isinstance(outcome, Future):
-                        try:
-                            outcome.result()
-                            outcome = None
-                        except MsgFusionError as exc:
-                            if not keep_going:
-                                raise
-                            outcome = exc
-                    if outcome is None:
-                        result.written.append(out)
-                    else:
-                        fail(i, outcome)
-                bar.update(len(outcomes))
-        except MsgFusionError as exc:
-            stop = exc
-        finally:
-            # every worker stopped first (none then waits for a write slot), then the writes
-            # not started are dropped
-            results.close()
-            writer.shutdown(wait=True, cancel_futures=True)
-    if stop is not None:  # the writes that completed count as written
-        result.written = [out for out, future in commits if future.done()
-                          and not future.cancelled() and future.exception() is None]
-        raise written_note(stop) from None
-    return result
+    return evaluate_images(mr, func, fused, metrics)
 
 
-def in_workers(fn: Callable[[T], R], items: Sequence[T], workers: int | None = None
-               ) -> Iterator[R]:
-    """``fn(item)`` for every item in ``workers`` threads (default: one per usable core),
-    yielded in the items' order. The first exception is raised where it is reached; items not
-    started by then are cancelled (those running finish)."""
-    pool = ThreadPoolExecutor(max_workers=max(1, min(workers or usable_cores(), len(items))))
-    try:
-        futures = [pool.submit(fn, item) for item in items]
-        for future in futures:
-            yield future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+def check_method(name: str) -> str:
+    """``name`` if a method is registered under it; else an
+    :class:`~msgfusion.errors.UnknownMethodError` listing the registered ones."""
+    get_method(name)
+    return name
 
 
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def method_fingerprint(name: str) -> str:
+    """A digest of the method's code and weights: results cached under it follow retraining."""
+    return get_method(name).fingerprint()
 
 
-def _fuse_isolating(method: FusionMethod, batch: list[tuple[int, Path, FusionPair]],
-                    keep_going: bool, fail: Callable[[int, MsgFusionError], None],
-                    ) -> list[tuple[int, Path, FusionPair, np.ndarray]]:
-    """Fuse a batch; with ``keep_going``, a failing batch is retried pair by pair and each
-    failing pair reported to ``fail``."""
-    try:
-        fused = fuse_pairs(method, [pair for _, _, pair in batch], batch_size=max(1, len(batch)))
-        return [(i, out, pair, f) for (i, out, pair), f in zip(batch, fused)]
-    except MsgFusionError:
-        if not keep_going:
-            raise
-    done = []
-    for i, out, pair in batch:
-        try:
-            (f,) = fuse_pairs(method, [pair])
-            done.append((i, out, pair, f))
-        except MsgFusionError as exc:
-            fail(i, exc)
-    return done
+def check_color(color: str) -> str:
+    """``color`` if it is a colour mode (:data:`msgfusion.io.color.COLOR_MODES`), else a
+    :class:`~msgfusion.errors.MsgFusionError` listing them."""
+    if color not in COLOR_MODES:
+        raise MsgFusionError(f"unknown colour mode {color!r}; choose one of "
+                             f"{', '.join(COLOR_MODES)}")
+    return color
 
 
 # --- Volumes -------------------------------------------------------------------------------------
@@ -400,9 +221,7 @@ def fuse_volume(
     """
     if axis not in AXES:
         raise MsgFusionError(f"unknown axis {axis!r}; choose one of {', '.join(AXES)}")
-    if color not in COLOR_MODES:
-        raise MsgFusionError(f"unknown colour mode {color!r}; choose one of "
-                             f"{', '.join(COLOR_MODES)}")
+    check_color(color)
     mr = mr if isinstance(mr, Volume) else load_volume(mr)
     func = func if isinstance(func, Volume) else load_volume(func)
     method = get_method(method) if isinstance(method, str) else method
@@ -458,8 +277,9 @@ def fuse_volume(
 def volume_preview(result: FusedVolume, size: int = 256) -> np.ndarray:
     """A montage of the middle axial, coronal and sagittal slices, one row each:
     MR | functional | fused, with square pixels (the longest side of the volume is ``size``
-    pixels). Returns H x W x 3 in [0, 1]."""
-    from msgfusion.io.figures import resize, side_by_side, stack_rows
+    pixels), and under them a colour bar saying what the colours mean: the functional scale
+    from its lowest to its highest value, in the scan's units. Returns H x W x 3 in [0, 1]."""
+    from msgfusion.io.figures import colour_bar, resize, side_by_side, stack_rows
 
     extent = max(n * s for n, s in zip(result.mr.shape, result.mr.spacing[::-1]))
     mm_per_pixel = extent / size
@@ -473,4 +293,9 @@ def volume_preview(result: FusedVolume, size: int = 256) -> np.ndarray:
         rows.append(side_by_side([resize(p, *shape) for p in panels],
                                  [f"MR ({axis})", result.modality,
                                   f"fused ({result.method})"]))
+    unit = {"CT": "HU", "PET": "uptake", "SPECT": "perfusion"}[result.modality]
+    caption = (f"{result.modality} {unit}: low (left) to high (right)" if result.cmap
+               else f"CT window: {unit}, dark to bright")
+    rows.append(colour_bar(result.cmap or "gray", max(r.shape[1] for r in rows),
+                           result.func_scale.low, result.func_scale.high, caption))
     return stack_rows(rows)

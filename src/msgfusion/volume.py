@@ -61,6 +61,28 @@ class Volume:
         a[:3, 3] = self.origin
         return a
 
+    @property
+    def axcodes(self) -> str:
+        """Where the x, y and z index axes point, one letter each (``"LPS"``: i to the patient's
+        Left, j to Posterior, k to Superior; ``"RAS"`` as nibabel's ``aff2axcodes`` says)."""
+        letters = ("LR", "PA", "SI")
+        codes = []
+        for column in self.direction.T:
+            axis = int(np.argmax(np.abs(column)))
+            codes.append(letters[axis][0 if column[axis] > 0 else 1])
+        return "".join(codes)
+
+    def __repr__(self) -> str:
+        """One line, as nibabel's images print: shape, voxel type, spacing, orientation,
+        modality and source (never the voxels or the DICOM headers)."""
+        spacing = " x ".join(f"{s:g}" for s in self.spacing)
+        parts = [f"shape={self.shape}{' x 3 (RGB)' if self.is_rgb else ''}",
+                 f"dtype={self.data.dtype}", f"spacing={spacing} mm", f"axes={self.axcodes}"]
+        for key in ("modality", "path"):
+            if self.meta.get(key):
+                parts.append(f"{'source' if key == 'path' else key}={self.meta[key]!r}")
+        return f"Volume({', '.join(parts)})"
+
     def with_data(self, data: np.ndarray, **meta: Any) -> Volume:
         """The same geometry with other voxels of the same grid (e.g. a fused result)."""
         if np.shape(data)[:3] != self.shape:

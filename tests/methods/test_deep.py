@@ -11,15 +11,11 @@ import torch
 from msgfusion.cli import main
 from msgfusion.data.datasets import load_aanlib
 from msgfusion.io.images import read_image
-from msgfusion.methods.deep.base import save_weights, shipped_weights
-from msgfusion.methods.deep.fusiondn import FusionDNLoss
+from msgfusion.methods.deep.base import ShippedNetworkMethod, shipped_weights
 from msgfusion.methods.deep.nestfuse import attention_fuse
-from msgfusion.methods.deep.training import (
-    baseline_recipes,
-    get_recipe,
-    initial_model,
-    make_trainer,
-)
+from msgfusion.train.baselines import initial_model, make_trainer
+from msgfusion.train.recipes import BASELINES, get_recipe, save_weights
+from msgfusion.train.recipes.fusiondn import FusionDNLoss
 from msgfusion.methods.registry import get_method, list_methods
 from msgfusion.model.inputs import batch_from_pairs
 from msgfusion.pair import FusionPair
@@ -44,7 +40,9 @@ def train_pairs(aanlib_dir):
 def test_all_five_listed_with_references():
     listed = {m.name: m for m in list_methods()}
     assert set(NAMES) <= set(listed)
-    assert set(baseline_recipes()) == set(NAMES)
+    networks = {m.name for m in list_methods() if issubclass(m.load(), ShippedNetworkMethod)}
+    assert networks == set(BASELINES) == set(NAMES)
+    assert all(get_recipe(name).network is get_method(name).network for name in NAMES)
     for name in NAMES:
         assert listed[name].reference and listed[name].description
         assert listed[name].module.endswith(name)
@@ -88,7 +86,7 @@ def test_ships_trained_weights(name, tmp_path):
     # the fingerprint follows the weights
     same, untrained = tmp_path / "same.pt", tmp_path / "untrained.pt"
     same.write_bytes(blob)
-    save_weights(initial_model(recipe, recipe.train.seed), recipe.arch, untrained)
+    save_weights(initial_model(recipe, recipe.train.seed), recipe.network.arch, untrained)
     assert type(method)(weights=same).fingerprint() == method.fingerprint()
     assert type(method)(weights=untrained).fingerprint() != method.fingerprint()
 

@@ -94,7 +94,7 @@ def study_server(tmp_path_factory: pytest.TempPathFactory, pet_pairs: Path
     (each adds raters of its own)."""
     data_dir = tmp_path_factory.mktemp("web")
     store, study = make_study(data_dir, pet_pairs)
-    server = Server(data_dir, extra=("--max-upload-mb", "1")).start()
+    server = Server(data_dir, extra=("--max-upload-mb", "1", "--max-volume-mb", "1")).start()
     yield server, store, study
     server.stop()
 

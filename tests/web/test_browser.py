@@ -20,12 +20,31 @@ if not CHROMIUM.exists() and not shutil.which("chromium"):
                 allow_module_level=True)
 
 
+#: WebGL 2 through Chromium's software renderer (SwiftShader), for NiiVue.
+WEBGL_ARGS = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + [
+    "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
+
+
 @pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+def playwright():
+    with sync_api.sync_playwright() as p:  # one per module: sync Playwright does not nest
+        yield p
+
+
+def launch(playwright, args: list[str]):  # noqa: ANN001, ANN201 - for the fixtures below
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    yield from launch(playwright, CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="module")
+def webgl_browser(playwright):
+    yield from launch(playwright, WEBGL_ARGS)
 
 
 def test_browser_uploads_a_pair_and_sees_the_fused_images(browser, study_server, pet_pairs):
@@ -99,3 +118,66 @@ def test_a_rater_completes_a_study_in_the_browser(browser, study_server):
     assert first["ranking"] == " > ".join(
         next(o.method for o in store.case_view(rater, 1).options if o.label == lab)
         for lab in "CBA")
+
+
+def canvas_pixels(page, selector: str):
+    """The rendered pixels of a canvas (a screenshot of it: WebGL buffers cannot be read back)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("RGB"),
+                      dtype=np.int16)
+
+
+def test_volumes_are_fused_and_read_in_niivue(webgl_browser, server_cls, tmp_path):
+    import httpx
+    import nibabel as nib
+    import numpy as np
+
+    spm = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "volumes" / "spm_oldnorm"
+    server = server_cls(tmp_path).start()
+    try:
+        page = webgl_browser.new_page(viewport={"width": 1200, "height": 1600})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.url + "/volumes")
+        page.set_input_files("#mr", str(spm / "T1.nii.gz"))
+        page.set_input_files("#func", str(spm / "PET.nii.gz"))
+        page.uncheck("input[value=msgfusion]")
+        page.check("input[value=max]")
+        page.click("#fuse-button")
+        page.wait_for_function("() => window.msgfusionViewer.ready === true || "
+                               "!document.getElementById('message').hidden", timeout=120_000)
+        assert page.is_hidden("#message"), page.inner_text("#message")
+        page.select_option("#view", "0")  # axial
+        page.wait_for_timeout(500)
+        fused = canvas_pixels(page, "#nv-fused")
+        assert (fused.max(axis=2) > 40).mean() > 0.05, "the fused view is blank"
+        assert (np.abs(fused[..., 0] - fused[..., 2]) > 40).any(), "no colour in the fused PET"
+        page.fill("#slice", "800")
+        page.dispatch_event("#slice", "input")
+        page.wait_for_timeout(500)
+        moved = canvas_pixels(page, "#nv-fused")
+        assert np.abs(moved - fused).mean() > 1, "moving the slice did not change the view"
+        before = canvas_pixels(page, "#nv-sources")
+        page.fill("#opacity", "0")
+        page.dispatch_event("#opacity", "input")
+        page.wait_for_timeout(500)
+        plain = canvas_pixels(page, "#nv-sources")
+        assert np.abs(plain - before).mean() > 1, "the opacity slider did not change the overlay"
+        colours = plain[..., :3]
+        assert (np.abs(colours[..., 0] - colours[..., 2]) <= 3).mean() > 0.97, \
+            "with opacity 0 the sources view should be the grey MR only"
+        assert page.locator("#colorbar").is_visible() and "uptake" in page.inner_text("#cb-high")
+        with page.expect_download() as download:
+            page.click("#metrics a >> text=NIfTI")
+        path = tmp_path / "download.nii.gz"
+        download.value.save_as(path)
+        assert np.allclose(nib.load(path).affine, nib.load(spm / "T1.nii.gz").affine)
+        assert errors == []
+        page.close()
+        assert httpx.get(server.url + "/vendor/niivue.js").status_code == 200
+    finally:
+        server.stop()

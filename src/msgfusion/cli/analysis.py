@@ -42,7 +42,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from msgfusion.metrics.evaluate import (
+    from msgfusion.evaluation import (
         check_table_output,
         evaluate_matched,
         match_fused,

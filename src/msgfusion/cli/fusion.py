@@ -72,7 +72,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 def cmd_fuse_dir(args: argparse.Namespace) -> int:
     import sys
 
-    from msgfusion.api import fuse_folder
+    from msgfusion.folder import fuse_folder
 
     if is_volume_pair_folder(args.pairs_dir):
         return fuse_volume_dir(args)

@@ -41,7 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_train_baseline(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from msgfusion.methods.deep.training import get_recipe, train_baseline
+    from msgfusion.train.baselines import get_recipe, train_baseline
 
     recipe = get_recipe(args.name)
     train = replace(recipe.train, epochs=args.epochs) if args.epochs else recipe.train

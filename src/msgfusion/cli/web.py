@@ -33,7 +33,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from msgfusion.web.app import create_app
 
     data_dir = _data_dir(args)
-    app = create_app(data_dir, max_upload_mb=args.max_upload_mb)
+    app = create_app(data_dir, max_upload_mb=args.max_upload_mb,
+                     max_volume_mb=args.max_volume_mb, max_voxels=args.max_voxels,
+                     volume_jobs_running=args.volume_jobs)
     print(f"msgfusion: serving the fusion page and the studies of {data_dir} at "
           f"http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
@@ -103,6 +105,14 @@ def add_commands(command: CommandAdder) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--max-upload-mb", type=float, default=20.0,
                    help="largest uploaded image file in MB (default 20)")
+    p.add_argument("--max-volume-mb", type=float, default=200.0,
+                   help="largest uploaded volume in MB: a file, a zip or the files of a DICOM "
+                        "series (default 200)")
+    p.add_argument("--max-voxels", type=int, default=32 * 2**20,
+                   help="most voxels of an uploaded volume (default 33554432, e.g. 512 x 512 x 128)")
+    p.add_argument("--volume-jobs", type=int, default=1, metavar="N",
+                   help="volume jobs run at once (default 1); two more wait, beyond that the "
+                        "server answers busy")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info"),
                    help="server log level (default info)")
     data_dir_option(p)

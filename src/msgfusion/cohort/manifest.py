@@ -64,7 +64,7 @@ def input_kind(path: str | os.PathLike) -> str:
 
 def read_manifest(path: str | os.PathLike) -> list[Subject]:
     """The subjects of a manifest CSV, checked; see the module doc."""
-    from msgfusion.methods.registry import get_method
+    from msgfusion import check_method
 
     path = Path(path)
     if not path.is_file():
@@ -102,7 +102,7 @@ def read_manifest(path: str | os.PathLike) -> list[Subject]:
         try:
             modality = check_modality(row["modality"])
             if "method" in options:
-                get_method(options["method"])
+                check_method(options["method"])
         except MsgFusionError as exc:
             raise DatasetError(f"{where}: {exc}") from None
         if options.get("color", DEFAULT_COLOR_MODE) not in COLOR_MODES:

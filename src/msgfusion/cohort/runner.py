@@ -36,6 +36,7 @@ from typing import Any
 
 import pandas as pd
 
+from msgfusion import DEFAULT_METHOD, method_fingerprint
 from msgfusion.cohort.manifest import Subject, read_manifest
 from msgfusion.cohort.tasks import (
     KINDS,
@@ -51,7 +52,6 @@ from msgfusion.cohort.tasks import (
 from msgfusion.errors import ClusterError, MsgFusionError, OutputExistsError
 from msgfusion.io.color import DEFAULT_COLOR_MODE
 from msgfusion.io.files import atomic_write, write_text
-from msgfusion.methods.registry import DEFAULT_METHOD, get_method
 from msgfusion.metrics import resolve_names
 from msgfusion.progress import progress_bar
 
@@ -136,7 +136,7 @@ def plan_jobs(subjects: Sequence[Subject], config: CohortConfig) -> list[Subject
     for s in subjects:
         method = s.options.get("method", config.method)
         if method not in method_fps:
-            method_fps[method] = get_method(method).fingerprint()
+            method_fps[method] = method_fingerprint(method)
         color = s.options.get("color", config.color)
         key = {"version": RECORD_VERSION, "method": method, "method_fp": method_fps[method],
                "color": color, "metrics": metrics, "modality": s.modality,

@@ -2,10 +2,9 @@
 
 Each step is a plain function of the previous step's :class:`SubjectState`, so the runner
 submits them as a chain of Dask tasks (the scheduler keeps a chain on one worker, and recomputes
-the lost links when a worker dies). Every step goes through the Python API used by the CLI
-(:func:`msgfusion.pair.load_pair`, :func:`msgfusion.methods.registry.fuse_pairs`,
-:func:`msgfusion.io.color.restore_color`, :func:`msgfusion.io.images.write_image`,
-:func:`msgfusion.metrics.evaluate_images`): there is no second fusion path.
+the lost links when a worker dies). Every step goes through the public Python API that the CLI
+uses (:func:`msgfusion.make_pair`, :func:`msgfusion.fuse`, :func:`msgfusion.fuse_volume`,
+:func:`msgfusion.write_image`, :func:`msgfusion.evaluate`): there is no second fusion path.
 
 A user error (a :class:`~msgfusion.errors.MsgFusionError`: unreadable file, size mismatch)
 marks the subject failed with its one-line reason and the later steps pass it through; a
@@ -30,17 +29,12 @@ from typing import Any
 import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from msgfusion.api import FusedVolume, fuse_volume, load_volume
+from msgfusion import (FusedVolume, FusionPair, Volume, evaluate, fuse, fuse_volume, load_volume,
+                       make_pair, read_image, write_image, write_volume)
 from msgfusion.cohort.manifest import Subject
 from msgfusion.errors import MsgFusionError, MsgFusionWarning
-from msgfusion.io.color import restore_color
 from msgfusion.io.files import write_text
-from msgfusion.io.images import read_image, write_image
-from msgfusion.io.volumes import write_volume
-from msgfusion.methods.registry import fuse_pairs, get_method
-from msgfusion.metrics import evaluate_images
-from msgfusion.pair import FusionPair, load_pair
-from msgfusion.volume import Orientation, Volume, n_planes
+from msgfusion.volume import Orientation, n_planes
 
 STEPS = ("read", "register", "fuse", "write", "score")
 
@@ -112,7 +106,7 @@ class SliceKind:
         s = job.subject
         if job.register:
             return read_image(s.mr), read_image(s.func)
-        return load_pair(s.mr, s.func, modality=s.modality, name=s.id)
+        return make_pair(s.mr, s.func, modality=s.modality, name=s.id)
 
     @staticmethod
     def register(job: SubjectJob, images: tuple[np.ndarray, np.ndarray]
@@ -126,8 +120,7 @@ class SliceKind:
 
     @staticmethod
     def fuse(job: SubjectJob, pair: FusionPair) -> np.ndarray:
-        (intensity,) = fuse_pairs(get_method(job.method), [pair])
-        return restore_color(intensity, pair.func, job.color)
+        return fuse(pair, method=job.method, color=job.color)
 
     @staticmethod
     def write(job: SubjectJob, fused: np.ndarray) -> None:
@@ -135,12 +128,12 @@ class SliceKind:
 
     @staticmethod
     def score(job: SubjectJob, pair: FusionPair, fused: np.ndarray) -> dict[str, float]:
-        return evaluate_images(pair.mr, pair.func, fused, job.metrics)
+        return evaluate(pair.mr, pair.func, fused, job.metrics)
 
 
 class VolumeKind:
     """Volumes (NIfTI, DICOM series, MetaImage, NRRD), the path of ``msgfusion fuse`` for
-    volumes: :func:`~msgfusion.api.load_volume` for both, :func:`~msgfusion.api.fuse_volume`
+    volumes: :func:`~msgfusion.load_volume` for both, :func:`~msgfusion.fuse_volume`
     (the functional volume resampled onto the MR's grid, fused slice by slice), the picture
     written as NIfTI with the MR's geometry, and the metrics of the central axial slice."""
 
@@ -164,7 +157,7 @@ class VolumeKind:
     def fuse(job: SubjectJob, volumes: tuple[Volume, Volume]) -> FusedVolume:
         # one thread per task: the cluster runs subjects side by side
         return fuse_volume(*volumes, modality=job.subject.modality,
-                           method=get_method(job.method), color=job.color, workers=1)
+                           method=job.method, color=job.color, workers=1)
 
     @staticmethod
     def write(job: SubjectJob, fused: FusedVolume) -> None:
@@ -178,9 +171,9 @@ class VolumeKind:
     def score(job: SubjectJob, volumes: tuple[Volume, Volume],
               fused: FusedVolume) -> dict[str, float]:
         """The metrics of the central axial slice: MR, functional as the method saw it, fused
-        picture, as :meth:`~msgfusion.api.FusedVolume.planes` gives them."""
+        picture, as :meth:`~msgfusion.FusedVolume.planes` gives them."""
         axial = n_planes(Orientation.of(fused.mr).view(fused.mr.data), "axial")
-        return evaluate_images(*fused.planes("axial", axial // 2), job.metrics)
+        return evaluate(*fused.planes("axial", axial // 2), job.metrics)
 
 
 #: How each kind of input (:attr:`Subject.kind`) is read, fused, written and scored.
@@ -271,4 +264,4 @@ class CohortWorkerSetup(WorkerPlugin):
         torch.set_num_threads(self.torch_threads)
         sample = sample_folders()[1][0]
         for name in self.methods:
-            fuse_pairs(get_method(name), [sample])
+            fuse(sample, method=name)

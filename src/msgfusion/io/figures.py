@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from msgfusion.io.color import to_uint8
+from msgfusion.io.color import colorize, to_uint8
 
 
 def _rgb(img: np.ndarray) -> np.ndarray:
@@ -49,3 +49,23 @@ def stack_rows(rows: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
         canvas[y:y + r.shape[0], :r.shape[1]] = _rgb(r)
         y += r.shape[0] + gap
     return canvas
+
+
+def colour_bar(cmap: str, width: int, low: float, high: float, caption: str,
+               height: int = 14) -> np.ndarray:
+    """A horizontal colour bar of ``cmap`` from ``low`` (left) to ``high`` (right), with those
+    values under its ends and ``caption`` between them: what each colour of a figure means.
+    Returns H x W x 3 in [0, 1]."""
+    strip = colorize(np.repeat(np.linspace(0.0, 1.0, width)[None], height, axis=0), cmap)
+    text_height = 16
+    canvas = Image.new("RGB", (width, height + text_height), "white")
+    canvas.paste(Image.fromarray(to_uint8(strip)), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    right = f"{high:.4g}"
+    draw.text((2, height + 2), f"{low:.4g}", fill="black", font=font)
+    draw.text((width - 2 - draw.textlength(right, font=font), height + 2), right, fill="black",
+              font=font)
+    middle = (width - draw.textlength(caption, font=font)) / 2
+    draw.text((max(middle, 40), height + 2), caption, fill="black", font=font)
+    return np.asarray(canvas, dtype=np.float32) / 255.0

@@ -7,7 +7,8 @@ SCD, PSNR), :mod:`~msgfusion.metrics.gradient` (SF, AG, rSFe, Qabf, Nabf),
 :mod:`~msgfusion.metrics.structural` (SSIM, Q_S, Q_W) and :mod:`~msgfusion.metrics.perceptual`
 (VIF, VIFF, Qcb, Qcv). :mod:`~msgfusion.metrics.registry` lists them with their direction and
 computes a chosen set; :func:`evaluate_images` takes images as read (float [0, 1], grey or RGB).
-Folder evaluation (``msgfusion evaluate``) lives in :mod:`msgfusion.metrics.evaluate`.
+Nothing here reads or writes a file: folder evaluation (``msgfusion evaluate``) lives a floor up,
+in :mod:`msgfusion.evaluation`.
 :func:`entropy_ceiling` is not a metric: it bounds EN for a pair of sources.
 """
 

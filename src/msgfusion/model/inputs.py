@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from msgfusion.pair import FusionPair, check_same_size
 
 Batch = dict[str, torch.Tensor]
+#: ``(network, batch) -> output``: how a network is run on a batch, in training or inference.
+Forward = Callable[[nn.Module, Batch], torch.Tensor]
+
+
+def grey_pair_forward(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """The usual two-input signature of fusion networks: ``model(mr, func_gray)``."""
+    return model(batch["mr"], batch["func_gray"])
 
 
 #: The tensors :func:`batch_from_pairs` makes by default.

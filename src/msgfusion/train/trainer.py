@@ -24,18 +24,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from msgfusion.model.inputs import Batch, Forward, grey_pair_forward
 from msgfusion.progress import progress_bar
-from msgfusion.train.data import Batch, random_crop_flip, subset
+from msgfusion.train.data import random_crop_flip, subset
 from msgfusion.train.losses import LossFn
 
-Forward = Callable[[nn.Module, Batch], torch.Tensor]
 Validate = Callable[[nn.Module], dict[str, float]]
 BEST_FILE = "best.pt"
-
-
-def grey_pair_forward(model: nn.Module, batch: Batch) -> torch.Tensor:
-    """The usual two-input signature of fusion networks: ``model(mr, func_gray)``."""
-    return model(batch["mr"], batch["func_gray"])
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@
 - :mod:`msgfusion.web.app`: the FastAPI application (:func:`~msgfusion.web.app.create_app`):
   the fusion page, the rater pages and the admin page.
 
-Everything here is a client of :mod:`msgfusion.api`, the registry of methods, :mod:`msgfusion.io.color`
-and :mod:`msgfusion.metrics`; there is no second fusion path.
+Everything here is a client of the public API (:mod:`msgfusion`: ``make_pair``, ``fuse``,
+``fuse_many``, ``evaluate``, ``check_method``, ``list_methods``); it never reaches into
+:mod:`msgfusion.methods`, so there is no second fusion path (``tests/test_house.py`` checks).
 """
 
 from __future__ import annotations

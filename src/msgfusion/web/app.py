@@ -3,7 +3,10 @@
 Routes (``create_app(data_dir)``):
 
 - ``/``: the fusion page; ``POST /api/fuse`` fuses an uploaded pair with the chosen methods
-  through :mod:`msgfusion.api` and returns the images' URLs and the paper's metrics.
+  through the public API (:func:`msgfusion.fuse`) and returns the images' URLs and the paper's
+  metrics; for two volumes it runs a volume job and answers with its NIfTI downloads.
+- ``/volumes``: the volume page (NiiVue); ``/api/volume-jobs`` starts a job (202), reports its
+  progress, cancels it and serves its files (:mod:`msgfusion.web.volumes`).
 - ``/r/{token}``: a rater's study (introduction, ``/case/{n}``, ``/done``); images under
   ``/r/{token}/case/{n}/image/{mr|func|A|B...}``, so nothing in a URL names a method.
 - ``/admin/{token}``: a study's results (tables, figure, CSV) and more invitations.
@@ -19,6 +22,7 @@ import logging
 import math
 import os
 import secrets
+import shutil
 import tempfile
 import threading
 import warnings
@@ -29,20 +33,43 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from msgfusion.api import fuse_intensity
-from msgfusion.errors import ImageReadError, MsgFusionError, MsgFusionWarning, StudyError
-from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE, restore_color, to_uint8
-from msgfusion.methods.registry import DEFAULT_METHOD, get_method, list_methods
-from msgfusion.metrics import METRICS, PAPER_METRICS, evaluate_images
-from msgfusion.pair import load_pair
-from msgfusion.web.report import answers_csv, figure_png, study_results, tables, tables_csv
+from msgfusion import (
+    DEFAULT_METHOD,
+    check_color,
+    check_method,
+    evaluate,
+    fuse,
+    list_methods,
+    make_pair,
+)
+from msgfusion.errors import (
+    ImageReadError,
+    MsgFusionError,
+    MsgFusionWarning,
+    StudyError,
+)
+from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE, to_uint8
+from msgfusion.metrics import METRICS, PAPER_METRICS
+from msgfusion.web.report import (
+    answers_csv,
+    figure_png,
+    study_results,
+    tables,
+    tables_csv,
+)
 from msgfusion.web.security import (
     BodyLimitMiddleware,
     RequestTooLarge,
@@ -58,6 +85,14 @@ from msgfusion.web.study import (
     Rater,
     Study,
     StudyStore,
+)
+from msgfusion.web.volumes import (
+    ServerBusy,
+    VolumeJob,
+    VolumeJobs,
+    is_volume_upload,
+    stage_uploads,
+    validate,
 )
 
 log = logging.getLogger("msgfusion.web")
@@ -96,22 +131,45 @@ class JobCache:
             return self._jobs.get(key)
 
 
-def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
-               max_pixels: int = 4096 * 4096, jobs_kept: int = 64) -> FastAPI:
-    """The web app serving the studies of ``data_dir`` and the fusion page.
+def niivue_bundle() -> Path | None:
+    """NiiVue's browser bundle (``niivue.umd.js``), installed from the npm registry by ``npm ci``
+    beside the package (the repository's ``node_modules``) or named by ``MSGFUSION_NIIVUE``."""
+    named = os.environ.get("MSGFUSION_NIIVUE")
+    if named:
+        return Path(named) if Path(named).is_file() else None
+    for folder in (*HERE.parents, Path.cwd()):
+        bundle = folder / "node_modules" / "@niivue" / "niivue" / "dist" / "niivue.umd.js"
+        if bundle.is_file():
+            return bundle
+    return None
 
-    ``max_upload_mb`` bounds each uploaded file (and the whole request to twice that plus a
-    margin); ``max_pixels`` bounds an uploaded image's size; ``jobs_kept`` how many fusion
-    results stay available for viewing and download.
+
+def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
+               max_pixels: int = 4096 * 4096, jobs_kept: int = 64,
+               max_volume_mb: float = 200.0, max_voxels: int = 32 * 2**20,
+               volume_jobs_running: int = 1, volume_jobs_waiting: int = 2,
+               volume_keep_s: float = 3600.0) -> FastAPI:
+    """The web app serving the studies of ``data_dir``, the fusion page and the volume page.
+
+    ``max_upload_mb`` bounds each uploaded image; ``max_pixels`` an uploaded image's size;
+    ``jobs_kept`` how many fusion results stay available for viewing and download.
+    ``max_volume_mb`` bounds each uploaded volume (a file, a zip or the files of a DICOM series;
+    the whole request to twice that plus a margin), ``max_voxels`` its voxels; volume jobs run
+    ``volume_jobs_running`` at once with ``volume_jobs_waiting`` more queued (beyond: 503 busy),
+    and their files are deleted ``volume_keep_s`` seconds after they end.
     """
     store = StudyStore(data_dir)
     secret = store.secret()
     jobs = JobCache(jobs_kept)
     file_limit = int(max_upload_mb * MB)
+    volume_limit = int(max_volume_mb * MB)
+    volume_jobs = VolumeJobs(Path(data_dir) / "volume-jobs", volume_jobs_running,
+                             volume_jobs_waiting, volume_keep_s)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     app = FastAPI(title="msgfusion", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(BodyLimitMiddleware, limit=2 * file_limit + 64 * 1024)
+    app.router.add_event_handler("shutdown", volume_jobs.close)  # running jobs cancelled
+    app.add_middleware(BodyLimitMiddleware, limit=2 * max(file_limit, volume_limit) + 64 * 1024)
     app.add_middleware(SameOriginMiddleware)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -129,6 +187,10 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
     @app.exception_handler(MsgFusionError)
     async def _user_error(request: Request, exc: MsgFusionError) -> Response:
         return error(request, 400, str(exc))
+
+    @app.exception_handler(ServerBusy)
+    async def _busy(request: Request, exc: ServerBusy) -> Response:
+        return error(request, 503, str(exc))
 
     @app.exception_handler(RequestTooLarge)
     async def _too_large(request: Request, exc: RequestTooLarge) -> Response:
@@ -173,19 +235,126 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         path.write_bytes(data)
         return path
 
+    def is_volume(uploads: list[UploadFile]) -> bool:
+        head = uploads[0].file.read(352)
+        uploads[0].file.seek(0)
+        return is_volume_upload([u.filename for u in uploads], head)
+
+    def start_volume_job(mr: list[UploadFile], func: list[UploadFile], methods: list[str],
+                         color: str | None, modality: str, register: bool,
+                         accept_doubtful: bool) -> VolumeJob:
+        chosen, color = validate(methods, color or DEFAULT_COLOR_MODE)
+        job_id, folder = volume_jobs.new_folder()
+        try:
+            labels = (f"MR {safe_filename(mr[0].filename)}",
+                      f"functional {safe_filename(func[0].filename)}")
+            paths = [stage_uploads(uploads, folder / key, volume_limit, label)
+                     for uploads, key, label in ((mr, "mr", labels[0]), (func, "func", labels[1]))]
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        job = VolumeJob(job_id, folder, paths[0], paths[1], labels, chosen, color,
+                        None if modality == "auto" else modality, register, accept_doubtful,
+                        max_voxels=max_voxels)
+        return volume_jobs.submit(job)
+
+    def volume_job_json(job: VolumeJob) -> dict:
+        base = f"/api/volume-jobs/{job.id}"
+        answer = {"job": job.id, "url": base, "status": job.status,
+                  "progress": round(job.progress, 4), "message": job.message,
+                  "registration": job.registration, "methods": job.methods, "color": job.color,
+                  "qa": f"{base}/files/qa.png" if job.qa else None, **job.info}
+        if job.status == "done":
+            answer["sources"] = {"mr": f"{base}/files/mr.nii.gz",
+                                 "func": f"{base}/files/func.nii.gz"}
+            answer["results"] = [
+                {"method": r.method, "url": f"{base}/files/{r.nifti.name}",
+                 "download": f"{base}/files/{r.nifti.name}?download=1",
+                 "dicom": f"{base}/files/{r.dicom_zip.name}?download=1",
+                 "metrics": {k: round(v, 4) if math.isfinite(v) else None
+                             for k, v in r.metrics.items()}}
+                for r in job.results]
+            answer["metric_labels"] = [{"label": k, "better": METRICS[k].direction,
+                                        "description": METRICS[k].description}
+                                       for k in PAPER_METRICS]
+        return answer
+
+    @app.post("/api/volume-jobs", status_code=202)
+    def api_volume_job(mr: list[UploadFile] = File(...), func: list[UploadFile] = File(...),
+                       methods: list[str] = Form(...), color: str | None = Form(None),
+                       modality: str = Form("auto"), register_: bool = Form(False, alias="register"),
+                       accept_doubtful: bool = Form(False)) -> JSONResponse:
+        job = start_volume_job(mr, func, methods, color, modality, register_, accept_doubtful)
+        return JSONResponse(volume_job_json(job), status_code=202)
+
+    @app.get("/api/volume-jobs/{job_id}")
+    def api_volume_job_status(job_id: str) -> JSONResponse:
+        job = volume_jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404)
+        return JSONResponse(volume_job_json(job))
+
+    @app.post("/api/volume-jobs/{job_id}/cancel")
+    def api_volume_job_cancel(job_id: str) -> JSONResponse:
+        job = volume_jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404)
+        job.cancel.set()
+        return JSONResponse(volume_job_json(job))
+
+    @app.get("/api/volume-jobs/{job_id}/files/{name}")
+    def api_volume_job_file(job_id: str, name: str, download: int = 0) -> Response:
+        job = volume_jobs.get(job_id)
+        served = {"mr.nii.gz", "func.nii.gz", *(["qa.png"] if job and job.qa else []),
+                  *(p.name for r in (job.results if job else []) for p in (r.nifti, r.dicom_zip))}
+        if job is None or name not in served or not (job.folder / name).is_file():
+            raise HTTPException(404)
+        media = {"png": "image/png", "zip": "application/zip"}.get(name.rsplit(".", 1)[-1],
+                                                                  "application/gzip")
+        headers = {"Cache-Control": "private, max-age=600"}
+        if download:
+            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        return FileResponse(job.folder / name, media_type=media, headers=headers)
+
+    @app.get("/volumes", response_class=HTMLResponse)
+    def volume_page(request: Request) -> Response:
+        return templates.TemplateResponse(request, "volumes.html", {
+            "methods": list_methods(), "default_method": DEFAULT_METHOD, "colors": COLOR_MODES,
+            "default_color": DEFAULT_COLOR_MODE, "max_mb": max_volume_mb,
+            "viewer": niivue_bundle() is not None})
+
+    @app.get("/vendor/niivue.js")
+    def niivue_js() -> Response:
+        bundle = niivue_bundle()
+        if bundle is None:
+            raise HTTPException(404, "NiiVue is not installed: run `npm ci` in the repository")
+        return FileResponse(bundle, media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
     @app.post("/api/fuse")
-    def api_fuse(mr: UploadFile = File(...), func: UploadFile = File(...),
+    def api_fuse(mr: list[UploadFile] = File(...), func: list[UploadFile] = File(...),
                  methods: list[str] = Form(...), color: str | None = Form(None),
-                 modality: str = Form("auto")) -> JSONResponse:
-        color = color or DEFAULT_COLOR_MODE
-        if color not in COLOR_MODES:
-            raise MsgFusionError(f"unknown colour {color!r}; choose one of "
-                                 f"{', '.join(COLOR_MODES)}")
-        methods = list(dict.fromkeys(m for m in methods if m))
+                 modality: str = Form("auto"), register_: bool = Form(False, alias="register"),
+                 accept_doubtful: bool = Form(False)) -> JSONResponse:
+        if is_volume(mr) or is_volume(func):
+            job = start_volume_job(mr, func, methods, color, modality, register_,
+                                   accept_doubtful)
+            job.finished.wait()
+            answer = volume_job_json(job)
+            if job.status == "done":
+                return JSONResponse(answer)
+            answer["error"] = (f"doubtful registration, nothing fused: {job.message} (look at the "
+                               "QA figure; send accept_doubtful=1 to fuse anyway)"
+                               if job.status == "doubtful" else job.message)
+            return JSONResponse(answer, status_code=409 if job.status == "doubtful" else 400)
+        if len(mr) != 1 or len(func) != 1:
+            raise MsgFusionError("send one MR image and one functional image (several files "
+                                 "are taken only as the slices of a DICOM series)")
+        (mr,), (func,) = mr, func
+        color = check_color(color or DEFAULT_COLOR_MODE)
+        methods = [check_method(m) for m in dict.fromkeys(m for m in methods if m)]
         if not methods:
             raise MsgFusionError("choose at least one method")
-        for m in methods:
-            get_method(m)
         with tempfile.TemporaryDirectory(prefix="msgfusion-upload-") as tmp:
             paths = {}
             for key, upload, label in (("mr", mr, "MR image"), ("func", func, "functional image")):
@@ -211,7 +380,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
             try:
                 with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", MsgFusionWarning)
-                    pair = load_pair(paths["mr"], paths["func"],
+                    pair = make_pair(paths["mr"], paths["func"],
                                      None if modality == "auto" else modality)
             except MsgFusionError as exc:
                 raise type(exc)(named(str(exc))) from None
@@ -221,12 +390,11 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
                                           "func": encode_png(pair.func)})
         results = []
         for i, m in enumerate(methods):
-            (intensity,) = fuse_intensity([pair], m)
-            fused = restore_color(intensity, pair.func, color)
+            fused = fuse(pair, method=m, color=color)
             key = f"result-{i}"
             job.images[key] = encode_png(fused)
             job.names[key] = f"fused-{pair.modality}-{m}-{color}.png"
-            scores = evaluate_images(pair.mr, pair.func, fused, "paper")
+            scores = evaluate(pair.mr, pair.func, fused, "paper")
             results.append({"method": m, "key": key,
                             "metrics": {k: round(v, 4) if math.isfinite(v) else None
                                         for k, v in scores.items()}})

@@ -234,10 +234,9 @@ class StudyStore:
         Nothing is stored unless every image was made: the images are written to a temporary
         folder that is renamed into place inside the transaction that records the study.
         """
-        from msgfusion.api import fuse_intensity
+        from msgfusion import check_method, fuse_many
         from msgfusion.data.datasets import PairFolder
-        from msgfusion.io.color import COLOR_MODES, restore_color
-        from msgfusion.methods.registry import get_method
+        from msgfusion.io.color import COLOR_MODES
 
         check_name(name)
         methods = list(dict.fromkeys(methods))
@@ -246,7 +245,7 @@ class StudyStore:
         if len(methods) > len(LABELS):
             raise StudyError(f"a study compares at most {len(LABELS)} methods")
         for m in methods:
-            get_method(m)  # UnknownMethodError names the method and lists the others
+            check_method(m)  # UnknownMethodError names the method and lists the others
         if color not in COLOR_MODES:
             raise StudyError(f"unknown colour {color!r}; choose one of {', '.join(COLOR_MODES)}")
         folder = PairFolder(pairs_dir)
@@ -272,8 +271,8 @@ class StudyStore:
             for k, method in enumerate(methods):
                 if progress:
                     progress(f"fusing {n} {folder.modality}-MRI pairs with {method}")
-                for idx, (pair, fused) in enumerate(zip(pairs, fuse_intensity(pairs, method))):
-                    png = encode_uniform_png(restore_color(fused, pair.func, color))
+                for idx, fused in enumerate(fuse_many(pairs, method, color)):
+                    png = encode_uniform_png(fused)
                     (tmp / f"case-{idx:03d}" / f"option-{k}.png").write_bytes(png)
             with self.transaction() as conn:
                 cur = conn.execute(

@@ -8,17 +8,6 @@ BatchNorm and LeakyReLU(0.2), zero 'same' padding. Low frequency: one conv with 
 functional 5 x 5, 5 x 5, 3 x 3; 16, 32, 64 channels). The high-frequency features of the two
 sources are fused (added), reconstructed by two 5 x 5 convs (64 -> 32 -> 16), averaged with the two
 low-frequency feature maps, and a last 5 x 5 conv with tanh gives the image.
-
-Loss: L = lambda [(1 - SSIM(F, MR)) + (1 - SSIM(F, PET))] / 2 + (1 - lambda) [MSE(F, MR) +
-MSE(F, PET)] / 2 with lambda = 0.8 (the value behind the released PyTorch training log; SSIM with
-an 11 x 11 Gaussian window) -- the same loss MsgFusion uses, so the shared
-:class:`msgfusion.train.losses.FusionLoss` with its default (paper) weights is this loss.
-
-Training data: the paper used 500 ADNI MR-PET pairs; here the AANLIB train split (all three
-modality pairs; the functional image as its grey luminance). Deviations: the high-frequency rule is
-the sum of the released PyTorch code (the TensorFlow code's max(a, b) / (a + b) is undefined where
-the LeakyReLU features cancel); full paper widths are kept (about 120 k parameters); 4 epochs of
-random 96 x 96 crops at the paper's learning rate 2e-3 (the paper: 200 epochs).
 """
 
 from __future__ import annotations
@@ -28,10 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from msgfusion.methods.deep.base import Recipe, ShippedNetworkMethod
+from msgfusion.methods.deep.base import Network, ShippedNetworkMethod
 from msgfusion.methods.deep.layers import ConvBlock, lrelu
-from msgfusion.train.losses import FusionLoss, LossConfig
-from msgfusion.train.trainer import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -78,18 +65,11 @@ class FunFuseAn(nn.Module):
         high = self.recon_high(mr_high + func_high)
         return torch.tanh(self.recon((mr_low + func_low + high) / 3))
 
-
-RECIPE = Recipe(
-    name="funfusean",
-    arch=FunFuseAnConfig(),
-    build=FunFuseAn,
-    loss=lambda: FusionLoss(LossConfig(ssim=0.8, mse=0.2)),
-    train=TrainConfig(epochs=4, batch_size=8, lr=2e-3, crop=96, num_threads=1),
-)
+NETWORK = Network(name="funfusean", arch=FunFuseAnConfig(), build=FunFuseAn)
 
 
 class FunFuseAnMethod(ShippedNetworkMethod):
     """FunFuseAn with the weights trained here (see the module docstring)."""
 
     name = "funfusean"
-    recipe = RECIPE
+    network = NETWORK

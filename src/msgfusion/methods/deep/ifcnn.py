@@ -6,14 +6,6 @@ extractor, CONV1 (7 x 7, 64 channels, stride 1, replicate padding; in the paper 
 ImageNet conv1, frozen) and CONV2 (3 x 3, 64, BatchNorm, ReLU); the features of the sources are
 fused element-wise (maximum, the paper's rule for medical images); CONV3 (3 x 3, 64, BN, ReLU) and
 CONV4 (1 x 1) reconstruct the image.
-
-Loss: the paper trained supervised (MSE + VGG perceptual loss against ground truth made from
-synthetic multi-focus data). Neither the ground truth nor the ImageNet weights exist here, so CONV1
-is trained with the rest and the loss is unsupervised, against both sources (AANLIB train split,
-all three modality pairs): L = (1 - SSIM(F, A)) / 2 + (1 - SSIM(F, B)) / 2
-+ |F - max(A, B)|_1 + | |grad F| - max(|grad A|, |grad B|) |_1 (Sobel gradients), i.e. the
-structure of both sources plus the intensity and edges of the max rule that IFCNN applies to the
-features. Deviations: grey input and output (1 channel instead of 3, no ImageNet normalisation).
 """
 
 from __future__ import annotations
@@ -23,10 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from msgfusion.methods.deep.base import Recipe, ShippedNetworkMethod
+from msgfusion.methods.deep.base import Network, ShippedNetworkMethod
 from msgfusion.methods.deep.layers import ConvBlock
-from msgfusion.train.losses import FusionLoss, LossConfig
-from msgfusion.train.trainer import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -65,19 +55,11 @@ class IFCNN(nn.Module):
         fa, fb = features.chunk(2)
         return self.reconstruct(RULES[self.cfg.rule](fa, fb))
 
-
-RECIPE = Recipe(
-    name="ifcnn",
-    arch=IFCNNConfig(),
-    build=IFCNN,
-    loss=lambda: FusionLoss(LossConfig(ssim=1.0, mse=0.0, intensity_max=1.0, gradient_max=1.0)),
-    train=TrainConfig(epochs=3, batch_size=4, lr=1e-3, crop=96, num_threads=1,
-                      max_steps_per_epoch=100),
-)
+NETWORK = Network(name="ifcnn", arch=IFCNNConfig(), build=IFCNN)
 
 
 class IFCNNMethod(ShippedNetworkMethod):
     """IFCNN with the weights trained here (see the module docstring)."""
 
     name = "ifcnn"
-    recipe = RECIPE
+    network = NETWORK

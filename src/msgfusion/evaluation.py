@@ -6,8 +6,8 @@ that matches partners (:func:`msgfusion.data.datasets.index_by_stem`); a pair wi
 a fused image, a fused image without a pair, or two fused files for one pair is an error naming
 the files. An image too small for a metric, or unreadable, is an error naming the file; tables
 are written atomically (:mod:`msgfusion.io.files`). Each triple is evaluated as
-:func:`msgfusion.metrics.evaluate_images` does (8-bit grey / luminance, 0..255). This is the only
-module of :mod:`msgfusion.metrics` that reads files.
+:func:`msgfusion.metrics.evaluate_images` does (8-bit grey / luminance, 0..255). It lives a floor
+above :mod:`msgfusion.metrics`, whose metrics are pure functions of arrays and read no file.
 """
 
 from __future__ import annotations

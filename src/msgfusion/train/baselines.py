@@ -1,4 +1,4 @@
-"""Training a deep baseline from its :class:`~msgfusion.methods.deep.base.Recipe` (``msgfusion
+"""Training a deep baseline from its :class:`~msgfusion.train.recipes.Recipe` (``msgfusion
 train-baseline``): AANLIB train split, the shared seeded :class:`~msgfusion.train.trainer.Trainer`.
 
 A run writes to ``out_dir``: ``config.json`` (method, architecture, training settings, pairs),
@@ -25,32 +25,17 @@ import torch
 from torch import nn
 
 from msgfusion.data.datasets import AANLIB_PAIRS, load_aanlib
-from msgfusion.errors import UnknownMethodError
-from msgfusion.methods.deep.base import WEIGHTS_PACKAGE, Recipe, ShippedNetworkMethod, save_weights
-from msgfusion.methods.registry import list_methods
+from msgfusion.methods.deep.base import WEIGHTS_PACKAGE
 from msgfusion.model.inputs import Batch
 from msgfusion.train.data import preload
+from msgfusion.train.recipes import Recipe, get_recipe, save_weights
 from msgfusion.train.trainer import Trainer, TrainConfig
-
-
-def baseline_recipes() -> dict[str, Recipe]:
-    """The recipes of every registered deep baseline, by method name."""
-    classes = [info.load() for info in list_methods()]
-    return {m.name: m.recipe for m in classes if issubclass(m, ShippedNetworkMethod)}
-
-
-def get_recipe(name: str) -> Recipe:
-    recipes = baseline_recipes()
-    if name not in recipes:
-        raise UnknownMethodError(f"no trainable baseline named {name!r}; choose one of "
-                                 f"{', '.join(recipes)}")
-    return recipes[name]
 
 
 def initial_model(recipe: Recipe, seed: int) -> nn.Module:
     """The network of ``recipe`` as initialised before training (depends on the seed only)."""
     torch.manual_seed(seed)
-    return recipe.build(recipe.arch)
+    return recipe.network.build(recipe.network.arch)
 
 
 def make_trainer(recipe: Recipe, train: TrainConfig | None = None) -> Trainer:
@@ -62,7 +47,7 @@ def make_trainer(recipe: Recipe, train: TrainConfig | None = None) -> Trainer:
 
 def _summary(recipe: Recipe, cfg: TrainConfig, pairs: Sequence[str], out: Path,
              trainer: Trainer | None = None) -> dict[str, Any]:
-    summary: dict[str, Any] = {"method": recipe.name, "arch": asdict(recipe.arch),
+    summary: dict[str, Any] = {"method": recipe.name, "arch": asdict(recipe.network.arch),
                                "train": asdict(cfg), "data": "AANLIB train split",
                                "pairs": list(pairs)}
     if trainer is not None:
@@ -90,7 +75,7 @@ def train_baseline(name: str, data_root: str | os.PathLike, out_dir: str | os.Pa
     trainer.fit(data, out, resume=resume)
     print(f"{name}: trained in {time.perf_counter() - start:.0f} s (this run)")
     weights = out / f"{name}.pt"
-    save_weights(trainer.model.cpu(), recipe.arch, weights)
+    save_weights(trainer.model.cpu(), recipe.network.arch, weights)
     summary = _summary(recipe, cfg, pairs, out, trainer)
     (out / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
     if ship:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from msgfusion.cli import main
 from msgfusion.metrics import METRICS, PAPER_METRICS, compute_metrics
-from msgfusion.metrics.evaluate import evaluate_folder
+from msgfusion.evaluation import evaluate_folder
 
 from cli_helpers import assert_one_line_error, run
 
