@@ -215,18 +215,19 @@ def study_3d(n: int, settings: RegistrationSettings, modalities=MODALITIES_3D, s
 
 def atlas_pairs(per_modality: int, split: str = "test", seed: int | None = None) -> list:
     """``per_modality`` pairs of each modality from ``split``: evenly spaced through the sorted
-    split, or a seeded random choice (``seed``)."""
-    pairs = []
-    for name in ("CT-MRI", "PET-MRI", "SPECT-MRI"):
+    split, or a seeded random choice (``seed``); interleaved (CT, PET, SPECT, CT, ...), so that
+    a run stopped early has every modality."""
+    per_folder = []
+    for k, name in enumerate(("CT-MRI", "PET-MRI", "SPECT-MRI")):
         folder = PairFolder(AANLIB / name / split)
         if seed is None:
             step = max(1, len(folder) // per_modality)
             chosen = list(range(0, len(folder), step))[:per_modality]
         else:
-            chosen = sorted(np.random.default_rng([seed, len(pairs)]).choice(
+            chosen = sorted(np.random.default_rng([seed, k]).choice(
                 len(folder), min(per_modality, len(folder)), replace=False))
-        pairs += [folder[int(i)] for i in chosen]
-    return pairs
+        per_folder.append([folder[int(i)] for i in chosen])
+    return [pair for group in zip(*per_folder) for pair in group]
 
 
 def study_2d(pairs: list, n: int, settings: RegistrationSettings, seed: int = 0,

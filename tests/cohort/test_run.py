@@ -289,3 +289,26 @@ def test_register_moves_an_unaligned_subject_onto_its_mr(aanlib_dir, manifest_wr
     unregistered = np.abs(fuse(mr, resample(moved, mr, sitk.Transform(2, sitk.sitkIdentity)),
                                method="average", modality="SPECT") - fused["aligned"]).mean()
     assert off < 0.25 * unregistered, (off, unregistered)
+
+
+def test_doubtful_registration_is_a_status_with_qa_and_transform(aanlib_dir, manifest_writer,
+                                                                 tmp_path, threads_cluster):
+    """A functional image that shares nothing with its MR: the registration is doubted, the
+    subject's status is ``doubtful`` (not done, not a plain failure), its QA figure and
+    transform are written beside where the output would be, and there is no fused output."""
+    from msgfusion.io.images import read_image, write_image
+
+    root = tmp_path / "study"
+    root.mkdir()
+    write_image(root / "mr.png", read_image(aanlib_dir / "SPECT-MRI" / "test" / "MRI" / "11010.png"))
+    write_image(root / "noise.png",
+                np.random.default_rng(0).random((256, 256)).astype(np.float32))
+    manifest_writer(root / "manifest.csv",
+                    [{"id": "noise", "mr": "mr.png", "func": "noise.png", "modality": "CT"}])
+    config = CohortConfig(root / "manifest.csv", tmp_path / "out", method="average",
+                          register=True, metrics="none", progress=False)
+    row = run_cohort(config, client=threads_cluster).table.set_index("id").loc["noise"]
+    assert row["status"] == "doubtful" and row["reason"].startswith("register: doubtful: ")
+    fused = tmp_path / "out" / "fused"
+    assert not (fused / "noise.png").exists()
+    assert (fused / "noise_qa.png").is_file() and (fused / "noise.tfm").is_file()

@@ -7,7 +7,9 @@ uses (:func:`msgfusion.make_pair`, :func:`msgfusion.fuse`, :func:`msgfusion.fuse
 :func:`msgfusion.write_image`, :func:`msgfusion.evaluate`): there is no second fusion path.
 
 A user error (a :class:`~msgfusion.errors.MsgFusionError`: unreadable file, size mismatch)
-marks the subject failed with its one-line reason and the later steps pass it through; a
+marks the subject failed with its one-line reason and the later steps pass it through (a
+registration the failure detector doubts: status ``doubtful``, its QA figure and transform
+written beside the output, no fused output); a
 :class:`~msgfusion.errors.MsgFusionWarning` (input used, but not as given) goes to the
 subject's ``warnings``; any other exception propagates, so Dask retries the task. The last step
 writes the subject's record (fingerprint and result row) atomically: a subject is done exactly
@@ -32,7 +34,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from msgfusion import (FusedVolume, FusionPair, Volume, evaluate, fuse, fuse_volume, load_volume,
                        make_pair, read_image, write_image, write_volume)
 from msgfusion.cohort.manifest import Subject
-from msgfusion.errors import MsgFusionError, MsgFusionWarning
+from msgfusion.errors import MsgFusionError, MsgFusionWarning, RegistrationDoubtful
 from msgfusion.io.files import write_text
 from msgfusion.volume import Orientation, n_planes
 
@@ -66,6 +68,7 @@ class SubjectState:
     warnings: list[str] = field(default_factory=list)  # MsgFusionWarnings: input not used as given
     registration: str = ""  # the registration's summary, when the subject was registered
     reason: str = ""
+    doubtful: bool = False  # the registration was doubted: its QA figure and transform written
 
 
 def _step(name: str) -> Callable[[Callable[[SubjectState], None]], Callable[..., SubjectState]]:
@@ -85,6 +88,10 @@ def _step(name: str) -> Callable[[Callable[[SubjectState], None]], Callable[...,
                     fn(state)
                 state.warnings += [str(w.message) for w in caught
                                    if issubclass(w.category, MsgFusionWarning)]
+            except RegistrationDoubtful as exc:
+                state.reason = (f"{name}: doubtful: "
+                                + "; ".join(d.reason for d in exc.doubts) + f" ({exc.note})")
+                state.doubtful = True
             except MsgFusionError as exc:
                 state.reason = f"{name}: {exc}"
             state.timings[f"{name}_s"] = time.perf_counter() - start
@@ -92,6 +99,25 @@ def _step(name: str) -> Callable[[Callable[[SubjectState], None]], Callable[...,
             return state
         return run
     return wrap
+
+
+def doubt_files(job: SubjectJob) -> tuple[Path, Path]:
+    """Where a doubted registration's QA figure and transform go: beside the output."""
+    stem = job.output.name.split(".")[0]
+    return job.output.with_name(f"{stem}_qa.png"), job.output.with_name(f"{stem}.tfm")
+
+
+def stop_if_doubtful(job: SubjectJob, result: Any) -> None:
+    """A doubted registration stops the subject (status ``doubtful``) after writing its QA
+    figure and transform beside the output, for the user to look at."""
+    from msgfusion.register import qa_figure, write_transform
+
+    if not result.doubts:
+        return
+    qa, transform = doubt_files(job)
+    qa_figure(result, qa, overwrite=True)
+    write_transform(transform, result.transform, overwrite=True)
+    raise RegistrationDoubtful(result.doubts, result, f"QA figure {qa}, transform {transform}")
 
 
 class SliceKind:
@@ -115,7 +141,9 @@ class SliceKind:
         grid, as ``msgfusion fuse --register`` does."""
         from msgfusion.register import register_pair
 
-        pair, result = register_pair(*images, modality=job.subject.modality, name=job.subject.id)
+        pair, result = register_pair(*images, modality=job.subject.modality, name=job.subject.id,
+                                     accept_doubtful=True)
+        stop_if_doubtful(job, result)
         return pair, result.summary
 
     @staticmethod
@@ -150,8 +178,11 @@ class VolumeKind:
         from msgfusion.register import register_volumes, resample
 
         mr, func = volumes
-        result = register_volumes(mr, func)
-        return (mr, resample(func, mr, result.transform)), result.summary
+        result = register_volumes(mr, func, accept_doubtful=True)
+        stop_if_doubtful(job, result)
+        # outside the functional volume's field of view: no signal (its minimum)
+        return (mr, resample(func, mr, result.transform, default=float(np.min(func.data)))), \
+            result.summary
 
     @staticmethod
     def fuse(job: SubjectJob, volumes: tuple[Volume, Volume]) -> FusedVolume:
@@ -227,7 +258,8 @@ def score_subject(state: SubjectState) -> dict[str, Any]:
     state = _score(state)
     job = state.job
     row: dict[str, Any] = {
-        "id": job.subject.id, "status": "failed" if state.reason else "done",
+        "id": job.subject.id,
+        "status": "doubtful" if state.doubtful else "failed" if state.reason else "done",
         "reason": state.reason, "warnings": "; ".join(state.warnings),
         "modality": job.subject.modality, "kind": job.subject.kind,
         "method": job.method, "color": job.color, "registration": state.registration,
