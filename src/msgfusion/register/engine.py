@@ -568,6 +568,8 @@ def check_result(result: RegistrationResult, settings: RegistrationSettings) -> 
                                 "at all; check that both images show the same anatomy")
     result.nmi = _independent_similarity(fixed, result.moving, result.transform)
     in_effect = {("type", result.kind), ("init", settings.init)}
+    if settings.init == "auto":  # both centrings were tried
+        in_effect |= {("init", "geometry"), ("init", "moments")}
     if result.oriented:
         in_effect.add(("search_orientation", None))
     for doubt in assess(overlap=result.overlap, metric=result.metric_final, nmi=result.nmi,
