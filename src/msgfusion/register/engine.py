@@ -112,7 +112,6 @@ class RegistrationSettings:
     scales: tuple[float, ...] = (1.0,)
     refine: int = 2
     mask_margin: float = -1.0
-    scale_gain: float = 0.0
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -168,7 +167,6 @@ class RegistrationResult:
     doubts: list[Doubt] = field(default_factory=list)
     nmi: float = float("nan")
     oriented: bool = False
-    scale_gain: float = 0.0
 
     @property
     def warnings(self) -> list[str]:
@@ -465,62 +463,45 @@ def _register(fixed: sitk.Image, moving: sitk.Image, kind: str, settings: Regist
     voxel = float(np.min(fixed.GetSpacing()))
     turn = settings.search_orientation if settings.search_orientation is not None \
         else frames_differ
-    # with a scale threshold the starts run rigid, and the scale (or affine) is a last step
-    # kept only when it pays (see ``scale_gain``); otherwise the coarse level is a similarity
-    staged = kind != "rigid" and settings.scale_gain > 0
-    coarse_kind = "rigid" if kind == "rigid" or staged else "similarity"
+    coarse_kind = "rigid" if kind == "rigid" else "similarity"
     mask = _foreground_mask(fixed, settings.mask_margin) if settings.mask_margin >= 0 else None
-    coarse: list[tuple[float, sitk.Transform, sitk.Transform]] = []
-    iterations = 0
-    for start in _starts(fixed, moving, settings, labels, turn, coarse_kind != "rigid"):
-        try:
-            t, n, _ = _refine(fixed, moving, start, coarse_kind, settings, slice(0, 1),
-                              settings.iterations, labels, mask)
-        except RegistrationError:
-            continue
-        iterations += n
-        coarse.append((_metric(fixed, moving, t, settings, mask), t, start))
-    if not coarse:
-        raise RegistrationError(
-            f"registering {labels[1]} to {labels[0]} moved it out of the MR's field of view "
-            "from every start (too little overlap left to measure); check that both images "
-            "show the same anatomy")
-    coarse.sort(key=lambda c: c[0])
-    chosen: list[tuple[float, sitk.Transform, sitk.Transform]] = []
+    iterations = [0]
+
+    def run_all(starts: list[sitk.Transform], run_kind: str, levels: slice
+                ) -> list[tuple[float, sitk.Transform, sitk.Transform, str]]:
+        """Each start optimised over ``levels``: (full-resolution metric, transform, start,
+        stop condition), best first; a start that leaves the field of view drops out."""
+        done = []
+        for start in starts:
+            try:
+                t, n, stop = _refine(fixed, moving, start, run_kind, settings, levels,
+                                     settings.iterations, labels, mask)
+            except RegistrationError:
+                continue
+            iterations[0] += n
+            done.append((_metric(fixed, moving, t, settings, mask), t, start, stop))
+        if not done:
+            raise RegistrationError(
+                f"registering {labels[1]} to {labels[0]} moved it out of the MR's field of "
+                "view from every start (too little overlap left to measure); check that both "
+                "images show the same anatomy")
+        return sorted(done, key=lambda c: c[0])
+
+    coarse = run_all(_starts(fixed, moving, settings, labels, turn, kind != "rigid"),
+                     coarse_kind, slice(0, 1))
+    chosen: list[tuple[float, sitk.Transform, sitk.Transform, str]] = []
     for candidate in coarse:
         if all(pose_distance(candidate[1], c[1], points) > 2 * voxel for c in chosen):
             chosen.append(candidate)
         if len(chosen) == settings.refine:
             break
-    finals = []
-    for _, t, start in chosen:
-        try:
-            final, n, stop = _refine(fixed, moving, t, coarse_kind if staged else kind,
-                                     settings, slice(1, None),
-                                     settings.iterations, labels, mask) \
-                if len(settings.shrink) > 1 else (_as_kind(t, kind), 0, "single level")
-        except RegistrationError:
-            continue
-        iterations += n
-        finals.append((_metric(fixed, moving, final, settings, mask), final, start, stop))
-    if not finals:
-        raise RegistrationError(
-            f"registering {labels[1]} to {labels[0]} moved it out of the MR's field of view "
-            "(too little overlap left to measure); check that both images show the same "
-            "anatomy")
-    finals.sort(key=lambda c: c[0])
+    if len(settings.shrink) > 1:
+        refined = run_all([t for _, t, _, _ in chosen], kind, slice(1, None))
+        origin = {id(t): start for _, t, start, _ in chosen}  # each refined run's first start
+        finals = [(m, t, origin[id(s)], stop) for m, t, s, stop in refined]
+    else:
+        finals = [(m, _as_kind(t, kind), start, stop) for m, t, start, stop in chosen]
     best_metric, transform, start, stop = finals[0]
-    gain = 0.0
-    if staged:
-        scaled, n, scaled_stop = _refine(fixed, moving, transform, kind, settings,
-                                         slice(1, None), settings.iterations, labels, mask)
-        iterations += n
-        scaled_metric = _metric(fixed, moving, scaled, settings, mask)
-        gain = (best_metric - scaled_metric) / max(abs(best_metric), 1e-12)
-        finals = [(m, _as_kind(t, kind), st, sp) for m, t, st, sp in finals]
-        if gain >= settings.scale_gain:
-            finals[0] = (scaled_metric, scaled, start, scaled_stop)
-        best_metric, transform, start, stop = finals[0]
     alternatives = [(m - best_metric, pose_distance(t, transform, points),
                      _independent_similarity(fixed, moving, t)) for m, t, _, _ in finals[1:]]
     seconds = time.perf_counter() - start_clock
@@ -528,8 +509,8 @@ def _register(fixed: sitk.Image, moving: sitk.Image, kind: str, settings: Regist
         transform=transform, initial_transform=_as_kind(start, kind), kind=kind,
         metric_initial=_metric(fixed, moving, start, settings, mask), metric_final=best_metric,
         overlap=overlap_fraction(fixed, moving, transform), stop_condition=stop,
-        iterations=iterations, seconds=seconds, fixed=fixed, moving=moving,
-        starts=len(coarse), alternatives=alternatives, oriented=turn, scale_gain=gain)
+        iterations=iterations[0], seconds=seconds, fixed=fixed, moving=moving,
+        starts=len(coarse), alternatives=alternatives, oriented=turn)
 
 
 def _independent_similarity(fixed: sitk.Image, moving: sitk.Image,
