@@ -31,11 +31,13 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from dataclasses import replace  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -437,29 +439,70 @@ def goal_rows(results: dict) -> list[str]:
     return ["| goal | measured | |", "|---|---|---|"] + rows
 
 
+#: The thresholds searched in the calibration (each combination is tried).
+SWEEP = {"gap": (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2),
+         "nmi_margin": (-0.01, -0.005, -0.002, 0.0, 0.002, 0.005, 9.0),
+         "min_nmi": (1.0, 1.01, 1.02, 1.025, 1.03, 1.035, 1.04),
+         "max_scale": (1.1, 1.15, 1.2, 1.3, 1.5)}
+
+
+def sweep(records: list[dict], fail: float) -> list[tuple[int, int, dict[str, float]]]:
+    """(misses, false alarms, 2-D thresholds) for every combination of :data:`SWEEP` (in the
+    order of :class:`~msgfusion.register.engine.Thresholds`) on the recorded registrations,
+    fewest misses first."""
+    from msgfusion.register import engine
+
+    failed = np.asarray([r["truth"] > fail for r in records])
+    rows = []
+    for values in itertools.product(*SWEEP.values()):
+        thresholds = engine.Thresholds(*values)
+        with thresholds_2d(thresholds):
+            flags = np.asarray([flagged(r) for r in records])
+        rows.append((int((failed & ~flags).sum()), int((~failed & flags).sum()), thresholds))
+    return sorted(rows, key=lambda r: (r[0], r[1]))
+
+
+@contextmanager
+def thresholds_2d(thresholds: object) -> Iterator[None]:
+    """The detector's 2-D thresholds set to ``thresholds`` for a while."""
+    from msgfusion.register import engine
+
+    old = engine.THRESHOLDS[2]
+    engine.THRESHOLDS[2] = thresholds
+    try:
+        yield
+    finally:
+        engine.THRESHOLDS[2] = old
+
+
 def calibration_lines(records: list[dict]) -> list[str]:
     """The detector on the train moves: its misses and false alarms with the thresholds in
-    the code, and what each single threshold would have to be to catch every failure."""
+    the code, and the best combinations of the sweep."""
     from msgfusion.register import engine
 
     s = summary(records, 3.0)
-    failed = [r for r in records if r["truth"] > 3.0]
-    nmis = sorted(r["nmi"] for r in failed if not r.get("error"))
+    good = s["n"] - s["failures"]
+    t = engine.THRESHOLDS[2]
     lines = [f"{s['n']} seeded moves of atlas train pairs, registered with the defaults: "
-             f"{s['failures']} failures (> 3 px from truth); the detector (thresholds in "
-             f"msgfusion.register.engine: ambiguity gap {engine.AMBIGUOUS_GAP:.0%} of the metric "
-             f"and {engine.AMBIGUOUS_DISTANCE:g} voxels, NMI below {engine.MIN_NMI}, Mattes MI "
-             f"below {engine.MIN_MI}, overlap below {engine.MIN_OVERLAP:.0%}) missed "
+             f"{s['failures']} failures (> 3 px from truth). With the 2-D thresholds in "
+             f"msgfusion.register.engine (ambiguity: another start more than "
+             f"{engine.AMBIGUOUS_DISTANCE:g} voxels away within {t.gap:.1%} of the metric, or "
+             f"preferred by NMI by more than {t.nmi_margin:g}; NMI below {t.min_nmi}; scale "
+             f"beyond {t.max_scale:g}; Mattes MI below {engine.MIN_MI}; overlap below "
+             f"{engine.MIN_OVERLAP:.0%}) the detector missed "
              f"**{s['unflagged']}** of them and raised **{s['false_alarms']}** false alarms "
-             f"({s['false_alarm_rate']:.0%} of the {s['n'] - s['failures']} good "
-             "registrations)."]
-    if nmis:
-        good = np.asarray([r["nmi"] for r in records if r["truth"] <= 3.0
-                           and not r.get("error")])
-        worst = nmis[-1]
-        lines[0] += (f" NMI alone: the failures reach up to {worst:.3f}; flagging everything "
-                     f"at or below that would raise {int((good <= worst).sum())} false alarms "
-                     f"({(good <= worst).mean():.0%} of the good registrations).")
+             f"({s['false_alarm_rate']:.0%} of the {good} good registrations).", "",
+             "The threshold sweep on these records (every combination of "
+             + ", ".join(f"{k} {list(v)}" for k, v in SWEEP.items())
+             + "); the code's thresholds are the first row under 10 % false alarms:", "",
+             "| operating point | misses | false alarms | thresholds |", "|---|---|---|---|"]
+    rows = sweep(records, 3.0)
+    under = [r for r in rows if r[1] <= 0.10 * good]
+    for label, row in (("fewest misses", rows[0]),
+                       ("fewest misses with <= 10 % false alarms", under[0] if under else None)):
+        if row is not None:
+            lines.append(f"| {label} | {row[0]} | {row[1]} ({row[1] / max(good, 1):.0%}) | "
+                         + ", ".join(f"{k} {v:g}" for k, v in vars(row[2]).items()) + " |")
     return lines
 
 
