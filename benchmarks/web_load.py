@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,12 +56,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(data_dir: Path, timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
-    """`msgfusion serve` on a free loopback port; (process, base URL) once it answers."""
+def start_server(data_dir: Path, timeout: float = 60.0, extra: Sequence[str] = ()
+                 ) -> tuple[subprocess.Popen, str]:
+    """`msgfusion serve` (with ``extra`` options) on a free loopback port; (process, base URL)
+    once it answers."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "msgfusion", "serve", "--port", str(port), "--data-dir",
-         str(data_dir), "--log-level", "warning"],
+         str(data_dir), "--log-level", "warning", *extra],
         env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -165,6 +168,16 @@ def report(result: LoadResult, db: tuple[int, int, int]) -> str:
     return "\n".join(lines)
 
 
+def rewrite_block(doc: Path, start: str, end: str, text: str) -> None:
+    """Replace what lies between the ``start`` and ``end`` markers of ``doc`` with ``text``."""
+    old = doc.read_text()
+    if start not in old or end not in old:
+        raise SystemExit(f"{doc}: no {start} ... {end} block to rewrite")
+    head, rest = old.split(start, 1)
+    doc.write_text(f"{head}{start}\n{text}\n{end}{rest.split(end, 1)[1]}")
+    print(f"wrote {doc}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--raters", type=int, default=50)
@@ -179,14 +192,7 @@ def main() -> int:
     for e in result.errors[:10]:
         print("error:", e)
     if args.doc:
-        doc = Path(args.doc)
-        old = doc.read_text()
-        if START not in old or END not in old:
-            raise SystemExit(f"{doc}: no {START} ... {END} block to rewrite")
-        head, rest = old.split(START, 1)
-        new = f"{head}{START}\n{text}\n{END}{rest.split(END, 1)[1]}"
-        doc.write_text(new)
-        print(f"wrote {doc}")
+        rewrite_block(Path(args.doc), START, END, text)
     stored, distinct, _ = db
     ok = not result.errors and stored == distinct == args.raters * args.cases
     return 0 if ok else 1

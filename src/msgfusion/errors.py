@@ -100,6 +100,10 @@ class StudyError(MsgFusionError):
     """A reader study is unknown, already exists, or was asked for something it cannot do."""
 
 
+class StudyClosedError(StudyError):
+    """An answer was sent to a study that is closed (``msgfusion study close``)."""
+
+
 class MsgFusionWarning(UserWarning):
     """Input that is used, but not as given (a colour MR made grey, a colour CT made grey, a
     modality that had to be assumed), or a result that is probably wrong but not certainly (a

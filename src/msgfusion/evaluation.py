@@ -12,8 +12,6 @@ above :mod:`msgfusion.metrics`, whose metrics are pure functions of arrays and r
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ import numpy as np
 
 from msgfusion.data.datasets import PairFiles, PairFolder, index_by_stem, name_list
 from msgfusion.errors import DatasetError, InvalidImageError, ShapeMismatchError
-from msgfusion.io.files import check_output, write_text
+from msgfusion.io.files import check_output, csv_text, write_text
 from msgfusion.io.images import read_image
 from msgfusion.metrics.registry import METRICS, evaluate_images, resolve_names
 from msgfusion.pair import load_pair
@@ -93,11 +91,7 @@ class EvaluationTable:
 
     def to_csv(self) -> str:
         """One row per image: ``image`` (file stem), then one column per metric label."""
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["image", *self.labels])
-        writer.writerows(self._cells("")[0])  # shortest exact repr
-        return buf.getvalue()
+        return csv_text([["image", *self.labels], *self._cells("")[0]])  # shortest exact repr
 
     def to_markdown(self) -> str:
         """A Markdown table: one row per image, then mean and std; arrows mark the direction."""

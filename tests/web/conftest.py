@@ -41,7 +41,8 @@ class Server:
     def start(self, timeout: float = 60.0) -> Server:
         port = free_port()
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-        self.log = open(self.data_dir / f"server-{port}.log", "wb")  # noqa: SIM115
+        self.log_path = self.data_dir / f"server-{port}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "msgfusion", "serve", "--host", "127.0.0.1", "--port", str(port),
              "--data-dir", str(self.data_dir), "--log-level", "warning", *self.extra],

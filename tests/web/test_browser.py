@@ -120,6 +120,26 @@ def test_a_rater_completes_a_study_in_the_browser(browser, study_server):
         for lab in "CBA")
 
 
+def test_a_phone_shows_the_options_without_scrolling(browser, study_server):
+    """On a 390 x 844 screen (a phone held upright) every option of a case is in view when the
+    page opens, and nothing is wider than the screen."""
+    server, store, study = study_server
+    (rater,) = store.add_raters(study, 1)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=3,
+                                  is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(f"{server.url}/r/{rater.token}/case/1")
+    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    boxes = [page.locator(f"img[alt='option {lab}']").bounding_box() for lab in "ABC"]
+    for box in boxes:
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 844, boxes
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, boxes
+        assert box["width"] >= 120  # still large enough to judge
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("#choice_C").is_visible()
+    context.close()
+
+
 def canvas_pixels(page, selector: str):
     """The rendered pixels of a canvas (a screenshot of it: WebGL buffers cannot be read back)."""
     import io
@@ -176,6 +196,34 @@ def test_volumes_are_fused_and_read_in_niivue(webgl_browser, server_cls, tmp_pat
         path = tmp_path / "download.nii.gz"
         download.value.save_as(path)
         assert np.allclose(nib.load(path).affine, nib.load(spm / "T1.nii.gz").affine)
+        assert errors == []
+        # DICOM series, each as one zip: fused and shown again
+        import zipfile
+
+        import msgfusion
+
+        for name in ("T1", "PET"):
+            series = msgfusion.write_volume(tmp_path / name,
+                                            msgfusion.load_volume(spm / f"{name}.nii.gz"))
+            with zipfile.ZipFile(tmp_path / f"{name}.zip", "w") as zf:
+                for f in sorted(series.iterdir()):
+                    zf.write(f, f.name)
+        page.evaluate("() => { window.msgfusionViewer.ready = false; }")
+        page.set_input_files("#mr", str(tmp_path / "T1.zip"))
+        page.set_input_files("#func", str(tmp_path / "PET.zip"))
+        page.select_option("#modality", "PET")
+        page.click("#fuse-button")
+        page.wait_for_function("() => window.msgfusionViewer.ready === true || "
+                               "!document.getElementById('message').hidden", timeout=120_000)
+        assert page.is_hidden("#message"), page.inner_text("#message")
+        # a 4-D file: one message on the page, naming the upload
+        pet = nib.load(spm / "PET.nii.gz")
+        nib.save(nib.Nifti1Image(np.stack([pet.get_fdata()] * 3, -1).astype(np.float32),
+                                 pet.affine), tmp_path / "dynamic.nii.gz")
+        page.set_input_files("#func", str(tmp_path / "dynamic.nii.gz"))
+        page.click("#fuse-button")
+        page.wait_for_selector("#message:not([hidden])", timeout=60_000)
+        assert "functional dynamic.nii.gz: a 4-D volume with 3 frames" in page.inner_text("#message")
         assert errors == []
         page.close()
         assert httpx.get(server.url + "/vendor/niivue.js").status_code == 200

@@ -8,15 +8,13 @@ methods in :mod:`msgfusion.bench.peers`, and ``results.md`` is assembled by
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from msgfusion.bench.runner import BenchResult, records_array
-from msgfusion.io.files import write_text
+from msgfusion.io.files import csv_text, write_text
 from msgfusion.metrics import METRICS
 
 
@@ -135,9 +133,7 @@ def write_tables(result: BenchResult, out: Path) -> dict[str, Path]:
 
 
 def _csv(rows: list[list[str]]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf).writerows(rows)
-    return buf.getvalue()
+    return csv_text(rows, lineterminator="\r\n")  # csv's default line end, as before
 
 
 def write_per_image_csv(result: BenchResult, path: Path) -> None:

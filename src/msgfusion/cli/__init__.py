@@ -40,18 +40,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _add_global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+def _add_global_options(parser: argparse.ArgumentParser, defaults: bool,
+                        pixels_help: str | None = None) -> None:
     """-q and --max-pixels; on subcommands without defaults, so that a value given before the
-    command is not reset by the subcommand's default."""
+    command is not reset by the subcommand's default. ``pixels_help``: a command's own help
+    for --max-pixels (``serve``: its default differs)."""
     from msgfusion.cli.common import positive_int
     from msgfusion.io.images import DEFAULT_MAX_PIXELS
 
     keep = {} if defaults else {"default": argparse.SUPPRESS}
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars", **keep)
     parser.add_argument("--max-pixels", type=positive_int, metavar="N",
-                        default=DEFAULT_MAX_PIXELS if defaults else argparse.SUPPRESS,
-                        help="refuse images with more pixels than this, from their header, "
-                             f"before decoding (default: {DEFAULT_MAX_PIXELS:,})")
+                        default=None if defaults else argparse.SUPPRESS,  # None: the default
+                        help=pixels_help or "refuse images with more pixels than this, from "
+                             f"their header, before decoding (default: {DEFAULT_MAX_PIXELS:,})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,9 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Callable[[argparse.Namespace], int], help_: str,
-                **kw: object) -> argparse.ArgumentParser:
+                max_pixels_help: str | None = None, **kw: object) -> argparse.ArgumentParser:
+        parent = shared
+        if max_pixels_help:
+            parent = argparse.ArgumentParser(add_help=False)
+            _add_global_options(parent, defaults=False, pixels_help=max_pixels_help)
         p = sub.add_parser(name, help=help_, description=help_,  # type: ignore[arg-type]
-                           parents=[shared], **kw)
+                           parents=[parent], **kw)
         p.set_defaults(handler=handler, parser=p)
         return p
 
@@ -116,12 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a usage error already printed as one line
         return int(exc.code or 0)
     from msgfusion.allocator import reuse_freed_memory
-    from msgfusion.io.images import set_max_pixels
+    from msgfusion.io.images import DEFAULT_MAX_PIXELS, set_max_pixels
     from msgfusion.progress import set_progress
 
     reuse_freed_memory()
     set_progress(not args.quiet)
-    set_max_pixels(args.max_pixels)
+    set_max_pixels(args.max_pixels or DEFAULT_MAX_PIXELS)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default", MsgFusionWarning)

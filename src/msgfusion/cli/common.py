@@ -16,15 +16,32 @@ from msgfusion.pair import check_modality
 CommandAdder = Callable[..., argparse.ArgumentParser]
 
 
+def _number(value: str, cast: Callable[[str], float], kind: str, low: float,
+            strict: bool = False) -> float:
+    """``value`` as ``cast`` of it, at least ``low`` (above it when ``strict``)."""
+    try:
+        number = cast(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not {kind}") from None
+    if number < low or (strict and number == low):
+        raise argparse.ArgumentTypeError(f"must be {'above' if strict else 'at least'} {low}, "
+                                         f"got {number}")
+    return number
+
+
 def positive_int(value: str) -> int:
     """argparse type: an integer >= 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
+    return int(_number(value, int, "an integer", 1))
+
+
+def non_negative_int(value: str) -> int:
+    """argparse type: an integer >= 0."""
+    return int(_number(value, int, "an integer", 0))
+
+
+def positive_float(value: str) -> float:
+    """argparse type: a number > 0."""
+    return _number(value, float, "a number", 0, strict=True)
 
 
 def int_list(value: str) -> list[int]:

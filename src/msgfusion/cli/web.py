@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from msgfusion.cli.common import CommandAdder
+from msgfusion.cli.common import CommandAdder, non_negative_int, positive_float, positive_int
 from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE
+from msgfusion.web import WEB_MAX_PIXELS
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
@@ -31,14 +32,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from msgfusion.web.app import create_app
+    from msgfusion.web.security import log_config
 
     data_dir = _data_dir(args)
     app = create_app(data_dir, max_upload_mb=args.max_upload_mb,
-                     max_volume_mb=args.max_volume_mb, max_voxels=args.max_voxels,
-                     volume_jobs_running=args.volume_jobs)
-    print(f"msgfusion: serving the fusion page and the studies of {data_dir} at "
-          f"http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+                     max_pixels=args.max_pixels or WEB_MAX_PIXELS, study_only=args.study_only,
+                     fusion_workers=args.fusion_workers, fusion_queue=args.fusion_queue,
+                     fusion_timeout=args.fusion_timeout, max_volume_mb=args.max_volume_mb,
+                     max_voxels=args.max_voxels, volume_jobs_running=args.volume_jobs)
+    what = "the studies" if args.study_only else "the fusion page, the volume page and the studies"
+    print(f"msgfusion: serving {what} of {data_dir} at http://{args.host}:{args.port}/",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                log_config=log_config(args.log_level))
     return 0
 
 
@@ -67,6 +73,21 @@ def cmd_study_invite(args: argparse.Namespace) -> int:
     study = store.get_study(args.name)
     for rater in store.add_raters(study, args.raters):
         print(f"rater {rater.number}: {args.base_url.rstrip('/')}/r/{rater.token}")
+    return 0
+
+
+def cmd_study_close(args: argparse.Namespace) -> int:
+    store = _store(args)
+    study = store.set_closed(store.get_study(args.name), True)
+    print(f"closed study {study.name!r} at {study.closed_at}: no more answers are taken "
+          f"(`msgfusion study reopen {study.name}` takes them again)")
+    return 0
+
+
+def cmd_study_reopen(args: argparse.Namespace) -> int:
+    store = _store(args)
+    study = store.set_closed(store.get_study(args.name), False)
+    print(f"reopened study {study.name!r}: raters can answer and change their answers again")
     return 0
 
 
@@ -99,12 +120,26 @@ def add_commands(command: CommandAdder) -> None:
         p.add_argument("--base-url", default=DEFAULT_BASE_URL,
                        help=f"the address raters reach the server at (default {DEFAULT_BASE_URL})")
 
-    p = command("serve", cmd_serve, "serve the fusion page and the reader studies in a browser")
+    p = command("serve", cmd_serve, "serve the fusion page and the reader studies in a browser",
+                max_pixels_help="largest image the fusion page accepts, in pixels, judged from "
+                                f"its header before decoding (default {WEB_MAX_PIXELS:,} = 2048 x "
+                                "2048)")
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--max-upload-mb", type=float, default=20.0,
                    help="largest uploaded image file in MB (default 20)")
+    p.add_argument("--study-only", action="store_true",
+                   help="serve the reader studies only: no fusion or volume page, no /api/fuse "
+                        "(recommended while a study runs; see docs/web.md)")
+    p.add_argument("--fusion-workers", type=positive_int, default=1, metavar="N",
+                   help="fusions that run at once (default 1)")
+    p.add_argument("--fusion-queue", type=non_negative_int, default=4, metavar="N",
+                   help="fusion requests that may wait for a turn; more are refused with 503 "
+                        "'busy' (default 4)")
+    p.add_argument("--fusion-timeout", type=positive_float, default=60.0, metavar="S",
+                   help="seconds a fusion request may take, waiting included, checked before "
+                        "each method; past it the answer is 503 (default 60)")
     p.add_argument("--max-volume-mb", type=float, default=200.0,
                    help="largest uploaded volume in MB: a file, a zip or the files of a DICOM "
                         "series (default 200)")
@@ -145,6 +180,16 @@ def add_commands(command: CommandAdder) -> None:
     p.add_argument("name", metavar="NAME")
     p.add_argument("--raters", type=int, required=True, metavar="K", help="how many raters")
     base_url_option(p)
+    data_dir_option(p)
+
+    p = sub.add_parser("close", help="close a study: no more answers are taken or changed")
+    p.set_defaults(handler=cmd_study_close)
+    p.add_argument("name", metavar="NAME")
+    data_dir_option(p)
+
+    p = sub.add_parser("reopen", help="reopen a closed study: answers are taken again")
+    p.set_defaults(handler=cmd_study_reopen)
+    p.add_argument("name", metavar="NAME")
     data_dir_option(p)
 
     p = sub.add_parser("results", help="print the study's statistics and write CSV + figure")

@@ -51,7 +51,7 @@ from msgfusion.cohort.tasks import (
 )
 from msgfusion.errors import ClusterError, MsgFusionError, OutputExistsError
 from msgfusion.io.color import DEFAULT_COLOR_MODE
-from msgfusion.io.files import atomic_write, write_text
+from msgfusion.io.files import atomic_write, spreadsheet_safe, write_text
 from msgfusion.metrics import resolve_names
 from msgfusion.progress import progress_bar
 
@@ -308,7 +308,8 @@ def run_cohort(config: CohortConfig, client: Any = None) -> CohortResult:
     table = pd.DataFrame([rows[j.subject.id] for j in jobs])
     ordered = [c for c in _FIXED_COLUMNS if c in table.columns]
     table = table[ordered + [c for c in table.columns if c not in ordered]]
-    write_text(out / "results.csv", table.to_csv(index=False), overwrite=True)
+    write_text(out / "results.csv", table.map(spreadsheet_safe).to_csv(index=False),
+               overwrite=True)
     atomic_write(out / "results.parquet", lambda f: table.to_parquet(f, index=False),
                  overwrite=True)
     return CohortResult(table, computed=len(todo), skipped=len(jobs) - len(todo), wall_s=wall,

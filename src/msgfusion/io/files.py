@@ -15,10 +15,13 @@ Every file msgfusion writes (fused images, tables, reports) goes through :func:`
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import os
+import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -103,3 +106,26 @@ def _link_no_clobber(tmp: Path, path: Path) -> None:
 def write_text(path: str | os.PathLike, text: str, overwrite: bool = False) -> Path:
     """Write a UTF-8 text file atomically (see :func:`atomic_write`)."""
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")), overwrite)
+
+
+#: First characters that make a spreadsheet read a text cell as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(cell: object) -> object:
+    """A CSV cell that a spreadsheet will show, never evaluate (OWASP's rule): text starting with
+    ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``. Numbers, and text
+    that is a plain number (``-0.5``), are left as they are."""
+    if not isinstance(cell, str) or not cell.startswith(FORMULA_STARTS) or _NUMBER.fullmatch(cell):
+        return cell
+    return "'" + cell
+
+
+def csv_text(rows: Iterable[Sequence[object]], lineterminator: str = "\n") -> str:
+    """Rows as CSV text, every cell :func:`spreadsheet_safe`: the form of every CSV file
+    msgfusion writes for people to open (tables, results, answers)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator=lineterminator).writerows(
+        [spreadsheet_safe(c) for c in row] for row in rows)
+    return buf.getvalue()

@@ -18,6 +18,11 @@ import os
 from pathlib import Path
 
 
+#: The fusion page's default pixel limit per uploaded image (``serve --max-pixels``): 2048 x 2048,
+#: 64 atlas slices of 256 x 256.
+WEB_MAX_PIXELS = 2048 * 2048
+
+
 def default_data_dir() -> Path:
     """The per-user data folder shared by ``msgfusion serve`` and every ``msgfusion study``
     command: ``$XDG_DATA_HOME/msgfusion`` (default ``~/.local/share/msgfusion``)."""

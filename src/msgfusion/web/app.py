@@ -9,7 +9,14 @@ Routes (``create_app(data_dir)``):
   progress, cancels it and serves its files (:mod:`msgfusion.web.volumes`).
 - ``/r/{token}``: a rater's study (introduction, ``/case/{n}``, ``/done``); images under
   ``/r/{token}/case/{n}/image/{mr|func|A|B...}``, so nothing in a URL names a method.
-- ``/admin/{token}``: a study's results (tables, figure, CSV) and more invitations.
+- ``/admin/{token}``: a study's results (tables, figure, CSV), more invitations, closing and
+  reopening the study.
+
+``create_app(..., study_only=True)`` (``msgfusion serve --study-only``) serves the rater and admin
+pages only: no fusion page, no ``/api/fuse``, so a rater cannot fuse their case's sources with
+each method beside the study. Anonymous fusion is bounded (:mod:`msgfusion.web.gate`): a pixel
+limit from the image header, a fixed number of fusions at once with a bounded queue and a time
+limit, and a byte bound on the results kept for viewing.
 
 Errors reach the browser as one clear message (a page, or ``{"error": ...}`` from the API);
 tracebacks stay in the server log.
@@ -27,11 +34,12 @@ import tempfile
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     FileResponse,
@@ -57,12 +65,16 @@ from msgfusion import (
 )
 from msgfusion.errors import (
     ImageReadError,
+    ImageTooLargeError,
     MsgFusionError,
     MsgFusionWarning,
+    StudyClosedError,
     StudyError,
 )
 from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE, to_uint8
 from msgfusion.metrics import METRICS, PAPER_METRICS
+from msgfusion.web import WEB_MAX_PIXELS
+from msgfusion.web.gate import FusionGate, ServerBusy
 from msgfusion.web.report import (
     answers_csv,
     figure_png,
@@ -76,18 +88,20 @@ from msgfusion.web.security import (
     SameOriginMiddleware,
     check_form_token,
     form_token,
+    redact,
     safe_filename,
     sniff_image,
 )
+from msgfusion.web.stats import StudyResults
 from msgfusion.web.study import (
     LABELS,
     CaseView,
     Rater,
     Study,
     StudyStore,
+    now,
 )
 from msgfusion.web.volumes import (
-    ServerBusy,
     VolumeJob,
     VolumeJobs,
     is_volume_upload,
@@ -111,18 +125,24 @@ class FusionJob:
 
 
 class JobCache:
-    """The most recent fusion results, bounded in number (oldest dropped first)."""
+    """The most recent fusion results, bounded in number and in bytes (oldest dropped first;
+    the newest job is always kept)."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, size: int, max_bytes: int = 256 * MB) -> None:
+        self.size, self.max_bytes = size, max_bytes
         self._jobs: OrderedDict[str, FusionJob] = OrderedDict()
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _bytes(job: FusionJob) -> int:
+        return sum(len(b) for b in job.images.values())
 
     def add(self, job: FusionJob) -> str:
         key = secrets.token_urlsafe(16)
         with self._lock:
             self._jobs[key] = job
-            while len(self._jobs) > self.size:
+            while len(self._jobs) > 1 and (len(self._jobs) > self.size or sum(
+                    map(self._bytes, self._jobs.values())) > self.max_bytes):
                 self._jobs.popitem(last=False)
         return key
 
@@ -144,15 +164,38 @@ def niivue_bundle() -> Path | None:
     return None
 
 
-def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
-               max_pixels: int = 4096 * 4096, jobs_kept: int = 64,
-               max_volume_mb: float = 200.0, max_voxels: int = 32 * 2**20,
-               volume_jobs_running: int = 1, volume_jobs_waiting: int = 2,
-               volume_keep_s: float = 3600.0) -> FastAPI:
-    """The web app serving the studies of ``data_dir``, the fusion page and the volume page.
+class _StudyStatic(StaticFiles):
+    """The static files of the study pages only (the stylesheet; not the fusion page's script)."""
 
-    ``max_upload_mb`` bounds each uploaded image; ``max_pixels`` an uploaded image's size;
-    ``jobs_kept`` how many fusion results stay available for viewing and download.
+    async def get_response(self, path: str, scope) -> Response:  # noqa: ANN001 - Starlette's
+        if path != "style.css":
+            raise HTTPException(404)
+        return await super().get_response(path, scope)
+
+
+@dataclass
+class _Computed:
+    """A study's results for one :meth:`StudyStore.version` and when they were computed."""
+
+    version: tuple
+    results: StudyResults
+    at: str
+
+
+def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
+               max_pixels: int = WEB_MAX_PIXELS, jobs_kept: int = 64, jobs_mb: float = 256.0,
+               study_only: bool = False, fusion_workers: int = 1, fusion_queue: int = 4,
+               fusion_timeout: float = 60.0, max_volume_mb: float = 200.0,
+               max_voxels: int = 32 * 2**20, volume_jobs_running: int = 1,
+               volume_jobs_waiting: int = 2, volume_keep_s: float = 3600.0) -> FastAPI:
+    """The web app serving the studies of ``data_dir`` and (unless ``study_only``) the fusion
+    page and the volume page.
+
+    ``max_upload_mb`` bounds each uploaded image; ``max_pixels`` an uploaded image's size (from
+    its header, before decoding); ``jobs_kept`` and ``jobs_mb`` how many fusion results, and how
+    many MB of them, stay available for viewing and download; ``fusion_workers`` image fusions
+    run at once, at most ``fusion_queue`` more wait, and an image fusion request has
+    ``fusion_timeout`` seconds in all (:class:`~msgfusion.web.gate.FusionGate`).
     ``max_volume_mb`` bounds each uploaded volume (a file, a zip or the files of a DICOM series;
     the whole request to twice that plus a margin), ``max_voxels`` its voxels; volume jobs run
     ``volume_jobs_running`` at once with ``volume_jobs_waiting`` more queued (beyond: 503 busy),
@@ -160,18 +203,24 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
     """
     store = StudyStore(data_dir)
     secret = store.secret()
-    jobs = JobCache(jobs_kept)
+    jobs = JobCache(jobs_kept, int(jobs_mb * MB))
+    gate = FusionGate(fusion_workers, fusion_queue, fusion_timeout)
     file_limit = int(max_upload_mb * MB)
     volume_limit = int(max_volume_mb * MB)
     volume_jobs = VolumeJobs(Path(data_dir) / "volume-jobs", volume_jobs_running,
                              volume_jobs_waiting, volume_keep_s)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    computed: dict[int, _Computed] = {}  # study id -> its latest results
+    computed_lock = threading.Lock()
 
     app = FastAPI(title="msgfusion", docs_url=None, redoc_url=None, openapi_url=None)
     app.router.add_event_handler("shutdown", volume_jobs.close)  # running jobs cancelled
-    app.add_middleware(BodyLimitMiddleware, limit=2 * max(file_limit, volume_limit) + 64 * 1024)
+    # a study-only server takes forms only (an answer, a comment of at most 2000 characters)
+    app.add_middleware(BodyLimitMiddleware, limit=64 * 1024 if study_only
+                       else 2 * max(file_limit, volume_limit) + 64 * 1024)
     app.add_middleware(SameOriginMiddleware)
-    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    static = _StudyStatic if study_only else StaticFiles
+    app.mount("/static", static(directory=str(HERE / "static")), name="static")
 
     # -- errors: one clear message, never a traceback ---------------------------------------
 
@@ -188,10 +237,6 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
     async def _user_error(request: Request, exc: MsgFusionError) -> Response:
         return error(request, 400, str(exc))
 
-    @app.exception_handler(ServerBusy)
-    async def _busy(request: Request, exc: ServerBusy) -> Response:
-        return error(request, 503, str(exc))
-
     @app.exception_handler(RequestTooLarge)
     async def _too_large(request: Request, exc: RequestTooLarge) -> Response:
         return error(request, 413, str(exc))
@@ -207,9 +252,15 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         fields = sorted({str(e["loc"][-1]) for e in exc.errors()})
         return error(request, 400, f"incomplete or malformed request (check: {', '.join(fields)})")
 
+    @app.exception_handler(ServerBusy)
+    async def _busy(request: Request, exc: ServerBusy) -> Response:
+        response = error(request, 503, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> Response:
-        log.exception("internal error on %s %s", request.method, request.url.path)
+        log.exception("internal error on %s %s", request.method, redact(request.url.path))
         return error(request, 500, "Internal error: the server could not finish this request. "
                                    "It has been logged; please try again.")
 
@@ -217,13 +268,16 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
     def favicon() -> Response:
         return Response(status_code=204)
 
-    # -- the fusion page -------------------------------------------------------------------------
+    # -- the fusion page and the volume page (left out with study_only) --------------------------
 
-    @app.get("/", response_class=HTMLResponse)
+    fusion = APIRouter()
+
+    @fusion.get("/", response_class=HTMLResponse)
     def fusion_page(request: Request) -> Response:
         return templates.TemplateResponse(request, "fuse.html", {
             "methods": list_methods(), "default_method": DEFAULT_METHOD, "colors": COLOR_MODES,
-            "default_color": DEFAULT_COLOR_MODE, "max_mb": max_upload_mb, "metrics": PAPER_METRICS})
+            "default_color": DEFAULT_COLOR_MODE, "max_mb": max_upload_mb, "metrics": PAPER_METRICS,
+            "max_pixels": max_pixels})
 
     def read_upload(upload: UploadFile, label: str, folder: Path) -> Path:
         data = upload.file.read(file_limit + 1)
@@ -279,7 +333,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
                                        for k in PAPER_METRICS]
         return answer
 
-    @app.post("/api/volume-jobs", status_code=202)
+    @fusion.post("/api/volume-jobs", status_code=202)
     def api_volume_job(mr: list[UploadFile] = File(...), func: list[UploadFile] = File(...),
                        methods: list[str] = Form(...), color: str | None = Form(None),
                        modality: str = Form("auto"), register_: bool = Form(False, alias="register"),
@@ -287,14 +341,14 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         job = start_volume_job(mr, func, methods, color, modality, register_, accept_doubtful)
         return JSONResponse(volume_job_json(job), status_code=202)
 
-    @app.get("/api/volume-jobs/{job_id}")
+    @fusion.get("/api/volume-jobs/{job_id}")
     def api_volume_job_status(job_id: str) -> JSONResponse:
         job = volume_jobs.get(job_id)
         if job is None:
             raise HTTPException(404)
         return JSONResponse(volume_job_json(job))
 
-    @app.post("/api/volume-jobs/{job_id}/cancel")
+    @fusion.post("/api/volume-jobs/{job_id}/cancel")
     def api_volume_job_cancel(job_id: str) -> JSONResponse:
         job = volume_jobs.get(job_id)
         if job is None:
@@ -302,7 +356,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         job.cancel.set()
         return JSONResponse(volume_job_json(job))
 
-    @app.get("/api/volume-jobs/{job_id}/files/{name}")
+    @fusion.get("/api/volume-jobs/{job_id}/files/{name}")
     def api_volume_job_file(job_id: str, name: str, download: int = 0) -> Response:
         job = volume_jobs.get(job_id)
         served = {"mr.nii.gz", "func.nii.gz", *(["qa.png"] if job and job.qa else []),
@@ -316,14 +370,14 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
             headers["Content-Disposition"] = f'attachment; filename="{name}"'
         return FileResponse(job.folder / name, media_type=media, headers=headers)
 
-    @app.get("/volumes", response_class=HTMLResponse)
+    @fusion.get("/volumes", response_class=HTMLResponse)
     def volume_page(request: Request) -> Response:
         return templates.TemplateResponse(request, "volumes.html", {
             "methods": list_methods(), "default_method": DEFAULT_METHOD, "colors": COLOR_MODES,
             "default_color": DEFAULT_COLOR_MODE, "max_mb": max_volume_mb,
             "viewer": niivue_bundle() is not None})
 
-    @app.get("/vendor/niivue.js")
+    @fusion.get("/vendor/niivue.js")
     def niivue_js() -> Response:
         bundle = niivue_bundle()
         if bundle is None:
@@ -331,7 +385,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         return FileResponse(bundle, media_type="text/javascript",
                             headers={"Cache-Control": "public, max-age=86400"})
 
-    @app.post("/api/fuse")
+    @fusion.post("/api/fuse")
     def api_fuse(mr: list[UploadFile] = File(...), func: list[UploadFile] = File(...),
                  methods: list[str] = Form(...), color: str | None = Form(None),
                  modality: str = Form("auto"), register_: bool = Form(False, alias="register"),
@@ -355,6 +409,11 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         methods = [check_method(m) for m in dict.fromkeys(m for m in methods if m)]
         if not methods:
             raise MsgFusionError("choose at least one method")
+        with gate.slot() as deadline:
+            return fuse_uploads(mr, func, methods, color, modality, deadline.check)
+
+    def fuse_uploads(mr: UploadFile, func: UploadFile, methods: list[str], color: str,
+                     modality: str, check_time: Callable[[], None]) -> JSONResponse:
         with tempfile.TemporaryDirectory(prefix="msgfusion-upload-") as tmp:
             paths = {}
             for key, upload, label in (("mr", mr, "MR image"), ("func", func, "functional image")):
@@ -369,8 +428,9 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
                     raise ImageReadError(f"{label} {name}: not a readable image "
                                          "(corrupt or truncated)") from None
                 if w * h > max_pixels:
-                    raise ImageReadError(f"{label} {name}: {w}x{h} pixels is more than the "
-                                         f"{max_pixels} allowed")
+                    raise ImageTooLargeError(f"{label} {name}: {w} x {h} = {w * h:,} pixels, "
+                                             f"above this server's limit of {max_pixels:,} "
+                                             "(--max-pixels)")
                 paths[key] = path
 
             def named(text: str) -> str:  # name the uploads, not the temporary folder
@@ -390,6 +450,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
                                           "func": encode_png(pair.func)})
         results = []
         for i, m in enumerate(methods):
+            check_time()
             fused = fuse(pair, method=m, color=color)
             key = f"result-{i}"
             job.images[key] = encode_png(fused)
@@ -412,7 +473,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
             "metrics": [{"label": k, "better": METRICS[k].direction,
                          "description": METRICS[k].description} for k in PAPER_METRICS]})
 
-    @app.get("/api/jobs/{job_id}/{key}.png")
+    @fusion.get("/api/jobs/{job_id}/{key}.png")
     def job_image(job_id: str, key: str, download: int = 0) -> Response:
         job = jobs.get(job_id)
         if job is None or key not in job.images:
@@ -421,6 +482,9 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         if download and key in job.names:
             headers["Content-Disposition"] = f'attachment; filename="{job.names[key]}"'
         return Response(job.images[key], media_type="image/png", headers=headers)
+
+    if not study_only:
+        app.include_router(fusion)
 
     # -- the rater's pages -----------------------------------------------------------------------
 
@@ -438,7 +502,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
     def rater_context(rater: Rater, seq: list[CaseView]) -> dict:
         return {"token": rater.token, "total": len(seq),
                 "answered": sum(v.choice_label is not None for v in seq),
-                "seq": seq, "modality": rater.study.modality}
+                "seq": seq, "modality": rater.study.modality, "closed": rater.study.closed_at}
 
     @app.get("/r/{token}", response_class=HTMLResponse)
     def rater_intro(request: Request, token: str) -> Response:
@@ -472,20 +536,28 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         rater = rater_or_404(token)
         if not check_form_token(secret, "rater:" + token, fields.get("csrf")):
             raise HTTPException(403, "This form has expired; reload the page and answer again.")
+        if rater.study.closed_at:
+            return render_case(request, rater, position, status=409)
         choice = fields.get("choice", "")
         if not choice:
             return render_case(request, rater, position,
                                "Please choose the image most useful for diagnosis.", 400)
+        n = len(rater.study.methods)
         try:
             ranks = {label: int(value) for label, value in ranks_given.items()}
         except ValueError:
-            return render_case(request, rater, position, "Ranks must be numbers.", 400)
+            ranks = None
+        if ranks is None or any(not 1 <= r <= n for r in ranks.values()):
+            return render_case(request, rater, position,
+                               f"Ranks are whole numbers from 1 to {n}.", 400)
         ranks.pop(choice, None)  # the choice always ranks first; the ranks order the rest
         if len(set(ranks.values())) != len(ranks):
             return render_case(request, rater, position, "Give each rank at most once.", 400)
         ranking = [choice, *sorted(ranks, key=ranks.__getitem__)] if ranks else []
         try:
             view = store.save_answer(rater, position, choice, ranking, fields.get("comment", ""))
+        except StudyClosedError:  # closed while the page was open
+            return render_case(request, rater_or_404(token), position, status=409)
         except StudyError as exc:
             return render_case(request, rater, position, str(exc), 400)
         if fields.get("go") == "back" and position > 1:
@@ -538,26 +610,50 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
             raise HTTPException(404)
         return study
 
+    def results_of(study: Study) -> _Computed:
+        """The study's results, computed again only when an answer, the raters or the close
+        time changed (the bootstrap takes seconds on a few hundred answers)."""
+        with computed_lock:  # one computation at a time; a second request waits and reuses it
+            version = store.version(study)
+            cached = computed.get(study.id)
+            if cached is None or cached.version != version:
+                cached = _Computed(version, study_results(store, study), now())
+                computed[study.id] = cached
+            return cached
+
     @app.get("/admin/{token}", response_class=HTMLResponse)
     def admin_page(request: Request, token: str) -> Response:
         study = study_or_404(token)
-        res = study_results(store, study)
+        done = results_of(study)
+        res = done.results
         base = str(request.base_url).rstrip("/")
         return templates.TemplateResponse(request, "admin.html", {
             "study": study, "tables": tables(res), "token": token, "n_answers": res.n_answers,
+            "computed_at": done.at,
             "links": [(r.number, f"{base}/r/{r.token}") for r in store.raters(study)],
             "csrf": form_token(secret, "admin:" + token)},
             headers={"Cache-Control": "no-store"})
 
-    @app.post("/admin/{token}/invite")
-    def admin_invite(token: str, raters: int = Form(...), csrf: str = Form("")) -> Response:
+    def admin_form(token: str, csrf: str) -> Study:
         study = study_or_404(token)
         if not check_form_token(secret, "admin:" + token, csrf):
             raise HTTPException(403, "This form has expired; reload the page.")
+        return study
+
+    @app.post("/admin/{token}/invite")
+    def admin_invite(token: str, raters: int = Form(...), csrf: str = Form("")) -> Response:
+        study = admin_form(token, csrf)
         if not 1 <= raters <= 500:
             raise StudyError("invite between 1 and 500 raters at a time")
         store.add_raters(study, raters)
         return RedirectResponse(f"/admin/{token}#raters", status_code=303)
+
+    @app.post("/admin/{token}/{action}")
+    def admin_set_closed(token: str, action: str, csrf: str = Form("")) -> Response:
+        if action not in ("close", "reopen"):
+            raise HTTPException(404)
+        store.set_closed(admin_form(token, csrf), action == "close")
+        return RedirectResponse(f"/admin/{token}", status_code=303)
 
     @app.get("/admin/{token}/{name}")
     def admin_file(token: str, name: str) -> Response:
@@ -565,9 +661,9 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
         if name == "answers.csv":
             body, media = answers_csv(store, study).encode(), "text/csv"
         elif name == "results.csv":
-            body, media = tables_csv(study_results(store, study)).encode(), "text/csv"
+            body, media = tables_csv(results_of(study).results).encode(), "text/csv"
         elif name == "results.png":
-            body, media = figure_png(study_results(store, study)), "image/png"
+            body, media = figure_png(results_of(study).results), "image/png"
         else:
             raise HTTPException(404)
         headers = {"Cache-Control": "no-store"}

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from msgfusion.io.files import atomic_write
+from msgfusion.io.files import atomic_write, csv_text
 from msgfusion.web.stats import StudyResults, analyse
 from msgfusion.web.study import Study, StudyStore
 
 RESULT_FILES = ("answers.csv", "results.csv", "results.png")
-ANSWER_COLUMNS = ("rater", "position", "case_idx", "pair_name", "shown", "choice_label", "choice",
+ANSWER_COLUMNS = ("rater", "position", "case", "pair_name", "shown", "choice_label", "choice",
                   "ranking", "comment", "created_at", "updated_at", "revisions")
 
 
@@ -33,19 +32,24 @@ def _f(x: float | None, digits: int = 3) -> str:
 def study_results(store: StudyStore, study: Study, n_resamples: int = 9999) -> StudyResults:
     """Load a study's answers and analyse them."""
     answers = [(a["rater"], a["case_idx"], a["choice"]) for a in store.answers(study)]
-    return analyse(answers, study.methods, store.case_names(study), store.completion(study),
-                   n_resamples=n_resamples)
+    res = analyse(answers, study.methods, store.case_names(study), store.completion(study),
+                  n_resamples=n_resamples)
+    res.closed_at = study.closed_at
+    return res
 
 
 def tables(res: StudyResults) -> list[Table]:
     """The results as titled tables of strings, in reading order."""
     m = res.methods
-    out = [Table("Choices per case (how many raters chose each method)",
+    status = f"closed {res.closed_at}" if res.closed_at else "open (answers are still taken)"
+    out = [Table("Study", ["answers", "status"], [[str(res.n_answers), status]]),
+           Table("Choices per case (how many raters chose each method)",
                  ["case", "pair", *m, "answers"],
                  [[str(i + 1), name, *map(str, row), str(row.sum())]
                   for i, (name, row) in enumerate(zip(res.case_names, res.counts))]
                  + [["all", "", *map(str, res.counts.sum(axis=0)), str(res.counts.sum())]],
-                 "case = the study's case index (raters saw the cases in their own orders)")]
+                 "case = the study's case number, as in answers.csv (raters saw the cases in "
+                 "their own orders)")]
     if res.n_answers:
         most = [str(int((res.counts[:, j] == res.counts.max(axis=1))[res.counts.sum(axis=1) > 0]
                         .sum())) for j in range(len(m))]
@@ -61,11 +65,12 @@ def tables(res: StudyResults) -> list[Table]:
         fr = res.friedman
         out.append(Table("Friedman test across cases (choice counts)",
                          ["chi-square", "p"], [[_f(fr.statistic), _f(fr.p, 4)]] if fr else [],
-                         "" if fr else "needs at least three methods and two cases"))
+                         res.tests_note or ("" if fr else "needs at least three methods and two "
+                                                          "cases")))
         out.append(Table("Post-hoc: pairwise Wilcoxon signed-rank over cases, Holm-corrected",
                          ["method A", "method B", "W", "p", "p (Holm)"],
                          [[t.a, t.b, _f(t.statistic, 1), _f(t.p, 4), _f(t.p_holm, 4)]
-                          for t in res.posthoc]))
+                          for t in res.posthoc], res.tests_note))
         out.append(Table("Agreement between raters (Fleiss' kappa)", ["kappa", "raters"],
                          [[_f(res.kappa), str(res.kappa_raters)]],
                          "raters who answered every case; needs at least two"))
@@ -91,25 +96,18 @@ def format_text(res: StudyResults) -> str:
 
 
 def answers_csv(store: StudyStore, study: Study) -> str:
-    """Every answer as CSV (one row per rater and case; method names included)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=ANSWER_COLUMNS, extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(store.answers(study))
-    return buf.getvalue()
+    """Every answer as CSV (one row per rater and case; method names included; cases numbered
+    from 1 as in the results)."""
+    return csv_text([list(ANSWER_COLUMNS),
+                 *([a[c] for c in ANSWER_COLUMNS] for a in store.answers(study))])
 
 
 def tables_csv(res: StudyResults) -> str:
     """Every results table in one CSV, each introduced by a line with its title."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    rows: list[list[object]] = []
     for t in tables(res):
-        writer.writerow([t.title])
-        writer.writerow(t.headers)
-        writer.writerows(t.rows)
-        writer.writerow([])
-    return buf.getvalue()
+        rows += [[t.title], t.headers, *t.rows, []]
+    return csv_text(rows)
 
 
 def figure_png(res: StudyResults) -> bytes:

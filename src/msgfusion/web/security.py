@@ -5,9 +5,11 @@ The threat model they answer is in docs/web.md ("Threat model").
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -148,3 +150,48 @@ async def _plain(send: Send, status: int, text: str, path: str) -> None:
                             *[(k.lower().encode(), v.encode())
                               for k, v in SECURITY_HEADERS.items()]]})
     await send({"type": "http.response.body", "body": body})
+
+
+#: A rater's or admin's capability in a path: ``/r/TOKEN`` or ``/admin/TOKEN``.
+_CAPABILITY = re.compile(r"/(r|admin)/[^/\s?#\"']+")
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """``text`` with every rater and admin token in a path replaced by ``[redacted]``."""
+    return _CAPABILITY.sub(rf"/\1/{REDACTED}", text)
+
+
+class RedactTokens(logging.Filter):
+    """A log filter that takes the capability tokens out of a record before any handler writes
+    it: its message, its arguments (uvicorn's access log passes the path as one) and its
+    traceback text. The links are the raters' and the admin's credentials, so whoever reads the
+    log must not get them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: redact(v) if isinstance(v, str) else v
+                           for k, v in record.args.items()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def log_config(level: str = "info") -> dict:
+    """uvicorn's logging configuration with :class:`RedactTokens` on every handler, and the
+    ``msgfusion`` loggers (the app's error log) written beside uvicorn's."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact_tokens": {"()": f"{__name__}.RedactTokens"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact_tokens"]
+    config["loggers"]["msgfusion"] = {"handlers": ["default"], "level": level.upper(),
+                                      "propagate": False}
+    return config

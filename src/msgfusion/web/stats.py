@@ -31,6 +31,10 @@ import numpy as np
 Answer = tuple[object, int, str]
 """(rater, case index, chosen method)."""
 
+#: Friedman's and the Wilcoxon tests are reported only with this many raters who answered every
+#: case: with fewer, their p-values describe one or two people's taste, not the raters'.
+MIN_COMPLETE_RATERS = 3
+
 
 def choice_counts(answers: Sequence[Answer], methods: Sequence[str], n_cases: int) -> np.ndarray:
     """n_cases x n_methods: how many raters chose each method in each case."""
@@ -192,6 +196,8 @@ class StudyResults:
     kappa_raters: int
     n_answers: int
     completion: list[dict] = field(default_factory=list)
+    tests_note: str = ""  # why Friedman's and the post-hoc tests are not reported, if so
+    closed_at: str | None = None  # when the study closed (None: open, answers still taken)
 
 
 def analyse(answers: Sequence[Answer], methods: Sequence[str], case_names: Sequence[str],
@@ -208,10 +214,14 @@ def analyse(answers: Sequence[Answer], methods: Sequence[str], case_names: Seque
         kappa = fleiss_kappa(choice_counts([a for a in answers if a[0] in complete], methods,
                                            len(case_names)))
     bt, note = bradley_terry(win_matrix(answers, methods), methods) if answers else ([], "")
+    testable = bool(answers) and len(complete) >= MIN_COMPLETE_RATERS
+    tests_note = "" if testable else (
+        f"not reported: {len(complete)} rater{'' if len(complete) == 1 else 's'} answered every "
+        f"case; needs at least {MIN_COMPLETE_RATERS}")
     return StudyResults(
         methods=methods, case_names=list(case_names), counts=counts,
         shares=preference_share(answers, methods, n_resamples) if answers else [],
-        bt=bt, bt_note=note, friedman=friedman(counts) if answers else None,
-        posthoc=wilcoxon_holm(counts, methods) if answers else [],
+        bt=bt, bt_note=note, friedman=friedman(counts) if testable else None,
+        posthoc=wilcoxon_holm(counts, methods) if testable else [],
         kappa=kappa, kappa_raters=len(complete), n_answers=len(answers),
-        completion=list(completion))
+        completion=list(completion), tests_note=tests_note)

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from msgfusion.errors import StudyError
+from msgfusion.errors import StudyClosedError, StudyError
 from msgfusion.io.color import DEFAULT_COLOR_MODE, to_uint8
 
 DB_NAME = "studies.sqlite"
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS studies (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
     pairs_dir TEXT NOT NULL, modality TEXT NOT NULL, methods TEXT NOT NULL, color TEXT NOT NULL,
-    seed INTEGER NOT NULL, admin_token TEXT NOT NULL UNIQUE);
+    seed INTEGER NOT NULL, admin_token TEXT NOT NULL UNIQUE, closed_at TEXT);
 CREATE TABLE IF NOT EXISTS cases (
     id INTEGER PRIMARY KEY, study_id INTEGER NOT NULL REFERENCES studies(id),
     idx INTEGER NOT NULL, pair_name TEXT NOT NULL, UNIQUE (study_id, idx));
@@ -110,6 +110,7 @@ class Study:
     seed: int
     admin_token: str
     folder: Path
+    closed_at: str | None = None  # when the study was closed (no answers taken), or None
 
     def option_path(self, case_idx: int, method_index: int) -> Path:
         return self.folder / f"case-{case_idx:03d}" / f"option-{method_index}.png"
@@ -163,6 +164,13 @@ class StudyStore:
         with self.connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+            columns = {r["name"] for r in conn.execute("PRAGMA table_info(studies)")}
+            if "closed_at" not in columns:  # a data folder made before studies could close
+                try:
+                    conn.execute("ALTER TABLE studies ADD COLUMN closed_at TEXT")
+                except sqlite3.OperationalError as exc:  # another process added it just now
+                    if "duplicate column" not in str(exc):
+                        raise
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -206,7 +214,7 @@ class StudyStore:
                      pairs_dir=row["pairs_dir"], modality=row["modality"],
                      methods=tuple(json.loads(row["methods"])), color=row["color"],
                      seed=row["seed"], admin_token=row["admin_token"],
-                     folder=self.data_dir / "studies" / row["name"])
+                     folder=self.data_dir / "studies" / row["name"], closed_at=row["closed_at"])
 
     def get_study(self, name: str) -> Study:
         with self.connect() as conn:
@@ -288,6 +296,31 @@ class StudyStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return self.get_study(name)
+
+    def set_closed(self, study: Study, closed: bool) -> Study:
+        """Close a study (from now on no answer is taken or changed; the time is recorded) or
+        reopen it (answers are taken again; the close time is cleared)."""
+        with self.transaction() as conn:
+            was = conn.execute("SELECT closed_at FROM studies WHERE id=?",
+                               (study.id,)).fetchone()["closed_at"]
+            if closed and was:
+                raise StudyError(f"study {study.name!r} is already closed (since {was})")
+            if not closed and not was:
+                raise StudyError(f"study {study.name!r} is open")
+            conn.execute("UPDATE studies SET closed_at=? WHERE id=?",
+                         (now() if closed else None, study.id))
+        return self.get_study(study.name)
+
+    def version(self, study: Study) -> tuple:
+        """What the study's results depend on: the last answer submitted, the number of raters
+        and the close time. Equal versions give equal results (a cache key)."""
+        with self.connect() as conn:
+            row = conn.execute(
+                "SELECT (SELECT COALESCE(MAX(l.id), 0) FROM answer_log l JOIN raters r "
+                "ON r.id = l.rater_id WHERE r.study_id=s.id) AS last_answer, "
+                "(SELECT COUNT(*) FROM raters WHERE study_id=s.id) AS raters, s.closed_at "
+                "FROM studies s WHERE s.id=?", (study.id,)).fetchone()
+        return study.id, row["last_answer"], row["raters"], row["closed_at"]
 
     def case_names(self, study: Study) -> list[str]:
         """The pair (file) name of each case, by case index."""
@@ -394,6 +427,11 @@ class StudyStore:
         ranked = json.dumps([view.option(lab).method for lab in ranking])
         t = now()
         with self.transaction() as conn:
+            closed = conn.execute("SELECT closed_at FROM studies WHERE id=?",
+                                  (rater.study.id,)).fetchone()["closed_at"]
+            if closed:  # checked inside the transaction: no answer slips in after the close
+                raise StudyClosedError(f"this study is closed (since {closed}); answers can no "
+                                       "longer be given or changed")
             conn.execute(
                 "INSERT INTO answers(rater_id, case_id, choice, choice_label, ranking, comment, "
                 "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?) "
@@ -421,6 +459,7 @@ class StudyStore:
         out = []
         for r in rows:
             d = dict(r)
+            d["case"] = d["case_idx"] + 1  # the number the results give the case
             d["shown"] = " ".join(f"{LABELS[i]}={study.methods[k]}"
                                   for i, k in enumerate(json.loads(d.pop("option_order"))))
             d["ranking"] = " > ".join(json.loads(d["ranking"]))

@@ -40,16 +40,13 @@ from msgfusion.io.color import COLORMAPS
 from msgfusion.io.volumes import volume_suffix
 from msgfusion.volume import Orientation, check_same_space, n_planes
 from msgfusion.web.security import MAGIC
+from msgfusion.web.gate import ServerBusy
 
 CHUNK = 1 << 20
 #: Upload names taken as volumes (a DICOM series: several .dcm files, or one .zip).
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".nrrd", ".zip", ".dcm")
 #: A zip of a DICOM series: at most this many members.
 MAX_ZIP_MEMBERS = 4096
-
-
-class ServerBusy(Exception):
-    """Every job slot is taken (answered 503 by the app)."""
 
 
 class JobCancelled(MsgFusionError):
