@@ -534,6 +534,11 @@ def findings(results: dict) -> list[str]:
                   + ", ".join(f"{m} {_f(r['identity'])}" for m, r in rows.items())
                   + " mm from the identity; no move failed (> 5 mm), so there was nothing to "
                   "calibrate the 3-D detector on.", ""]
+    lines += ["Not measured in this round: the ANTs and elastix anchors, and inverse "
+              "consistency (func -> MR against the inverse of MR -> func) as a feature of the "
+              "detector. CPU times were taken on a machine shared with other jobs; they are "
+              "CPU seconds of the registration's one thread, but contention for caches and "
+              "memory still inflates them.", ""]
     return lines
 
 
