@@ -32,6 +32,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import itertools  # noqa: E402
+import shlex  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -681,7 +682,7 @@ def main() -> None:
     FIGURES.mkdir(parents=True, exist_ok=True)
     from msgfusion.register.engine import DEFAULTS_2D, DEFAULTS_3D
 
-    command = " ".join(["python benchmarks/registration.py", *sys.argv[1:]])
+    command = shlex.join(["python", "benchmarks/registration.py", *sys.argv[1:]])
 
     def saver(section: str, result: dict) -> Callable[..., None]:
         def save(rows: dict | None = None) -> None:
