@@ -75,6 +75,7 @@ def violations(room: str, forbidden: tuple[str, ...], allowed: tuple[str, ...] =
 def test_web_and_cohort_never_reach_the_methods():
     assert violations("web", ("msgfusion.methods",)) == []
     assert violations("cohort", ("msgfusion.methods",)) == []
+    assert violations("pacs", ("msgfusion.methods",)) == []
 
 
 def test_metrics_touch_no_file():

@@ -109,3 +109,8 @@ class MsgFusionWarning(UserWarning):
     modality that had to be assumed), or a result that is probably wrong but not certainly (a
     doubtful registration: the message says what to try). The CLI prints it as
     ``msgfusion: warning: ...``."""
+
+
+class PacsError(MsgFusionError):
+    """A PACS cannot be reached, refuses the credentials or a request, or a study lacks the
+    series asked for (the message names the server, study or series)."""

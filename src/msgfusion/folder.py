@@ -150,7 +150,8 @@ def fuse_folder(
         outcomes += [(i, out, failed[i]) for i, out, _ in batch if i in failed]
         for i, out, pair, intensity in fused:
             try:
-                data = encode_image(out, restore_color(intensity, pair.func, color))
+                data = encode_image(out, restore_color(intensity, pair.func, color),
+                                    source=folder.files[i].mr_path)  # a DICOM output's patient
             except MsgFusionError as exc:
                 if not keep_going:
                     raise

@@ -367,8 +367,11 @@ def test_bad_inputs_are_one_clear_error(tmp_path, mr_subset):
 def test_volume_paths_are_recognised(tmp_path):
     assert is_volume_path(SPM / "T1.nii.gz") and is_volume_path(RIRE) and is_volume_path(MR_DIR)
     renamed = tmp_path / "slice"
-    shutil.copy(next(MR_DIR.iterdir()), renamed)
-    assert is_volume_path(renamed)
+    files = sorted(MR_DIR.glob("*.dcm"))
+    shutil.copy(files[0], renamed)
+    assert not is_volume_path(renamed)  # on its own: a 2-D image (io/dicom_image.py)
+    shutil.copy(files[1], tmp_path / "other")
+    assert is_volume_path(renamed)  # beside another file of its series (found by DICM): a slice
     (tmp_path / "scan.png").mkdir()  # a folder named like an image is not a DICOM series
     assert not is_volume_path(tmp_path / "scan.png")
     assert not is_volume_path(Path(__file__).parents[2].parent / "shared" / "data" / "aanlib"

@@ -254,3 +254,22 @@ def test_upload_warnings_are_shown_with_the_result(study_server, pair_files):
     assert resp.status_code == 200, resp.text
     assert resp.json()["warnings"] == [
         "MR image brain_mr.png is a colour image; it is fused as grey (its luminance)"]
+
+
+def test_upload_of_single_dicom_images_fuses_like_pngs(study_server, pair_files):
+    """Two exported DICOM files (RGB Secondary Capture, no geometry) are a 2-D pair."""
+    from dicom_helpers import png_uint8, secondary_capture
+
+    server, _, _ = study_server
+    encoded = []
+    for path in pair_files:
+        buffer = io.BytesIO()
+        secondary_capture(png_uint8(path, rgb=True)).save_as(buffer, enforce_file_format=True)
+        encoded.append(buffer.getvalue())
+    resp = upload(server.url, *encoded, methods=("average",))
+    assert resp.status_code == 200, resp.text
+    data = resp.json()
+    assert data["modality"] == "PET"
+    expected = fuse(load_pair(*pair_files), method="average")
+    got = Image.open(io.BytesIO(httpx.get(server.url + data["results"][0]["url"]).content))
+    assert np.abs(np.asarray(got, dtype=np.float32) / 255 - expected).max() <= 0.5 / 255 + 1e-6

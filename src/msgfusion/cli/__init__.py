@@ -30,7 +30,7 @@ EXIT_USAGE = 2
 EXIT_DOUBTFUL = 3
 
 #: Modules of ``msgfusion.cli`` that add subcommands, each through ``add_commands(command)``.
-COMMAND_MODULES = ("fusion", "analysis", "training", "web", "registration", "cohort")
+COMMAND_MODULES = ("fusion", "analysis", "training", "web", "registration", "cohort", "pacs")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="msgfusion",
         description="Fuse an MR slice with a CT, PET or SPECT slice of the same brain into one "
                     "image that keeps the MR anatomy and the CT bone or PET/SPECT function; "
-                    "evaluate and compare fusion methods. Images: PNG, JPEG, TIFF, BMP; grey or "
-                    "RGB pseudo-colour; pairs must be co-registered and of the same size.",
+                    "evaluate and compare fusion methods. Images: PNG, JPEG, TIFF, BMP, DICOM; "
+                    "grey or RGB pseudo-colour; pairs must be co-registered and of the same size.",
         epilog="Errors (missing files, size mismatch, unknown method, existing output) exit with "
                "code 2 and one line on stderr.",
     )

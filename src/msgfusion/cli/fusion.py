@@ -21,7 +21,7 @@ from msgfusion.data.datasets import PairFolder, is_volume_pair_folder, sample_fo
 from msgfusion.errors import MsgFusionError, OutputExistsError
 from msgfusion.io.color import COLORMAP_NAMES, restore_color
 from msgfusion.io.figures import side_by_side
-from msgfusion.io.images import check_writable, write_image
+from msgfusion.io.images import check_writable, read_image, write_image
 from msgfusion.io.volumes import check_volume_writable, is_volume_path, write_volume
 from msgfusion.methods.registry import DEFAULT_METHOD, fuse_pairs, list_methods
 from msgfusion.pair import MODALITIES
@@ -43,7 +43,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
                              "--register")
     if is_volume_path(args.mr) or is_volume_path(args.func):
         return fuse_volumes(args)
-    volume_only = [f"--{name}" for name in ("series", "frame", "window", "transform", "preview",
+    volume_only = [f"--{name}" for name in ("series", "window", "transform", "preview",
                                             "intensity") if getattr(args, name)]
     if volume_only or args.axis != "axial":
         raise MsgFusionError(f"{' '.join(volume_only) or '--axis'}: for volumes; {args.mr} and "
@@ -55,12 +55,16 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         from msgfusion.cli.registration import registered_pair
 
         pair, covered = registered_pair(args, out)
+    elif args.frame is not None:  # a frame of a multi-frame DICOM file
+        pair = make_pair(read_image(args.mr, args.frame), read_image(args.func, args.frame),
+                         args.modality, args.cmap)
     else:
         pair = make_pair(Path(args.mr), Path(args.func), args.modality, args.cmap)
     (intensity,) = fuse_pairs(method, [pair])
     if covered is not None:  # outside the moved image: no signal, the MR alone
         intensity = np.where(covered, intensity, pair.mr)
-    write_image(out, restore_color(intensity, pair.func, args.color), overwrite=args.overwrite)
+    write_image(out, restore_color(intensity, pair.func, args.color), overwrite=args.overwrite,
+                source=args.mr)
     how = "given" if args.modality else "inferred; --modality overrides"
     network = f" with its {pair.modality} network" if isinstance(method, MsgFusion) else ""
     colour = f"colour {args.color}" if pair.is_color else "grey"
@@ -171,7 +175,8 @@ def add_commands(command: CommandAdder) -> None:
                    help="colour map that renders a scalar (grey) PET/SPECT before fusion "
                         "(default: the atlas's own scale, atlas-pet or atlas-spect)")
     p.add_argument("-o", "--output", required=True,
-                   help="output image (.png, .tif, .jpg, .bmp) or volume (.nii.gz, .nii, .mha, "
+                   help="output image (.png, .tif, .jpg, .bmp, or .dcm: a DICOM Secondary "
+                        "Capture image in the patient and study of a DICOM --mr) or volume (.nii.gz, .nii, .mha, "
                         ".mhd, .nrrd, or a folder name without suffix for a DICOM series)")
     p.add_argument("--register", action="store_true",
                    help="register --func onto --mr first (Mattes MI; 2-D: similarity, any sizes; "

@@ -143,7 +143,8 @@ def registered_pair(args: argparse.Namespace, output: Path) -> tuple[FusionPair,
     from msgfusion.pair import infer_modality
     from msgfusion.register import coverage, register_pair
 
-    mr, func = read_image(args.mr), read_image(args.func)
+    frame = getattr(args, "frame", None)  # of a multi-frame DICOM file
+    mr, func = read_image(args.mr, frame), read_image(args.func, frame)
     modality = args.modality or infer_modality(func, args.func)
     if args.save_transform:
         check_writable_transform(args.save_transform, args.overwrite)

@@ -37,8 +37,8 @@ def add_volume_options(p: argparse.ArgumentParser, single: bool = True) -> None:
                         "(repeat for the MR's and the functional's; when both are in one folder, "
                         "give one file of each series instead)")
     g.add_argument("--frame", type=int, metavar="N",
-                   help="frame (0-based) of a 4-D input (fMRI, dynamic PET); 4-D inputs are "
-                        "refused without it")
+                   help="frame (0-based) of a 4-D input (fMRI, dynamic PET) or of a multi-frame "
+                        "DICOM image; such inputs are refused without it")
     g.add_argument("--window", metavar="PRESET|W,L",
                    help=f"CT window: {_PRESETS} "
                         f"or width,level in HU (default: {DEFAULT_CT_WINDOW}, the grey levels of "

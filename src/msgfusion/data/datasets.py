@@ -219,11 +219,12 @@ def sample_folders() -> list[PairFolder]:
 
 
 def _volumes(folder: Path) -> dict[str, Path]:
-    """Volume entries of a folder: NIfTI/MetaImage/NRRD files and subfolders (DICOM series)."""
-    from msgfusion.io.volumes import volume_suffix
+    """Volume entries of a folder: NIfTI/MetaImage/NRRD files and subfolders (DICOM series);
+    a ``.dcm`` file there is a 2-D image (a pair of slices)."""
+    from msgfusion.io.volumes import DICOM_SUFFIXES, volume_suffix
 
     return {p.name: p for p in folder.iterdir() if not p.name.startswith(".")
-            and (p.is_dir() or (p.is_file() and volume_suffix(p)))}
+            and (p.is_dir() or (p.is_file() and volume_suffix(p) not in ("", *DICOM_SUFFIXES)))}
 
 
 def is_volume_pair_folder(path: str | os.PathLike) -> bool:

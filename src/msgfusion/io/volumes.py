@@ -30,7 +30,6 @@ folder holding one Secondary Capture image per slice, see :func:`write_dicom_ser
 from __future__ import annotations
 
 import copy
-import datetime
 import os
 import re
 import shutil
@@ -43,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from msgfusion.errors import ImageReadError, MsgFusionError, OutputExistsError, OutputWriteError
+from msgfusion.io.dicom_image import PATIENT_STUDY_FIELDS, derived_header, source_reference
 from msgfusion.io.files import atomic_write, check_output
 from msgfusion.volume import Volume
 
@@ -68,14 +68,20 @@ def is_dicom_file(path: str | os.PathLike) -> bool:
 
 
 def is_volume_path(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a volume: a NIfTI/MetaImage/NRRD/DICOM file or a folder (a DICOM
-    series; reading it says so clearly when it holds none) not named like a 2-D image."""
+    """Whether ``path`` names a volume: a NIfTI/MetaImage/NRRD file, a DICOM file that is one
+    slice of a series beside it (:func:`msgfusion.io.dicom_image.is_series_slice`; any other
+    DICOM file is a 2-D image), or a folder (a DICOM series; reading it says so clearly when it
+    holds none) not named like a 2-D image."""
+    from msgfusion.io.dicom_image import is_series_slice
     from msgfusion.io.images import READ_EXTENSIONS
 
     p = Path(path)
     if p.is_dir():
         return p.suffix.lower() not in READ_EXTENSIONS
-    return bool(volume_suffix(p)) or (p.is_file() and is_dicom_file(p))
+    if volume_suffix(p) in DICOM_SUFFIXES or (not volume_suffix(p) and p.is_file()
+                                              and is_dicom_file(p)):
+        return p.is_file() and is_series_slice(p)
+    return bool(volume_suffix(p))
 
 
 def read_volume(path: str | os.PathLike, series: Sequence[str] = (),
@@ -257,6 +263,12 @@ def _dicom_headers(folder: Path) -> list[tuple[Path, Any]]:
         elif dicom_like and "SOPClassUID" not in ds:
             raise ImageReadError(f"{f}: truncated or corrupt DICOM file (no SOP Class UID)")
     if not headers:
+        images = [f for f in files if f.suffix.lower() in DICOM_SUFFIXES or is_dicom_file(f)]
+        if images:
+            raise ImageReadError(
+                f"{folder}: its {len(images)} DICOM file(s) do not form a series (no slice "
+                f"positions): they are single images; give one file, e.g. '{images[0]}', to "
+                "use it as a 2-D image")
         raise ImageReadError(f"{folder}: no DICOM image series in this folder")
     return headers
 
@@ -425,19 +437,20 @@ def read_dicom_series(path: Path, series: Sequence[str] = (), frame: int | None 
 #: identify whose scan it is (so PACS files it with the MR); the frame of reference and the
 #: geometry make viewers overlay it on the MR. Nothing else of the MR is copied.
 MR_HEADER_FIELDS: tuple[str, ...] = (
-    "SpecificCharacterSet",
-    # Patient
-    "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
-    "PatientAge", "PatientIdentityRemoved", "DeidentificationMethod",
-    "DeidentificationMethodCodeSequence",
-    # General Study
-    "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
-    "ReferringPhysicianName", "StudyDescription",
+    *PATIENT_STUDY_FIELDS,
     # Frame of Reference, patient position
     "FrameOfReferenceUID", "PositionReferenceIndicator", "PatientPosition",
     # Slice thickness of the MR (the derived image has the MR's resolution)
     "SliceThickness",
 )
+
+
+def _orientation_letters(axis: np.ndarray) -> str:
+    """The Patient Orientation code of an image axis (LPS direction): its main directions, the
+    strongest first (PS3.3 C.7.6.1.1.1), e.g. ``L`` or ``PH`` for an oblique one."""
+    order = np.argsort(-np.abs(axis))
+    return "".join(("LPH" if axis[i] > 0 else "RAF")[i] for i in order
+                   if abs(axis[i]) > 1e-4) or "L"
 
 
 def _as_uint8(data: np.ndarray) -> np.ndarray:
@@ -487,49 +500,23 @@ def write_dicom_series(folder: Path, volume: Volume, description: str = "msgfusi
     new study and frame of reference are made up and the patient fields stay empty.
     Grey voxels are stored as 8 or 16 bits (fused intensities in [0, 1] as 8 bits), RGB as 8 bits.
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence as DicomSequence
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
     from pydicom.valuerep import DSfloat
-
-    from msgfusion import __version__
 
     mr_headers = (source.meta.get("dicom") if source is not None else None) or []
     per_slice = len(mr_headers) == volume.shape[0]
-    template = Dataset()
-    if mr_headers:
-        for name in MR_HEADER_FIELDS:
-            if name in mr_headers[0]:
-                template[name] = mr_headers[0][name]
-    else:
-        template.PatientName, template.PatientID = "", ""
-        template.PatientBirthDate, template.PatientSex = "", ""
-        template.StudyInstanceUID, template.FrameOfReferenceUID = generate_uid(), generate_uid()
-        template.StudyID, template.AccessionNumber, template.ReferringPhysicianName = "", "", ""
-        template.PositionReferenceIndicator = ""
-    now = datetime.datetime.now()
-    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
-    template.setdefault("StudyDate", date)
-    template.setdefault("StudyTime", time)
-    template.SOPClassUID = SecondaryCaptureImageStorage
-    template.SeriesInstanceUID = generate_uid()
-    mr_series = int(mr_headers[0].get("SeriesNumber", 0) or 0) if mr_headers else 0
-    template.SeriesNumber = 1000 + mr_series
-    template.SeriesDescription = description[:64]
-    template.Modality = "OT"
-    template.ConversionType = "WSD"
-    template.Manufacturer = "msgfusion"
-    template.SoftwareVersions = __version__
-    template.ImageType = ["DERIVED", "SECONDARY"]
-    template.DerivationDescription = (derivation or description)[:1024]
-    template.SeriesDate, template.SeriesTime = date, time
-    template.ContentDate, template.ContentTime = date, time
+    template = derived_header(mr_headers[0] if mr_headers else None, MR_HEADER_FIELDS,
+                              description, derivation)
+    if not mr_headers:
+        template.FrameOfReferenceUID, template.PositionReferenceIndicator = generate_uid(), ""
     template.ImageOrientationPatient = [DSfloat(v, auto_format=True)
                                         for v in np.concatenate([volume.direction[:, 0],
                                                                  volume.direction[:, 1]])]
     template.PixelSpacing = [DSfloat(volume.spacing[1], auto_format=True),
                              DSfloat(volume.spacing[0], auto_format=True)]
     template.SpacingBetweenSlices = DSfloat(volume.spacing[2], auto_format=True)
+    template.PatientOrientation = [_orientation_letters(volume.direction[:, i]) for i in (0, 1)]
     template.setdefault("SliceThickness", DSfloat(volume.spacing[2], auto_format=True))
     pixels = _pixel_module(template, volume)
     step = volume.direction[:, 2] * volume.spacing[2]
@@ -540,10 +527,7 @@ def write_dicom_series(folder: Path, volume: Volume, description: str = "msgfusi
         ds.ImagePositionPatient = [DSfloat(v, auto_format=True)
                                    for v in np.asarray(volume.origin) + k * step]
         if per_slice:
-            ref = Dataset()
-            ref.ReferencedSOPClassUID = mr_headers[k].SOPClassUID
-            ref.ReferencedSOPInstanceUID = mr_headers[k].SOPInstanceUID
-            ds.SourceImageSequence = DicomSequence([ref])
+            ds.SourceImageSequence = source_reference(mr_headers[k])
         ds.PixelData = pixels(k)
         ds.file_meta = FileMetaDataset()
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID

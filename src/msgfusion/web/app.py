@@ -72,6 +72,7 @@ from msgfusion.errors import (
     StudyError,
 )
 from msgfusion.io.color import COLOR_MODES, DEFAULT_COLOR_MODE, to_uint8
+from msgfusion.io.images import image_size
 from msgfusion.metrics import METRICS, PAPER_METRICS
 from msgfusion.web import WEB_MAX_PIXELS
 from msgfusion.web.gate import FusionGate, ServerBusy
@@ -421,10 +422,9 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
                 folder.mkdir()
                 name = safe_filename(upload.filename)
                 path = read_upload(upload, f"{label} {name}", folder)
-                try:
-                    with Image.open(path) as img:
-                        w, h = img.size
-                except Exception:  # noqa: BLE001 - Pillow raises many types for bad files
+                try:  # the header (PNG, JPEG, TIFF or DICOM), nothing decoded yet
+                    h, w = image_size(path)
+                except MsgFusionError:
                     raise ImageReadError(f"{label} {name}: not a readable image "
                                          "(corrupt or truncated)") from None
                 if w * h > max_pixels:

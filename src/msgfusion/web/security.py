@@ -46,9 +46,12 @@ def sniff_image(data: bytes, label: str) -> str:
     for magic, suffix, _ in MAGIC:
         if data.startswith(magic):
             return suffix
+    if data[128:132] == b"DICM":  # after the DICOM preamble
+        return ".dcm"
     if not data:
         raise ImageReadError(f"{label}: the file is empty")
-    raise ImageReadError(f"{label}: not a PNG, JPEG or TIFF image (judged by its content)")
+    raise ImageReadError(f"{label}: not a PNG, JPEG or TIFF image or a DICOM file (judged by "
+                         "its content)")
 
 
 def safe_filename(name: str | None, default: str = "upload") -> str:

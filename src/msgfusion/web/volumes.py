@@ -55,14 +55,15 @@ class JobCancelled(MsgFusionError):
 
 def is_volume_upload(names: Sequence[str | None], head: bytes) -> bool:
     """Whether uploaded files are a volume: several files (a DICOM series), a volume suffix, or
-    the first bytes of a NIfTI-1/2 header, a gzip stream, a zip or a DICOM file."""
+    the first bytes of a NIfTI-1/2 header, a gzip stream or a zip. One DICOM file on its own is
+    a 2-D image, as on the command line (:mod:`msgfusion.io.dicom_image`)."""
     if len(names) > 1:
         return True
     name = (names[0] or "").lower()
-    if any(name.endswith(s) for s in VOLUME_SUFFIXES):
+    if any(name.endswith(s) for s in VOLUME_SUFFIXES if s != ".dcm"):
         return True
     return (head[:4] in (b"\x5c\x01\x00\x00", b"\x1c\x02\x00\x00") or head[:2] == b"\x1f\x8b"
-            or head[:4] == b"PK\x03\x04" or head[128:132] == b"DICM")
+            or head[:4] == b"PK\x03\x04")
 
 
 def save_stream(source: IO[bytes], target: Path, limit: int, label: str) -> int:
