@@ -210,7 +210,7 @@ def fuse_volume(
 
     The functional volume is resampled onto the MR grid (linear; ``transform``, a SimpleITK
     transform from MR to functional points, e.g. from registration, when they do not share a
-    space), both are brought to [0, 1] per modality (:mod:`msgfusion.intensity`; ``window``: the
+    space; outside its field of view there is no signal and the fused image is the MR alone), both are brought to [0, 1] per modality (:mod:`msgfusion.intensity`; ``window``: the
     CT window), PET/SPECT rendered with ``cmap`` (default: the atlas's scale of the modality,
     :func:`msgfusion.io.color.default_cmap`), then cut into
     :class:`FusionPair` slices along ``axis`` (axial, coronal or sagittal) that go through
@@ -237,7 +237,11 @@ def fuse_volume(
             raise ShapeMismatchError(f"{vol.meta.get('path', what)}: the {what} volume is RGB; "
                                      "a scalar volume is needed")
     func_scale = modality_scale(func.data, modality, window)
-    on_grid = resample_to(func, mr, transform)
+    # outside the functional volume's field of view: no signal (its minimum: air, no
+    # activity), and the fusion there is the MR alone
+    on_grid = resample_to(func, mr, transform, default=float(np.min(func.data)))
+    covered = resample_to(func.with_data(np.ones(func.shape, np.float32)), mr, transform).data
+    covered_view = Orientation.of(mr).view(covered > 0.5)
     mr_scale_ = mr_scale(mr.data)
     cmap = None if modality == "CT" else (cmap or default_cmap(modality))
     rgb = color == "viridis" or (modality != "CT" and color != "gray")
@@ -257,6 +261,7 @@ def fuse_volume(
                             func=result.render_func(plane(func_view, axis, i)),
                             modality=modality, name=f"{axis} {i}") for i in indices]
         for i, pair, fused in zip(indices, pairs, fuse_pairs(method, pairs, batch_size)):
+            fused = np.where(plane(covered_view, axis, i), fused, pair.mr)
             plane(out_view, axis, i)[...] = fused
             if rgb:
                 plane(pic_view, axis, i)[...] = to_uint8(restore_color(fused, pair.func, color))

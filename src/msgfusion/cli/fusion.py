@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from msgfusion.cli import EXIT_USAGE
 from msgfusion.cli.common import (
     CommandAdder,
@@ -13,6 +15,7 @@ from msgfusion.cli.common import (
     modality_arg,
     positive_int,
 )
+from msgfusion.cli.registration import add_registration_options
 from msgfusion.cli.volumes import add_volume_options, fuse_volume_dir, fuse_volumes
 from msgfusion.data.datasets import PairFolder, is_volume_pair_folder, sample_folders
 from msgfusion.errors import MsgFusionError, OutputExistsError
@@ -24,10 +27,20 @@ from msgfusion.methods.registry import DEFAULT_METHOD, fuse_pairs, list_methods
 from msgfusion.pair import MODALITIES
 
 
+#: ``fuse`` options that only mean something with ``--register`` (their argparse names).
+REGISTRATION_OPTIONS = ("type", "iterations", "search_orientation", "accept_doubtful",
+                        "save_transform")
+
+
 def cmd_fuse(args: argparse.Namespace) -> int:
     from msgfusion.api import make_pair
     from msgfusion.methods.msgfusion import MsgFusion
 
+    registration_only = [f"--{name.replace('_', '-')}" for name in REGISTRATION_OPTIONS
+                         if getattr(args, name)]
+    if registration_only and not args.register:
+        raise MsgFusionError(f"{' '.join(registration_only)}: registration options, for "
+                             "--register")
     if is_volume_path(args.mr) or is_volume_path(args.func):
         return fuse_volumes(args)
     volume_only = [f"--{name}" for name in ("series", "window", "transform", "preview",
@@ -37,16 +50,19 @@ def cmd_fuse(args: argparse.Namespace) -> int:
                              f"{args.func} are 2-D images")
     method = method_from_args(args)
     out = check_writable(args.output, args.overwrite)
+    covered = None
     if args.register:
         from msgfusion.cli.registration import registered_pair
 
-        pair = registered_pair(args, out)
+        pair, covered = registered_pair(args, out)
     elif args.frame is not None:  # a frame of a multi-frame DICOM file
         pair = make_pair(read_image(args.mr, args.frame), read_image(args.func, args.frame),
                          args.modality, args.cmap)
     else:
         pair = make_pair(Path(args.mr), Path(args.func), args.modality, args.cmap)
     (intensity,) = fuse_pairs(method, [pair])
+    if covered is not None:  # outside the moved image: no signal, the MR alone
+        intensity = np.where(covered, intensity, pair.mr)
     write_image(out, restore_color(intensity, pair.func, args.color), overwrite=args.overwrite,
                 source=args.mr)
     how = "given" if args.modality else "inferred; --modality overrides"
@@ -164,7 +180,9 @@ def add_commands(command: CommandAdder) -> None:
                         ".mhd, .nrrd, or a folder name without suffix for a DICOM series)")
     p.add_argument("--register", action="store_true",
                    help="register --func onto --mr first (Mattes MI; 2-D: similarity, any sizes; "
-                        "volumes: rigid): see `msgfusion register`")
+                        "volumes: rigid): see `msgfusion register`; a doubtful registration "
+                        "writes <output>_qa.png, no fused output, and exits 3")
+    add_registration_options(p, fuse=True)
     add_method_options(p)
     add_volume_options(p)
 

@@ -1,8 +1,10 @@
 """The ``register`` command, and the registration step of ``fuse --register``.
 
-A doubtful registration (:class:`~msgfusion.errors.MsgFusionWarning`) prints one line
-``msgfusion: warning: ...`` per finding, with what to try; the QA figure is then always written
-(to ``--qa``, or beside the output as ``<output>_qa.png``) so the user can look.
+A registration that the failure detector doubts stops: ``register`` still writes the transform
+and the QA figure (``--qa``, or beside the output as ``<output>_qa.png``), ``fuse --register``
+writes the QA figure and no fused output; both print one line ``msgfusion <command>: doubtful:
+<why; what to try>`` naming only options of that command, and exit 3, unless
+``--accept-doubtful``.
 """
 
 from __future__ import annotations
@@ -19,8 +21,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from msgfusion.cli.common import CommandAdder
-from msgfusion.errors import ImageReadError, MsgFusionWarning, OutputExistsError
+from msgfusion.errors import (
+    ImageReadError,
+    MsgFusionWarning,
+    OutputExistsError,
+    RegistrationDoubtful,
+)
 from msgfusion.io.images import READ_EXTENSIONS, check_writable, read_image
+from msgfusion.register.engine import INITS, KINDS
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
@@ -29,8 +37,6 @@ if TYPE_CHECKING:
     from msgfusion.register import RegistrationResult, RegistrationSettings
     from msgfusion.volume import Volume
 
-KINDS = ("rigid", "similarity", "affine")
-INITS = ("geometry", "moments", "header")
 
 
 def read_input(path: str | os.PathLike) -> np.ndarray | Volume:
@@ -59,21 +65,22 @@ def printed_warnings(found: list[str]) -> Iterator[None]:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
-def report(result: RegistrationResult, found: list[str], qa: Path | None, output: Path,
-           overwrite: bool) -> None:
-    """Write the QA figure when asked or when something looks wrong; print the warnings."""
+def stop_if_doubtful(result: RegistrationResult, qa: Path | None, output: Path,
+                     overwrite: bool) -> None:
+    """A doubtful result raises :class:`~msgfusion.errors.RegistrationDoubtful` (``main``
+    prints one line ``msgfusion <command>: doubtful: ...`` and exits 3), after writing the QA
+    figure beside ``output`` as ``<output>_qa.png`` unless one was written to ``qa``."""
     from msgfusion.register import qa_figure
 
-    note = ""
-    if found and qa is None:
+    if not result.doubts:
+        return
+    if qa is None:
         qa = output.with_name(f"{output.name.split('.')[0]}_qa.png")
         if qa.exists() and not overwrite:
-            note, qa = f" (QA figure not written: {qa} exists; use --qa or --overwrite)", None
-    if qa is not None:
+            raise RegistrationDoubtful(result.doubts, result,
+                                       f"QA figure not written: {qa} exists; use --overwrite")
         qa_figure(result, qa, overwrite=overwrite)
-        note = note or f" (QA figure: {qa})"
-    for text in found:
-        print(f"msgfusion: warning: {text}{note}", file=sys.stderr)
+    raise RegistrationDoubtful(result.doubts, result, f"QA figure: {qa}")
 
 
 def settings_from_args(args: argparse.Namespace, two_d: bool) -> RegistrationSettings:
@@ -83,64 +90,115 @@ def settings_from_args(args: argparse.Namespace, two_d: bool) -> RegistrationSet
     from msgfusion.register.engine import DEFAULTS_2D, DEFAULTS_3D
 
     base = DEFAULTS_2D if two_d else DEFAULTS_3D
-    changes: dict[str, Any] = {"init": getattr(args, "init", base.init),
-                               "search_orientation": getattr(args, "search_orientation", False)}
-    if getattr(args, "iterations", None) is not None:
+    changes: dict[str, Any] = {"init": args.init}
+    if args.search_orientation:
+        changes["search_orientation"] = True
+    if args.iterations is not None:
         changes["iterations"] = args.iterations
     return replace(base, **changes)
 
 
-def add_registration_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--init", default="geometry", choices=INITS,
-                   help="start: geometry (image centres together, default), moments (centres "
-                        "of mass together) or header (trust the scanner coordinates)")
-    p.add_argument("--search-orientation", action="store_true",
-                   help="also try the start turned 180 degrees about each axis (scans of a "
-                        "patient or phantom placed the other way round)")
-    p.add_argument("--iterations", type=int, metavar="N",
+def add_registration_options(p: argparse.ArgumentParser, fuse: bool = False) -> None:
+    """The registration options of ``register`` and of ``fuse --register``."""
+    g = p.add_argument_group("registration" + (" (with --register)" if fuse else ""))
+    g.add_argument("--type", choices=KINDS,
+                   help="transform: rigid (3-D default), similarity (rigid + one scale, 2-D "
+                        "default: pixel images carry no physical size) or affine")
+    g.add_argument("--init", default="auto", choices=INITS,
+                   help="centring of the starts: auto (image centres and centres of mass, "
+                        "each tried; default), geometry (image centres), moments (centres of "
+                        "mass) or header (trust the scanner coordinates)")
+    g.add_argument("--search-orientation", action="store_true",
+                   help="also start turned 180 degrees about each axis (done by default for "
+                        "volumes whose DICOM frames of reference differ)")
+    g.add_argument("--iterations", type=int, metavar="N",
                    help="optimiser iterations per resolution level at most (default 200)")
+    g.add_argument("--accept-doubtful", action="store_true",
+                   help="use a registration that the failure detector doubts (default: write "
+                        "its QA figure, " + ("no fused output, " if fuse else "") + "exit 3)")
+    if fuse:
+        g.add_argument("--save-transform", metavar="TRANSFORM.tfm",
+                       help="also write the registration's transform (ITK text format)")
 
 
-def registered_pair(args: argparse.Namespace, output: Path) -> FusionPair:
-    """``fuse --register``: the pair with the functional image registered onto the MR; the
-    QA figure goes beside ``output`` when the registration looks doubtful."""
-    from msgfusion.register import register_pair
+def _register_checked(args: argparse.Namespace, call: Any) -> RegistrationResult:
+    """``call()`` run with doubts returned, not raised (their lines are ours to print); other
+    warnings (a colour MR made grey) pass through."""
+    found: list[str] = []
+    with printed_warnings(found):
+        return call()
 
+
+def _save_transform(args: argparse.Namespace, result: RegistrationResult) -> None:
+    from msgfusion.register import write_transform
+
+    if args.save_transform:
+        write_transform(args.save_transform, result.transform, overwrite=args.overwrite)
+
+
+def registered_pair(args: argparse.Namespace, output: Path) -> tuple[FusionPair, np.ndarray]:
+    """``fuse --register``: the pair with the functional image registered onto the MR, and
+    where the moved image has data (the fusion shows the MR alone elsewhere). A doubtful
+    registration writes its QA figure beside ``output`` and stops (unless --accept-doubtful)."""
     from msgfusion.pair import infer_modality
+    from msgfusion.register import coverage, register_pair
 
     frame = getattr(args, "frame", None)  # of a multi-frame DICOM file
     mr, func = read_image(args.mr, frame), read_image(args.func, frame)
     modality = args.modality or infer_modality(func, args.func)
-    found: list[str] = []
-    with printed_warnings(found):
-        pair, result = register_pair(mr, func, modality,
-                                     settings=settings_from_args(args, two_d=True),
-                                     name=Path(args.mr).stem, cmap=args.cmap)
-    report(result, found, None, output, args.overwrite)
-    return pair
+    if args.save_transform:
+        check_writable_transform(args.save_transform, args.overwrite)
+    pair, result = _register_checked(args, lambda: register_pair(
+        mr, func, modality, kind=args.type or "similarity",
+        settings=settings_from_args(args, two_d=True), name=Path(args.mr).stem, cmap=args.cmap,
+        accept_doubtful=True))
+    if not args.accept_doubtful:
+        stop_if_doubtful(result, None, output, args.overwrite)
+    print(f"registered {args.func} onto {args.mr}: {result.summary}")
+    _save_transform(args, result)
+    return pair, coverage(result.moving, pair.mr, result.transform)
 
 
 def registered_transform(args: argparse.Namespace, mr: Volume, func: Volume,
                          output: Path) -> sitk.Transform:
-    """``fuse --register`` for volumes: the rigid transform that moves ``func`` onto ``mr``;
-    the QA figure goes beside ``output`` when the registration looks doubtful."""
+    """``fuse --register`` for volumes: the transform that moves ``func`` onto ``mr``; a
+    doubtful registration writes its QA figure beside ``output`` and stops (unless
+    --accept-doubtful)."""
     from msgfusion.register import register_volumes
 
-    found: list[str] = []
-    with printed_warnings(found):
-        result = register_volumes(mr, func, settings=settings_from_args(args, two_d=False))
-    report(result, found, None, output, args.overwrite)
+    if args.save_transform:
+        check_writable_transform(args.save_transform, args.overwrite)
+    result = _register_checked(args, lambda: register_volumes(
+        mr, func, args.type or "rigid", settings_from_args(args, two_d=False),
+        accept_doubtful=True))
+    if not args.accept_doubtful:
+        stop_if_doubtful(result, None, output, args.overwrite)
     print(f"registered {args.func} onto {args.mr}: {result.summary}")
+    _save_transform(args, result)
     return result.transform
+
+
+def check_writable_transform(path: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse a transform file name that exists (unless ``overwrite``) before any work."""
+    path = Path(path)
+    if path.suffix.lower() not in (".tfm", ".txt"):
+        raise ImageReadError(f"{path}: transforms are written as ITK text files; name it *.tfm")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: already exists (use --overwrite to replace it)")
 
 
 def cmd_register(args: argparse.Namespace) -> int:
     from msgfusion.io.volumes import check_volume_writable, write_volume
-    from msgfusion.register import register_images, register_volumes, resample, write_transform
+    from msgfusion.register import (
+        qa_figure,
+        register_images,
+        register_volumes,
+        resample,
+        write_transform,
+    )
 
     output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise OutputExistsError(f"{output}: already exists (use --overwrite to replace it)")
+    check_writable_transform(output, args.overwrite)
     qa = check_writable(args.qa, args.overwrite) if args.qa else None
     mr, func = read_input(args.mr), read_input(args.func)
     two_d = isinstance(mr, np.ndarray) and isinstance(func, np.ndarray)
@@ -158,12 +216,9 @@ def cmd_register(args: argparse.Namespace) -> int:
             check_volume_writable(resampled, args.overwrite)
     kind = args.type or ("similarity" if two_d else "rigid")
     settings = settings_from_args(args, two_d)
-    found: list[str] = []
-    with printed_warnings(found):
-        if two_d:
-            result = register_images(mr, func, kind, settings)
-        else:
-            result = register_volumes(mr, func, kind, settings)
+    result = _register_checked(args, lambda: (
+        register_images(mr, func, kind, settings, accept_doubtful=True) if two_d
+        else register_volumes(mr, func, kind, settings, accept_doubtful=True)))
     write_transform(output, result.transform, overwrite=args.overwrite)
     written = [str(output)]
     if resampled is not None:
@@ -176,11 +231,13 @@ def cmd_register(args: argparse.Namespace) -> int:
             write_volume(resampled, moved, overwrite=args.overwrite, source=mr,
                          description="registered onto the MR (msgfusion)")
         written.append(str(resampled))
-    report(result, found, qa, output, args.overwrite)
     if qa is not None:
+        qa_figure(result, qa, overwrite=args.overwrite)
         written.append(str(qa))
     print(f"registered {args.func} onto {args.mr}: {result.summary}")
     print(f"wrote {', '.join(written)}")
+    if not args.accept_doubtful:
+        stop_if_doubtful(result, qa, output, args.overwrite)
     return 0
 
 
@@ -199,11 +256,9 @@ def add_commands(command: CommandAdder) -> None:
     p.add_argument("--resampled", metavar="OUT",
                    help="also write the functional image resampled onto the MR grid (2-D: "
                         f"{', '.join(READ_EXTENSIONS[:4])}...; volumes: .nii.gz, .mha)")
-    p.add_argument("--type", choices=KINDS,
-                   help="transform: rigid (3-D default), similarity (rigid + one scale, 2-D "
-                        "default: pixel images carry no physical size) or affine")
     p.add_argument("--qa", metavar="QA.png",
                    help="QA figure: checkerboard and edge overlay before and after, final "
-                        "metric (written anyway, beside the output, when a warning is printed)")
+                        "metric (written anyway, beside the output, when the registration is "
+                        "doubtful)")
     add_registration_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist")

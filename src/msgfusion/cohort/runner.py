@@ -124,9 +124,10 @@ class CohortResult:
 
     def summary_lines(self) -> list[str]:
         """What was done, skipped and failed (with reasons), throughput, mean metrics."""
-        n, done = self.total, self.count("done")
+        n, done, doubtful = self.total, self.count("done"), self.count("doubtful")
         lines = [f"{n} subject(s): {done} done ({self.computed} computed, {self.skipped} up to "
-                 f"date and skipped), {n - done} failed"]
+                 f"date and skipped), {n - done - doubtful} failed"
+                 + (f", {doubtful} doubtful (look at their QA figures)" if doubtful else "")]
         if self.computed and self.compute_s > 0:
             lines.append(f"wall time {self.wall_s:.1f} s, of which {self.compute_s:.1f} s "
                          f"computing: {60 * self.computed / self.compute_s:.1f} subjects/minute"

@@ -10,7 +10,9 @@ the CLI uses: there is no second fusion path, and ``fuse_many`` gives the very p
 ``fuse`` gives one by one.
 
 A user error (a :class:`~msgfusion.errors.MsgFusionError`: unreadable file, size mismatch) marks
-that subject failed with its one-line reason and the rest of the batch goes on; a
+that subject failed with its one-line reason and the rest of the batch goes on (a registration
+the failure detector doubts: status ``doubtful``, its QA figure and transform beside where the
+output would be, no fused output); a
 :class:`~msgfusion.errors.MsgFusionWarning` (input used, but not as given) goes to the subject's
 ``warnings``; any other exception propagates, so Dask retries the batch. The last step writes
 the subject's record (fingerprint and result row) atomically: a subject is done exactly when its
@@ -48,7 +50,7 @@ from msgfusion import (
     write_volume,
 )
 from msgfusion.cohort.manifest import Subject
-from msgfusion.errors import MsgFusionError, MsgFusionWarning
+from msgfusion.errors import MsgFusionError, MsgFusionWarning, RegistrationDoubtful
 from msgfusion.io.files import write_text
 from msgfusion.volume import Orientation, n_planes
 
@@ -104,7 +106,7 @@ class SubjectState:
     warnings: list[str] = field(default_factory=list)  # MsgFusionWarnings: input not as given
     registration: str = ""  # the registration's summary, when the subject was registered
     reason: str = ""
-    status: str = "done"  # done | failed
+    status: str = "done"  # done | failed | doubtful (a registration to look at)
 
 
 @contextmanager
@@ -119,6 +121,11 @@ def _timed(states: Sequence[SubjectState], name: str) -> Iterator[list[str]]:
             yield caught_messages
         caught_messages += [str(w.message) for w in caught
                             if issubclass(w.category, MsgFusionWarning)]
+    except RegistrationDoubtful as exc:
+        for state in states:
+            state.status = "doubtful"
+            state.reason = (f"{name}: doubtful: " + "; ".join(d.reason for d in exc.doubts)
+                            + f" ({exc.note})")
     except MsgFusionError as exc:
         for state in states:
             state.reason, state.status = f"{name}: {exc}", "failed"
@@ -160,7 +167,8 @@ class SliceKind:
         grid, as ``msgfusion fuse --register`` does; the pair and the registration result."""
         from msgfusion.register import register_pair
 
-        return register_pair(*images, modality=job.subject.modality, name=job.subject.id)
+        return register_pair(*images, modality=job.subject.modality, name=job.subject.id,
+                             accept_doubtful=True)
 
     @staticmethod
     def write(job: SubjectJob, fused: np.ndarray) -> None:
@@ -190,8 +198,10 @@ class VolumeKind:
         from msgfusion.register import register_volumes, resample
 
         mr, func = volumes
-        result = register_volumes(mr, func)
-        return (mr, resample(func, mr, result.transform)), result
+        result = register_volumes(mr, func, accept_doubtful=True)
+        # outside the functional volume's field of view: no signal (its minimum)
+        return (mr, resample(func, mr, result.transform, default=float(np.min(func.data)))), \
+            result
 
     @staticmethod
     def fuse(job: SubjectJob, volumes: tuple[Volume, Volume]) -> FusedVolume:
@@ -238,7 +248,8 @@ def _read(state: SubjectState) -> None:
 def _register(state: SubjectState) -> None:
     """Register the functional input onto the MR; write the transform and the QA figure beside
     the output. A registration that fails (:class:`~msgfusion.errors.RegistrationError`) fails
-    the subject with its reason."""
+    the subject; one that the failure detector doubts stops it (status ``doubtful``): the
+    figure and the transform are there to look at, and the subject is not fused."""
     from msgfusion.register import qa_figure, write_transform
 
     job = state.job
@@ -247,6 +258,9 @@ def _register(state: SubjectState) -> None:
     job.output.parent.mkdir(parents=True, exist_ok=True)
     write_transform(job.transform_path, result.transform, overwrite=True)
     qa_figure(result, job.qa_path, overwrite=True, title=job.subject.id)
+    if result.doubts:
+        raise RegistrationDoubtful(result.doubts, result,
+                                   f"QA figure {job.qa_path}, transform {job.transform_path}")
 
 
 def _fuse_slices(states: Sequence[SubjectState]) -> None:

@@ -296,12 +296,12 @@ def _register(job: VolumeJob, mr: Volume, func: Volume) -> Any:
     from msgfusion.register import qa_figure, register_volumes
 
     job.status = "registering"
-    result = register_volumes(mr, func)
+    result = register_volumes(mr, func, accept_doubtful=True)  # the doubt is the page's to show
     job.registration = result.summary
     job.qa = qa_figure(result, job.folder / "qa.png", title="functional (edges) on the MR")
-    if result.warnings and not job.accept_doubtful:
+    if result.doubts and not job.accept_doubtful:
         job.status = "doubtful"
-        job.message = "; ".join(result.warnings)
+        job.message = "; ".join(d.reason for d in result.doubts)
         return None
     return result.transform
 
