@@ -42,7 +42,8 @@ def cmd_pacs_fuse(args: argparse.Namespace) -> int:
 
     client = _client(args)
     stored = fuse_study(client, args.study, args.mr, args.func, args.register, args.method,
-                        args.color, settings_from_args(args, two_d=False), say=print)
+                        args.color, settings_from_args(args, two_d=False), args.type or "rigid",
+                        args.accept_doubtful, say=print)
     print(f"stored {stored.images} images of the fused {stored.modality}-MRI series in study "
           f"{args.study} on {client.url}")
     print(stored.series_uid)
@@ -67,13 +68,13 @@ def add_commands(command: CommandAdder) -> None:
     sub = p.add_subparsers(dest="pacs_command", required=True, metavar="COMMAND")
     q = sub.add_parser("list", help="the studies (or one study) and their series: modality, "
                                     "description, number of images")
-    q.set_defaults(handler=cmd_pacs_list)
+    q.set_defaults(handler=cmd_pacs_list, parser=q)
     _connection_options(q)
     q.add_argument("--study", metavar="UID", help="list this study only")
     q = sub.add_parser("fuse", help="fuse the MR and CT/PET/SPECT series of a study (fetched "
                                     "with WADO-RS) and store the fused volume as one new series "
                                     "of the study (STOW-RS); prints its SeriesInstanceUID last")
-    q.set_defaults(handler=cmd_pacs_fuse)
+    q.set_defaults(handler=cmd_pacs_fuse, parser=q)
     _connection_options(q)
     q.add_argument("--study", required=True, metavar="UID", help="the StudyInstanceUID")
     q.add_argument("--mr", metavar="SERIES",
@@ -83,7 +84,8 @@ def add_commands(command: CommandAdder) -> None:
                         "several")
     q.add_argument("--register", action="store_true",
                    help="register the series onto the MR first (rigid); done anyway when their "
-                        "frames of reference differ. A doubtful registration stores nothing")
+                        "frames of reference differ. A doubtful registration stores nothing "
+                        "(exit 3) unless --accept-doubtful")
     add_registration_options(q)
     q.add_argument("--method", default=DEFAULT_METHOD,
                    help=f"fusion method (default: {DEFAULT_METHOD}; list: `msgfusion methods`)")

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from msgfusion.errors import MsgFusionError, MsgFusionWarning, PacsError
+from msgfusion.errors import MsgFusionError, PacsError, RegistrationDoubtful
 from msgfusion.pacs.client import PacsClient, SeriesInfo
 
 if TYPE_CHECKING:
@@ -59,14 +58,16 @@ def pick_series(client: PacsClient, study: str, series: list[SeriesInfo], chosen
 
 def fuse_study(client: PacsClient, study: str, mr: str | None = None, func: str | None = None,
                register: bool = False, method: str | None = None, color: str | None = None,
-               settings: RegistrationSettings | None = None,
+               settings: RegistrationSettings | None = None, kind: str = "rigid",
+               accept_doubtful: bool = False,
                say: Callable[[str], object] = lambda _: None) -> StoredFusion:
     """Fuse the MR and the CT/PET/SPECT series of ``study`` and store the result as one new
     series of the study (the MR's frame of reference and geometry, derived, referencing the MR
     slices); nothing is stored when anything before the store fails, including a doubtful
-    registration. ``mr``/``func``: SeriesInstanceUIDs (default: the only series of the
-    modality); ``settings``: of the rigid registration, done when ``register`` or when the
-    frames of reference differ. ``say`` receives one line per step."""
+    registration (:class:`~msgfusion.errors.RegistrationDoubtful`, unless ``accept_doubtful``).
+    ``mr``/``func``: SeriesInstanceUIDs (default: the only series of the modality);
+    ``settings`` and ``kind`` (default rigid): of the registration, done when ``register`` or
+    when the frames of reference differ. ``say`` receives one line per step."""
     import pydicom
 
     import msgfusion
@@ -88,14 +89,13 @@ def fuse_study(client: PacsClient, study: str, mr: str | None = None, func: str 
     transform = None
     registered = register or frames[0] is None or frames[0] != frames[1]
     if registered:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", MsgFusionWarning)
-            result = register_volumes(mr_volume, func_volume, settings=settings)
-        doubts = [str(w.message) for w in caught if issubclass(w.category, MsgFusionWarning)
-                  and str(w.message).startswith("registration:")]
-        if doubts:
-            raise _doubtful(f"series {func_info.uid} onto {mr_info.uid}: {doubts[0]}; nothing "
-                            "was stored")
+        try:
+            result = register_volumes(mr_volume, func_volume, kind, settings,
+                                      accept_doubtful=accept_doubtful)
+        except RegistrationDoubtful as exc:
+            exc.note = (f"{modality} series {func_info.uid} onto MR series {mr_info.uid}; "
+                        "nothing was stored")
+            raise
         transform = result.transform
         why = "asked" if register else "different frames of reference"
         say(f"registered {modality} onto MR ({why}): {result.summary}")
@@ -126,12 +126,3 @@ def _fetch_volume(client: PacsClient, study: str, series: SeriesInfo) -> Volume:
             text = text.split("; give one file")[0]  # a hint for files on disk, not a PACS
             raise type(exc)(f"series {series.uid} of study {study}: "
                             f"{text.lstrip(': ')}") from None
-
-
-def _doubtful(message: str) -> MsgFusionError:
-    """The registration's doubt as the error type of the registration rules, when there is
-    one (exit code 3 on the command line), else a PACS error."""
-    from msgfusion import errors
-
-    kind = getattr(errors, "RegistrationDoubtful", PacsError)
-    return kind(f"doubtful registration of {message}")
