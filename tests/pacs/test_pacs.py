@@ -12,7 +12,8 @@ import pytest
 from cli_helpers import assert_one_line_error, run
 from conftest import SHARED
 from dicom_helpers import dciodvfy_errors, new_study, spm_study
-from orthanc_server import REFUSED_DESCRIPTION, free_port
+from net_helpers import free_port
+from orthanc_server import REFUSED_DESCRIPTION
 
 from msgfusion.errors import PacsError
 
@@ -209,9 +210,8 @@ def test_a_url_that_is_not_the_dicomweb_root_is_one_line(capsys, orthanc, creden
 
 def test_a_series_that_is_not_a_volume_is_named(capsys, orthanc, credentials):
     """Exported single images (Secondary Capture, no geometry) filed as the study's MR."""
-    from dicom_helpers import png_uint8, secondary_capture
-
     from conftest import AANLIB
+    from dicom_helpers import png_uint8, secondary_capture
 
     study = new_study("HOE^HANS", "SC-001")
     (pet,) = spm_study(study, mr=False)

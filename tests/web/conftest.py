@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,18 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from net_helpers import free_port
 
 from msgfusion.web.study import Study, StudyStore
 
 REPO = Path(__file__).resolve().parents[2]
 #: Fast methods for studies in tests (a study needs >= 3 for the Friedman test).
 TEST_METHODS = ("average", "max", "pca")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
