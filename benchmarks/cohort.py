@@ -16,7 +16,7 @@ peak memory of client and scheduler, time per subject, the results table's size;
 that predicts for 1 000 000 subjects.
 
     PYTHONPATH=src nice -n 10 python benchmarks/cohort.py              # writes docs/cohort.md
-    PYTHONPATH=src python benchmarks/cohort.py --sim-subjects 5000 --output /tmp/cohort.md
+    PYTHONPATH=src python benchmarks/cohort.py --sim-subjects 5000 --output cohort-trial.md
     PYTHONPATH=src python benchmarks/cohort.py --render   # docs/cohort.md from docs/cohort.json
 
 The measurements go to ``docs/cohort.json`` beside the page, which is rendered from them.

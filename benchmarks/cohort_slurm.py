@@ -79,7 +79,7 @@ def main() -> None:
         "The job script dask-jobqueue submitted:",
         "",
         "```bash",
-        script.replace(str(work), "WORK"),
+        script.replace(str(work), "WORK").replace(str(REPO), "REPO"),
         "```",
         "",
         "`squeue` while the workers ran:",
@@ -92,7 +92,7 @@ def main() -> None:
         "--metrics none` printed:",
         "",
         "```",
-        run.stdout.strip().replace(str(work), "WORK"),
+        run.stdout.strip().replace(str(work), "WORK").replace(str(REPO), "REPO"),
         "```",
     ]
     args.output.write_text("\n".join(lines) + "\n")
