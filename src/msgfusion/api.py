@@ -17,12 +17,23 @@ from msgfusion.errors import (
     ShapeMismatchError,
     UnknownModalityError,
 )
-from msgfusion.intensity import IntensityScale, modality_scale, mr_scale
-from msgfusion.io.color import (COLOR_MODES, DEFAULT_COLOR_MODE, colorize, default_cmap,
-                                restore_color, to_uint8)
+from msgfusion.intensity import UNITS, IntensityScale, modality_scale, mr_scale
+from msgfusion.io.color import (
+    COLOR_MODES,
+    DEFAULT_COLOR_MODE,
+    colorize,
+    default_cmap,
+    restore_color,
+    to_uint8,
+)
 from msgfusion.io.volumes import guess_modality, read_volume
-from msgfusion.methods.registry import (DEFAULT_METHOD, FusionMethod, fuse_pairs, get_method,
-                                        list_methods)
+from msgfusion.methods.registry import (
+    DEFAULT_METHOD,
+    FusionMethod,
+    fuse_pairs,
+    get_method,
+    list_methods,
+)
 from msgfusion.pair import (
     FusionPair,
     as_image,
@@ -31,8 +42,15 @@ from msgfusion.pair import (
     load_pair,
     prepare_images,
 )
-from msgfusion.volume import (AXES, Orientation, Volume, n_planes, plane, plane_spacing,
-                              resample_to)
+from msgfusion.volume import (
+    AXES,
+    Orientation,
+    Volume,
+    n_planes,
+    plane,
+    plane_spacing,
+    resample_to,
+)
 from msgfusion.workers import in_workers
 
 ImageLike = np.ndarray | str | os.PathLike
@@ -114,7 +132,9 @@ def evaluate(mr: np.ndarray, func: np.ndarray, fused: np.ndarray,
     in [0, 1], grey or RGB), on 8-bit grey / BT.601 luminance as the reference code computes
     them; ``metrics``: labels, ``"paper"`` (the paper's seven) or ``"all"``
     (:func:`msgfusion.metrics.evaluate_images`)."""
-    from msgfusion.metrics import evaluate_images  # scipy: loaded when a fusion is evaluated
+    from msgfusion.metrics import (
+        evaluate_images,  # scipy: loaded when a fusion is evaluated
+    )
 
     return evaluate_images(mr, func, fused, metrics)
 
@@ -176,6 +196,11 @@ class FusedVolume:
     mr_scale: IntensityScale
     func_scale: IntensityScale
 
+    @property
+    def unit(self) -> str:
+        """What the functional values measure: HU (CT), uptake (PET), perfusion (SPECT)."""
+        return UNITS[self.modality]
+
     def render_func(self, values: np.ndarray) -> np.ndarray:
         """Physical functional values -> the picture the method is given (grey or colour)."""
         unit = self.func_scale(values)
@@ -210,10 +235,10 @@ def fuse_volume(
 
     The functional volume is resampled onto the MR grid (linear; ``transform``, a SimpleITK
     transform from MR to functional points, e.g. from registration, when they do not share a
-    space; outside its field of view there is no signal and the fused image is the MR alone), both are brought to [0, 1] per modality (:mod:`msgfusion.intensity`; ``window``: the
-    CT window), PET/SPECT rendered with ``cmap`` (default: the atlas's scale of the modality,
-    :func:`msgfusion.io.color.default_cmap`), then cut into
-    :class:`FusionPair` slices along ``axis`` (axial, coronal or sagittal) that go through
+    space; outside its field of view there is no signal and the fused image is the MR alone),
+    both are brought to [0, 1] per modality (:mod:`msgfusion.intensity`; ``window``: the CT
+    window), PET/SPECT rendered with ``cmap`` (default: the atlas's scale of the modality,
+    :func:`msgfusion.io.color.default_cmap`), then cut into :class:`FusionPair` slices along ``axis`` (axial, coronal or sagittal) that go through
     ``fuse_pairs`` in batches of ``batch_size`` (``progress(n)`` after each), ``workers``
     batches at once (default: one per CPU core; see :func:`fuse_folder` on torch threads).
     Colour is restored per slice (``color`` as in :func:`fuse`). The modality is taken from the
@@ -293,9 +318,8 @@ def volume_preview(result: FusedVolume, size: int = 256) -> np.ndarray:
         rows.append(side_by_side([resize(p, *shape) for p in panels],
                                  [f"MR ({axis})", result.modality,
                                   f"fused ({result.method})"]))
-    unit = {"CT": "HU", "PET": "uptake", "SPECT": "perfusion"}[result.modality]
-    caption = (f"{result.modality} {unit}: low (left) to high (right)" if result.cmap
-               else f"CT window: {unit}, dark to bright")
+    caption = (f"{result.modality} {result.unit}: low (left) to high (right)" if result.cmap
+               else f"CT window: {result.unit}, dark to bright")
     rows.append(colour_bar(result.cmap or "gray", max(r.shape[1] for r in rows),
                            result.func_scale.low, result.func_scale.high, caption))
     return stack_rows(rows)

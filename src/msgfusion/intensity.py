@@ -29,6 +29,9 @@ from msgfusion.errors import MsgFusionError
 
 MR_PERCENTILES: tuple[float, float] = (0.5, 99.5)
 FUNCTIONAL_PERCENTILE: float = 99.5
+#: What a modality's values measure, for the labels of colour bars.
+UNITS = {"CT": "HU", "PET": "uptake", "SPECT": "perfusion"}
+
 #: CT windows ``name: (width, level)`` in HU (Radiopaedia's "windowing (CT)" values).
 CT_WINDOWS: dict[str, tuple[float, float]] = {
     "brain": (80.0, 40.0),

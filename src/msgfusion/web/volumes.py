@@ -11,6 +11,7 @@ accepted it (DESIGN.md: doubtful registration stops the fusion).
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import shutil
@@ -39,8 +40,8 @@ from msgfusion.errors import ImageReadError, MsgFusionError, SpaceMismatchError
 from msgfusion.io.color import COLORMAPS
 from msgfusion.io.volumes import volume_suffix
 from msgfusion.volume import Orientation, check_same_space, n_planes
-from msgfusion.web.security import MAGIC
 from msgfusion.web.gate import ServerBusy
+from msgfusion.web.security import MAGIC
 
 CHUNK = 1 << 20
 #: Upload names taken as volumes (a DICOM series: several .dcm files, or one .zip).
@@ -162,7 +163,7 @@ def colour_scale(fused: FusedVolume, stops: int = 32) -> dict[str, Any]:
     name = fused.cmap or "gray"
     table = COLORMAPS[name]
     index = np.linspace(0, len(table) - 1, stops).round().astype(int)
-    unit = {"CT": "HU", "PET": "uptake", "SPECT": "perfusion"}[fused.modality]
+    unit = fused.unit
     return {"name": name, "rgb": (table[index] * 255).round().astype(int).tolist(),
             "low": round(float(fused.func_scale.low), 4),
             "high": round(float(fused.func_scale.high), 4), "unit": unit,
@@ -232,8 +233,6 @@ class VolumeJobs:
         except Exception as exc:  # noqa: BLE001 - reported on the page, logged by the app
             job.status = "failed"
             job.message = f"internal error ({type(exc).__name__}); the server log has the details"
-            import logging
-
             logging.getLogger("msgfusion.web").exception("volume job failed")
         finally:
             if job.status in ("failed", "cancelled"):
