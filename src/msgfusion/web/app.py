@@ -56,8 +56,6 @@ from starlette.exceptions import HTTPException
 
 from msgfusion import (
     DEFAULT_METHOD,
-    check_color,
-    check_method,
     evaluate,
     fuse,
     list_methods,
@@ -406,10 +404,7 @@ def create_app(data_dir: str | os.PathLike, *, max_upload_mb: float = 20.0,
             raise MsgFusionError("send one MR image and one functional image (several files "
                                  "are taken only as the slices of a DICOM series)")
         (mr,), (func,) = mr, func
-        color = check_color(color or DEFAULT_COLOR_MODE)
-        methods = [check_method(m) for m in dict.fromkeys(m for m in methods if m)]
-        if not methods:
-            raise MsgFusionError("choose at least one method")
+        methods, color = validate(methods, color or DEFAULT_COLOR_MODE)
         with gate.slot() as deadline:
             return fuse_uploads(mr, func, methods, color, modality, deadline.check)
 
