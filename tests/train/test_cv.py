@@ -6,13 +6,15 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from msgfusion.cli import main
 from msgfusion.data.datasets import load_aanlib
 from msgfusion.train.cv import CV_METRICS, case_folds, case_of, summarise
-from msgfusion.train.data import random_crop_flip
+from msgfusion.io.color import luminance, v_prime
+from msgfusion.train.data import jitter_intensity, preload, random_crop_flip
 
 
 def test_case_of_atlas_names() -> None:
@@ -51,6 +53,28 @@ def test_transpose_swaps_axes_of_every_tensor_alike() -> None:
             assert torch.equal(out["mr"][i], x[i]) or torch.equal(out["mr"][i], x[i].mT)
             swapped += not torch.equal(out["mr"][i], x[i])
     assert 0 < swapped < 16
+
+
+@pytest.mark.parametrize("pair_type", ["PET-MRI", "CT-MRI"])
+def test_jitter_changes_each_case_and_keeps_derived_views_exact(aanlib_dir: Path,
+                                                                 pair_type: str) -> None:
+    pairs = list(load_aanlib(aanlib_dir, "train", [pair_type])[0])[:3]
+    batch = preload(pairs)
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    assert jitter_intensity(batch, 0.0, generator) is batch
+    assert torch.equal(generator.get_state(), state)  # off: no random number drawn
+    out = jitter_intensity(batch, 0.3, generator)
+    for i, pair in enumerate(pairs):
+        func = out["func"][i].permute(1, 2, 0).numpy()
+        grey = func[..., 0] if not pair.is_color else func
+        assert not torch.allclose(out["mr"][i], batch["mr"][i])
+        assert not torch.allclose(out["func"][i], batch["func"][i])
+        assert out["mr"][i].max() <= 1 and out["func"][i].max() <= 1
+        # the views a FusionPair derives, recomputed from the changed functional image
+        assert np.array_equal(out["func_gray"][i, 0].numpy(), luminance(func))
+        assert np.allclose(out["v_prime"][i, 0].numpy(), v_prime(grey), atol=1e-6)
+    assert torch.equal(batch["mr"], preload(pairs)["mr"])  # the input is not changed
 
 
 def _row(pair: str, fold: int, method: str, value: float, epoch: str = "last") -> dict:

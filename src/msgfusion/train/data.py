@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 
+from msgfusion.io.color import luminance, v_prime
 from msgfusion.model.inputs import Batch, batch_from_pairs
 from msgfusion.pair import FusionPair
 from msgfusion.progress import progress_bar
@@ -56,3 +58,27 @@ def random_crop_flip(batch: Batch, size: int, flip: bool, generator: torch.Gener
             x = x.flip(dims) if dims else x
             out[key].append(x.transpose(-1, -2) if swap else x)
     return {key: torch.stack(values) for key, values in out.items()}
+
+
+def jitter_intensity(batch: Batch, amount: float, generator: torch.Generator) -> Batch:
+    """What differs between cases in the grey levels: each sample's MR and functional image get
+    their own gamma ``exp(u)`` and gain ``exp(-|w|)``, u, w ~ U(-amount, amount) (a gain below 1:
+    a scan that does not reach the top of the range), ``x -> gain * x ** gamma`` on every
+    channel; ``func_gray`` and ``v_prime`` are then recomputed from the changed functional image
+    exactly as :class:`~msgfusion.pair.FusionPair` computes them, so the whole-image min-max of
+    V' holds (call before cropping). ``amount`` 0 draws no random number."""
+    if not amount:
+        return batch
+    out = {key: value.clone() for key, value in batch.items()}
+    for i in range(len(out["mr"])):
+        u = (torch.rand(4, generator=generator) * 2 - 1) * amount
+        gamma_mr, gamma_func = float(u[0].exp()), float(u[1].exp())
+        gain_mr, gain_func = float((-u[2].abs()).exp()), float((-u[3].abs()).exp())
+        out["mr"][i] = gain_mr * batch["mr"][i].clamp(0, 1) ** gamma_mr
+        func = gain_func * batch["func"][i].clamp(0, 1) ** gamma_func
+        out["func"][i] = func
+        rgb = func.permute(1, 2, 0).numpy()
+        grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all())
+        out["func_gray"][i, 0] = torch.from_numpy(np.asarray(luminance(rgb), np.float32))
+        out["v_prime"][i, 0] = torch.from_numpy(v_prime(rgb[..., 0] if grey else rgb))
+    return out

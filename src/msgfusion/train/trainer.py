@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from msgfusion.model.inputs import Batch, Forward, grey_pair_forward
 from msgfusion.progress import progress_bar
-from msgfusion.train.data import random_crop_flip, subset
+from msgfusion.train.data import jitter_intensity, random_crop_flip, subset
 from msgfusion.train.losses import LossFn
 
 Validate = Callable[[nn.Module], dict[str, float]]
@@ -47,6 +47,7 @@ class TrainConfig:
     crop: int = 128  # random square crops for training (0: whole images)
     flip: bool = True
     transpose: bool = False  # with flip: all 8 symmetries of the square (rotations by 90 degrees)
+    jitter: float = 0.0  # per-sample gamma and gain of each source (data.jitter_intensity)
     seed: int = 0
     num_threads: int = 2
     device: str = "auto"  # "auto": CUDA when available, else CPU
@@ -123,6 +124,7 @@ class Trainer:
         sums: dict[str, float] = {}
         for s in range(steps):
             batch = subset(data, order[s * c.batch_size: (s + 1) * c.batch_size])
+            batch = jitter_intensity(batch, c.jitter, self.generator)
             batch = random_crop_flip(batch, c.crop, c.flip, self.generator, c.transpose)
             terms = self.train_step({k: v.to(self.device) for k, v in batch.items()})
             for key, value in terms.items():
