@@ -39,3 +39,19 @@ def test_cohort_md_is_rendered_from_its_measurements():
     script = _script("cohort")
     page = script.render(*script.load_measurements(REPO / "docs" / "cohort.json"))
     assert page == (REPO / "docs" / "cohort.md").read_text(encoding="utf-8")
+
+
+def test_the_goal_ranks_the_metrics_that_five_published_methods_report():
+    """Issue 33: EN is not ranked, and |rSFe| only where at least five published methods report
+    it (CT-MRI; for PET-MRI and SPECT-MRI three do)."""
+    from msgfusion.bench.peers import parse_peers
+
+    script = _script("msgfusion_results")
+    peers = parse_peers(script.PEERS)
+    ranked = {g: [c.label for c in script.ranked_columns(p)] for g, p in peers.items()}
+    assert ranked == {"CT-MRI": ["SD", "MI", "|rSFe|", "Q_S", "VIFF", "Qabf"],
+                      "PET-MRI": ["SD", "MI", "Q_S", "VIFF", "Qabf"],
+                      "SPECT-MRI": ["SD", "MI", "Q_S", "VIFF", "Qabf"]}
+    estimate = {"SD": (80.0, "a"), "|rSFe|": (0.07, "b")}
+    summary = {"SD": {"mean": 81.0}, "rSFe": {"mean": -0.08}}
+    assert script._firsts_on_folds(summary, estimate) == ["SD"]  # |rSFe| 0.08 > 0.07 loses
