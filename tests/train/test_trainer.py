@@ -65,6 +65,28 @@ def test_fit_writes_log_and_checkpoint_and_resumes_identically(aanlib_dir: Path,
         assert [r["epoch"] for r in csv.DictReader(fh)] == ["1"]
 
 
+def test_log_keeps_every_value_under_its_column_when_some_epochs_are_scored(
+        aanlib_dir: Path, tmp_path: Path) -> None:
+    """Scoring every second epoch adds columns mid-run: the log is rewritten under the wider
+    header instead of rows longer than their header."""
+    data = {k: v[:, :, :64, :64] for k, v in _few_pairs(aanlib_dir, 1).items()}
+    calls = iter([0.25, 0.5])
+
+    def validate(model: torch.nn.Module) -> dict[str, float]:
+        return {"score": next(calls)}
+
+    cfg = TrainConfig(epochs=4, batch_size=2, crop=32, num_threads=1, seed=0)
+    trainer = Trainer(MsgFusionNet(lite()), FusionLoss(), cfg, forward=msgfusion_forward)
+    trainer.fit(data, tmp_path, validate=validate, validate_every=2)
+    with (tmp_path / "log.csv").open(newline="") as fh:
+        lines = list(csv.reader(fh))
+    assert {len(line) for line in lines} == {len(lines[0])}  # no row longer than the header
+    assert lines[0][-1] == "seconds"
+    rows = [dict(zip(lines[0], line)) for line in lines[1:]]
+    assert [r["val_score"] for r in rows] == ["", "0.25", "", "0.5"]
+    assert all(float(r["seconds"]) >= 0 for r in rows)
+
+
 def test_crop_flip_keeps_the_pair_aligned() -> None:
     x = torch.arange(2 * 16 * 16, dtype=torch.float32).view(2, 1, 16, 16)
     out = random_crop_flip({"a": x, "b": x.clone()}, 8, True, torch.Generator().manual_seed(1))

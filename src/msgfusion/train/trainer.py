@@ -188,9 +188,24 @@ class Trainer:
 
     @staticmethod
     def _append_log(path: Path, row: dict[str, float]) -> None:
-        new = not path.exists()
-        with path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        """Append one epoch's row. A row with columns the file lacks (the first validated epoch
+        when only every n-th epoch is scored) rewrites the file under the wider header, earlier
+        rows empty there, so that every value stays under its own name; seconds stays last."""
+        header: list[str] = []
+        if path.exists():
+            with path.open(newline="") as fh:
+                header = next(csv.reader(fh), [])
+        if header and set(row) <= set(header):
+            with path.open("a", newline="") as fh:
+                csv.DictWriter(fh, fieldnames=header, restval="").writerow(row)
+            return
+        rows: list[dict[str, str]] = []
+        if header:
+            with path.open(newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        columns = [c for c in header + [c for c in row if c not in header] if c != "seconds"]
+        columns += ["seconds"] if "seconds" in row or "seconds" in header else []
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows([*rows, row])
