@@ -45,7 +45,7 @@ from msgfusion.bench.runner import BenchResult, run_bench
 from msgfusion.bench.tables import column_for, group_stats, md_cell
 from msgfusion.bench.timing import network_size, time_fuse
 from msgfusion.cli import main as cli_main
-from msgfusion.data.datasets import load_aanlib
+from msgfusion.data.datasets import AANLIB_PAIRS, load_aanlib
 from msgfusion.io.color import restore_color, to_uint8
 from msgfusion.io.figures import side_by_side
 from msgfusion.io.images import write_image
@@ -405,37 +405,42 @@ def _best_epoch_note(log: list[dict[str, str]]) -> str:
     return f" (weights of epoch {best['epoch']}, best on its validation pairs)"
 
 
-def speed_section(pair: FusionPair, repeats: int) -> list[str]:
-    """Times with 1 and 2 torch threads (on the shared 2-core machine 2 threads can lose to 1)."""
+def speed_section(repeats: int) -> list[str]:
+    """Times with 1 and 2 torch threads (on the shared 2-core machine 2 threads can lose to 1),
+    per modality: each has its own network, of its own width."""
     load_before = os.getloadavg()[0]
-    folder = DATA / "PET-MRI" / "test"
-    rows: dict[str, list[float]] = {"network, batch 1 (tensors prepared from a FusionPair)": [],
-                                    "network, batch 16 (forward passes of 4 pairs)": [],
-                                    "`msgfusion fuse-dir`, 24 PET-MRI pairs (PNG read, fuse, "
-                                    "colour, PNG write; warm, in-process)": [],
-                                    "the same with `--method average` (the I/O + colour floor)": []}
+    pairs = {group: load_aanlib(DATA, "test", [group])[0][0] for group in AANLIB_PAIRS}
+    rows: dict[str, list[float]] = {}
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        times = [time_network(pair, 1, repeats), time_network(pair, 16, max(2, repeats // 3)),
-                 time_fuse_dir(folder, OURS, 3), time_fuse_dir(folder, "average", 3)]
-        for row, seconds in zip(rows.values(), times):
-            row.append(seconds)
+        times = {}
+        for pair in pairs.values():
+            times[f"{pair.modality} network, batch 1 (tensors prepared from a FusionPair)"] = \
+                time_network(pair, 1, repeats)
+        pet = pairs["PET-MRI"]
+        times["PET network, batch 16 (forward passes of 4 pairs)"] = \
+            time_network(pet, 16, max(2, repeats // 3))
+        for group in pairs:
+            times[f"`msgfusion fuse-dir`, 24 {group} pairs (PNG read, fuse, colour, PNG write; "
+                  "warm, in-process)"] = time_fuse_dir(DATA / group / "test", OURS, 3)
+        times["the same for PET-MRI with `--method average` (the I/O + colour floor)"] = \
+            time_fuse_dir(DATA / "PET-MRI" / "test", "average", 3)
+        for what, seconds in times.items():
+            rows.setdefault(what, []).append(seconds)
     load_after = os.getloadavg()[0]
     ours = get_method(OURS)
-    _, macs = network_size(ours, pair)
-    params = sum(p.numel() for p in ours.model.parameters())
-    nets = getattr(ours.model, "nets", {})
-    sizes = ", ".join(f"{m} {sum(p.numel() for p in n.parameters()):,}" for m, n in nets.items())
-    nets_note = (f" in all ({len(nets)} networks, one per modality: {sizes}; one runs per pair; "
-                 f"multiply-adds for the {pair.modality} network)" if nets else "")
+    nets = []
+    for pair in pairs.values():
+        params, macs = network_size(ours, pair)
+        nets.append(f"{pair.modality} {params:,} parameters, {macs / 1e6:.1f} M multiply-adds")
     train_s, trained, _ = training_summary()
     return [
         "## Speed", "",
         f"This machine: 2 CPU cores shared with other developers' jobs (1-minute load average "
         f"{load_before:.1f} before and {load_after:.1f} after the timings; 2.0 is the machine "
         "fully busy), BatchNorm folded, `torch.inference_mode`, median of repeated runs.", "",
-        f"Network `lite`: {params:,} parameters{nets_note}, {macs / 1e6:.1f} M multiply-adds per "
-        "256 x 256 pair (`torch.utils.flop_counter.FlopCounterMode`, FFTs not counted).", "",
+        "One network per modality, one runs per pair; per 256 x 256 pair: " + "; ".join(nets)
+        + " (`torch.utils.flop_counter.FlopCounterMode`, FFTs not counted).", "",
         "| time per 256 x 256 pair | 1 thread | 2 threads |", "|---|---|---|",
         *[f"| {what} | {t[0] * 1e3:.1f} ms | {t[1] * 1e3:.1f} ms |" for what, t in rows.items()],
         "",
@@ -526,7 +531,6 @@ def figure(path: Path) -> None:
 
 def generated(args: argparse.Namespace) -> list[str]:
     train_s, trained, cfg = training_summary()
-    pair = load_aanlib(DATA, "test", ["PET-MRI"])[0][0]
     lines = [MARKER, "", "## Shipped weights", "",
              "`src/msgfusion/model/weights/msgfusion_lite.pt` (fp16), with its resolved config "
              "and training log beside it, is reproduced (seeded) by:", "", "```bash",
@@ -542,7 +546,7 @@ def generated(args: argparse.Namespace) -> list[str]:
     lines += ["![one test pair per modality: MR, functional, average, max, msgfusion (ycbcr, hsv)]"
               "(msgfusion_examples.png)", ""]
     lines += cv_section()
-    lines += speed_section(pair, args.repeats)
+    lines += speed_section(args.repeats)
     if args.ablation:
         lines += ablation_section(args.ablation, args.jobs)
     elif previous := previous_ablation(Path(args.docs) / "msgfusion.md"):
