@@ -28,7 +28,7 @@ def test_the_shipped_networks_recipes_are_found_among_the_cv_recipes():
 
     script = _script("msgfusion_results")
     configs = {p.stem: ExperimentConfig.from_file(p) for p in sorted(script.CV_DIR.glob("*.json"))}
-    expected = {"CT-MRI": "ct_wider", "PET-MRI": "shipped_full", "SPECT-MRI": "spect_full"}
+    expected = {"CT-MRI": "ct_wider", "PET-MRI": "shipped_full", "SPECT-MRI": "spect_contrast_mi"}
     for group, recipe in expected.items():
         have = [r for r, c in configs.items() if group in c.pairs]
         assert script._shipped_recipe(configs, have, group) == recipe
