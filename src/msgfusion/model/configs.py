@@ -85,7 +85,8 @@ def paper() -> MsgFusionConfig:
 
 
 def lite() -> MsgFusionConfig:
-    """The shipped default: the same modules, 4 channels at full resolution, the rest at 1/2-1/4.
+    """The base of the shipped networks: the same modules, 4 channels at full resolution, the rest
+    at 1/2-1/4 (the shipped config widens it per modality: CT 16, PET and SPECT 8 channels).
 
     At full resolution only SF1 (7x7, 1 -> 4), the GV1 stem (3x3, 3 -> 4) and 1x1 heads run;
     SF2 works at 1/4 resolution and GV1's encoder/decoder at 1/2 and 1/4 (about 66 M
