@@ -87,6 +87,12 @@ def bench(color: str) -> BenchResult:
     return run_bench(config, progress=False)
 
 
+@cache
+def published() -> dict[str, dict[str, dict[str, float]]]:
+    """peers.md, read once per generation: ``{pair type: {method: {column: mean}}}``."""
+    return parse_peers(PEERS)
+
+
 def ranked_columns(published: dict[str, dict[str, float]]) -> list:
     """The metrics the restated goal ranks (issue 33): the paper metrics other than EN that at
     least :data:`MIN_REPORTED` of the ``published`` methods report."""
@@ -99,11 +105,11 @@ def standing(result: BenchResult, group: str) -> dict:
     rank among the published methods + itself, the best published value and method, pixel
     max's value; ``firsts``; ``floor``: the metrics of :data:`QUALITY` where it is at or above
     pixel max; ``met``."""
-    published = parse_peers(PEERS)[group]
+    peers = published()[group]
     _, stats = group_stats(result, group)
     rows = {}
-    for col in ranked_columns(published):
-        rivals = {m: v[col.label] for m, v in published.items() if col.label in v}
+    for col in ranked_columns(peers):
+        rivals = {m: v[col.label] for m, v in peers.items() if col.label in v}
         best = (max if col.direction == "higher" else min)(rivals, key=rivals.__getitem__)
         ours = stats[OURS][col.label][0]
         rows[col.label] = {"ours": ours, "rank": rank_among(ours, list(rivals.values()),
@@ -149,7 +155,7 @@ def goal_section() -> list[str]:
     ceiling for a fusion that keeps the no-signal background black
     (:func:`msgfusion.metrics.entropy_ceiling`), reported, not ranked."""
     result = bench("ycbcr")
-    peers = parse_peers(PEERS)
+    peers = published()
     rows, en_rows = [], []
     for group in result.groups:
         s = standing(result, group)
@@ -161,12 +167,12 @@ def goal_section() -> list[str]:
         pairs = list(load_aanlib(DATA, "test", [group])[0])
         ceiling = statistics.fmean(
             entropy_ceiling(np.round(p.mr * 255), np.round(p.func_gray * 255)) for p in pairs)
-        published = {m: v["EN"] for m, v in peers[group].items() if "EN" in v}
-        top = max(published, key=published.__getitem__)
+        en = {m: v["EN"] for m, v in peers[group].items() if "EN" in v}
+        top = max(en, key=en.__getitem__)
         _, stats = group_stats(result, group)
         en_rows.append(f"| {group} | {stats[OURS]['EN'][0]:.4g} | {ceiling:.3f} | "
-                       f"{published[top]:.4g} ({top}); "
-                       f"{sum(v > ceiling for v in published.values())} of {len(published)} "
+                       f"{en[top]:.4g} ({top}); "
+                       f"{sum(v > ceiling for v in en.values())} of {len(en)} "
                        "above the ceiling |")
     return ["## The goal, metric by metric", "",
             "Issue 33: first among the published methods of `peers.md` on at least "
@@ -197,13 +203,13 @@ def published_on_folds(group: str, references: dict[str, dict[str, float]]) -> d
     LP, DWT and GFF are published methods and references at once, so their estimate is their
     own CV score to within how far our implementation is from theirs on the test split.
     ``references``: the CV means of the reference methods (rSFe signed, its magnitude used)."""
-    published = parse_peers(PEERS)[group]
+    peers = published()[group]
     _, test = group_stats(bench("ycbcr"), group)
     out = {}
-    for col in ranked_columns(published):
+    for col in ranked_columns(peers):
         key = _cv_key(col.label)
         estimates = {}
-        for method, values in published.items():
+        for method, values in peers.items():
             if col.label not in values:
                 continue
             ref = min(references, key=lambda r: abs(np.log(test[r][col.label][0]
@@ -220,8 +226,9 @@ def _firsts_on_folds(summary: dict, estimate: dict) -> list[str]:
     """The ranked metrics on which a recipe's CV mean beats the estimated best published."""
     firsts = []
     for label, (value, _) in estimate.items():
-        ours = abs(summary[_cv_key(label)]["mean"])
-        if (ours < value) if label == "|rSFe|" else (ours > value):
+        key = _cv_key(label)
+        ours = abs(summary[key]["mean"])
+        if (ours > value) if column_for(key).direction == "higher" else (ours < value):
             firsts.append(label)
     return firsts
 
@@ -487,7 +494,7 @@ def ablation_section(epochs: int, jobs: int) -> list[str]:
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
         trained = dict(zip((run[1] for run in flat), pool.map(_train_run, flat)))
     groups = {f.label.split("/")[0]: list(f) for f in load_aanlib(DATA, "test")}
-    peers = parse_peers(PEERS)
+    peers = published()
     cols = [column_for(m) for m in PAPER_METRICS]
     lines = ["## Ablation", "",
              f"The shipped recipe with every network trained for {epochs} epochs (shipped: "

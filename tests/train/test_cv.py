@@ -12,8 +12,8 @@ import torch
 
 from msgfusion.cli import main
 from msgfusion.data.datasets import load_aanlib
-from msgfusion.train.cv import CV_METRICS, case_folds, case_of, summarise
 from msgfusion.io.color import luminance, v_prime
+from msgfusion.train.cv import CV_METRICS, case_folds, case_of, summarise
 from msgfusion.train.data import jitter_intensity, preload, random_crop_flip
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import numpy as np
 import torch
 
 from msgfusion.io.color import luminance, v_prime
@@ -79,6 +78,6 @@ def jitter_intensity(batch: Batch, amount: float, generator: torch.Generator) ->
         out["func"][i] = func
         rgb = func.permute(1, 2, 0).numpy()
         grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all())
-        out["func_gray"][i, 0] = torch.from_numpy(np.asarray(luminance(rgb), np.float32))
+        out["func_gray"][i, 0] = torch.from_numpy(luminance(rgb))
         out["v_prime"][i, 0] = torch.from_numpy(v_prime(rgb[..., 0] if grey else rgb))
     return out

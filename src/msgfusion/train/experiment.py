@@ -50,7 +50,7 @@ from msgfusion.model.msgfusion import FusionModel, MsgFusionNet, PerModality, sa
 from msgfusion.pair import FusionPair
 from msgfusion.train.data import preload
 from msgfusion.train.losses import FusionLoss, LossConfig
-from msgfusion.train.trainer import Trainer, TrainConfig
+from msgfusion.train.trainer import Trainer, TrainConfig, write_log
 from msgfusion.train.validation import Validator, split_validation
 
 WEIGHTS_FILE = "msgfusion.pt"
@@ -145,18 +145,10 @@ def _merge_logs(runs: dict[str, Path], path: Path) -> None:
     """The per-modality logs in one CSV, with a ``pairs`` column first; the columns are the
     union of the runs' (their loss terms may differ), empty where a run has no such term."""
     rows: list[dict[str, str]] = []
-    columns = ["pairs"]
     for name, run in runs.items():
         with (run / "log.csv").open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            columns += [c for c in reader.fieldnames or [] if c not in columns]
-            rows += [{"pairs": name, **row} for row in reader]
-    last = [c for c in columns if c == "seconds"]  # keep seconds last, as in every run's log
-    columns = [c for c in columns if c != "seconds"] + last
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+            rows += [{"pairs": name, **row} for row in csv.DictReader(fh)]
+    write_log(path, rows)
 
 
 def train_msgfusion(cfg: ExperimentConfig, data_root: str | os.PathLike,

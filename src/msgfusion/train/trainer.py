@@ -189,8 +189,8 @@ class Trainer:
     @staticmethod
     def _append_log(path: Path, row: dict[str, float]) -> None:
         """Append one epoch's row. A row with columns the file lacks (the first validated epoch
-        when only every n-th epoch is scored) rewrites the file under the wider header, earlier
-        rows empty there, so that every value stays under its own name; seconds stays last."""
+        when only every n-th epoch is scored) rewrites the file under the wider header
+        (:func:`write_log`), so that every value stays under its own name."""
         header: list[str] = []
         if path.exists():
             with path.open(newline="") as fh:
@@ -199,13 +199,19 @@ class Trainer:
             with path.open("a", newline="") as fh:
                 csv.DictWriter(fh, fieldnames=header, restval="").writerow(row)
             return
-        rows: list[dict[str, str]] = []
+        rows: list[dict] = []
         if header:
             with path.open(newline="") as fh:
                 rows = list(csv.DictReader(fh))
-        columns = [c for c in header + [c for c in row if c not in header] if c != "seconds"]
-        columns += ["seconds"] if "seconds" in row or "seconds" in header else []
-        with path.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns, restval="")
-            writer.writeheader()
-            writer.writerows([*rows, row])
+        write_log(path, [*rows, row])
+
+
+def write_log(path: Path, rows: list[dict]) -> None:
+    """A training log as CSV: the columns of all ``rows`` in order of appearance, ``seconds``
+    last as in every run's log, empty where a row has no such column."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    columns = [c for c in columns if c != "seconds"] + [c for c in columns if c == "seconds"]
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
