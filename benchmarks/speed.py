@@ -130,10 +130,13 @@ def probe(spec: dict) -> dict:
     }
     if spec.get("jit"):
         result["jit"] = _python_vs_traced(method, pairs, timed)
-    if spec.get("fused"):
+    if spec.get("fused"):  # with the weights file named (both trees: the same weights)
+        from msgfusion.methods.msgfusion import MsgFusion
+
+        same = MsgFusion(spec["weights"]) if spec.get("weights") else method
         outputs = {}
         for f in load_aanlib(aanlib, "test"):
-            outputs[f.modality] = np.stack(fuse_pairs(method, [f[i] for i in range(len(f))]))
+            outputs[f.modality] = np.stack(fuse_pairs(same, [f[i] for i in range(len(f))]))
         np.savez(spec["fused"], **outputs)
     return result
 
@@ -476,7 +479,8 @@ def report(r: dict) -> str:
         "",
         "## Numerical equality",
         "",
-        f"Fused intensities of the current tree against {BASE}'s on all 72 test pairs: max "
+        f"Fused intensities of the current tree against {BASE}'s on all 72 test pairs, both "
+        f"with {BASE}'s shipped weights (the inference path, not the weights, compared): max "
         f"|difference| {r['equality']['max']:.1e}, mean {r['equality']['mean']:.1e}; "
         f"{r['equality']['changed']} of {r['equality']['pixels']} pixels change their 8-bit "
         "value (rounding ties). tests/methods/test_inference.py checks the fast path against "
@@ -593,6 +597,9 @@ def main() -> None:
                     **({"chunk": 4} if key == "1c" else {})}
         if key == "1":
             old_spec["fused"], new_spec["fused"] = str(work / "old.npz"), str(work / "new.npz")
+            # the inference path alone: the current tree fuses with the base's shipped weights
+            new_spec["weights"] = str(old_src / "msgfusion" / "model" / "weights"
+                                      / "msgfusion_lite.pt")
             new_spec["jit"] = new_spec["serial"] = True
             result["prev"] = run_probe(prev_src, {**common, "extra": threads})
         result["old"][key] = run_probe(old_src, old_spec)
